@@ -1,0 +1,229 @@
+//! Gradient storage, keyed by tensor id, holding buffers of any float dtype.
+
+use crate::device::{Device, Layout};
+use crate::dtypes::Float;
+use crate::error::{Error, Result};
+use crate::shapes::{Dims, Shape};
+use crate::tensor::Tensor;
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Identifies a tensor value. Ids grow over time, so an op's output always has a larger id than its
+/// inputs: sorting by id is a topological order of the recorded graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UniqueId(u64);
+
+impl UniqueId {
+    /// A fresh id.
+    pub fn next() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(1);
+        UniqueId(COUNTER.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Keep {
+    All,
+    Only(HashSet<UniqueId>),
+}
+
+/// The gradients of a backward pass: one buffer per tensor id, each with that tensor's shape.
+///
+/// Gradients made by [`Tensor::alloc_grads`] keep only the tensors they were allocated for (the
+/// parameters); [`Gradients::leaky`] keeps every intermediate too. Reusing a `Gradients` for
+/// several backward passes adds the gradients up (gradient accumulation).
+///
+/// ```
+/// use tensile::prelude::*;
+/// let dev = Cpu::seeded(0);
+/// let w: Tensor<Rank1<3>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0]);
+/// let g = w.alloc_grads();
+/// let g = w.trace(g).square().sum::<Rank0, _>().backward();
+/// assert_eq!(g.get(&w).to_vec(), vec![2.0, 4.0, 6.0]);
+/// // a second pass into the same gradients accumulates
+/// let g = w.trace(g).square().sum::<Rank0, _>().backward();
+/// assert_eq!(g.get(&w).to_vec(), vec![4.0, 8.0, 12.0]);
+/// ```
+pub struct Gradients<D: Device> {
+    grads: HashMap<UniqueId, Box<dyn Any + Send + Sync>>,
+    keep: Keep,
+    _device: core::marker::PhantomData<fn() -> D>,
+}
+
+impl<D: Device> Default for Gradients<D> {
+    fn default() -> Self {
+        Self::leaky()
+    }
+}
+
+impl<D: Device> core::fmt::Debug for Gradients<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Gradients")
+            .field("tensors", &self.grads.len())
+            .field("keep", &self.keep)
+            .finish()
+    }
+}
+
+impl<D: Device> Gradients<D> {
+    /// Gradients that keep every tensor's gradient, intermediates included.
+    pub fn leaky() -> Self {
+        Self {
+            grads: HashMap::new(),
+            keep: Keep::All,
+            _device: core::marker::PhantomData,
+        }
+    }
+
+    /// Gradients that keep only the tensors later passed to [`Gradients::keep`] (or allocated by
+    /// [`Tensor::alloc_grads`]).
+    pub fn only_kept() -> Self {
+        Self {
+            grads: HashMap::new(),
+            keep: Keep::Only(HashSet::new()),
+            _device: core::marker::PhantomData,
+        }
+    }
+
+    /// Keeps `t`'s gradient after the backward pass, allocating it as zeros.
+    pub fn keep<S: Shape, E: Float, T>(&mut self, t: &Tensor<S, E, D, T>) {
+        if let Keep::Only(set) = &mut self.keep {
+            set.insert(t.id);
+        }
+        self.get_or_zeros::<E>(&t.device, t.id, t.shape.numel());
+    }
+
+    /// The gradient of `t`, with `t`'s shape.
+    ///
+    /// # Panics
+    /// When the backward pass did not reach `t`; [`Gradients::try_get`] returns an `Err` instead.
+    pub fn get<S: Shape, E: Float, T>(&self, t: &Tensor<S, E, D, T>) -> Tensor<S, E, D> {
+        self.try_get(t).expect("Gradients::get: no gradient for this tensor")
+    }
+
+    /// The gradient of `t`, or [`Error::NoGradient`].
+    pub fn try_get<S: Shape, E: Float, T>(&self, t: &Tensor<S, E, D, T>) -> Result<Tensor<S, E, D>> {
+        let g = self.storage::<E>(t.id).ok_or(Error::NoGradient)?;
+        let data = t.device.download(g, &Layout::contiguous(t.shape.dims()));
+        Ok(Tensor::from_storage(t.device.clone(), t.device.upload(data), t.shape))
+    }
+
+    /// True when a gradient for `t` is held.
+    pub fn contains<S, E: Float, T>(&self, t: &Tensor<S, E, D, T>) -> bool {
+        self.grads.contains_key(&t.id)
+    }
+
+    /// Sets every held gradient to zero (the buffers are kept for the next pass).
+    pub fn zero_grad<E: Float>(&mut self, dev: &D) {
+        for g in self.grads.values_mut() {
+            if let Some(s) = g.downcast_mut::<D::Storage<E>>() {
+                *s = dev.alloc_zeros(D::storage_len(s));
+            }
+        }
+    }
+
+    /// Drops every held gradient.
+    pub fn clear(&mut self) {
+        self.grads.clear();
+    }
+
+    /// The raw buffer of the gradient with this id.
+    pub fn storage<E: Float>(&self, id: UniqueId) -> Option<&D::Storage<E>> {
+        self.grads.get(&id)?.downcast_ref()
+    }
+
+    pub(crate) fn get_or_zeros<E: Float>(&mut self, dev: &D, id: UniqueId, len: usize) -> &mut D::Storage<E> {
+        let entry = self.grads.entry(id).or_insert_with(|| Box::new(dev.alloc_zeros::<E>(len)));
+        entry
+            .downcast_mut::<D::Storage<E>>()
+            .expect("a tensor id was used with two dtypes")
+    }
+
+    fn is_kept(&self, id: UniqueId) -> bool {
+        match &self.keep {
+            Keep::All => true,
+            Keep::Only(set) => set.contains(&id),
+        }
+    }
+
+    /// Drops the gradients of everything that is not kept.
+    pub(crate) fn retain_kept(&mut self) {
+        if let Keep::Only(set) = &self.keep {
+            self.grads.retain(|id, _| set.contains(id));
+        }
+    }
+
+    /// Joins two gradient sets (when two tapes merge).
+    pub(crate) fn absorb(&mut self, other: Gradients<D>) {
+        self.keep = match (core::mem::replace(&mut self.keep, Keep::All), other.keep) {
+            (Keep::Only(mut a), Keep::Only(b)) => {
+                a.extend(b);
+                Keep::Only(a)
+            }
+            _ => Keep::All,
+        };
+        for (id, g) in other.grads {
+            self.grads.entry(id).or_insert(g);
+        }
+    }
+
+    /// One step of the backward pass: `f(gy, [gx_0, ..])` with the gradient of an op's output and
+    /// mutable gradients of its inputs (zeros when new). Skipped when no gradient reached the output.
+    ///
+    /// An input listed twice (`x * x`) gets a scratch buffer for its second slot, added back after.
+    pub(crate) fn backward_step<E: Float, const N: usize>(
+        &mut self,
+        dev: &D,
+        out: UniqueId,
+        ins: [(UniqueId, usize); N],
+        f: impl FnOnce(&D::Storage<E>, [&mut D::Storage<E>; N]),
+    ) {
+        let Some(gy) = self.grads.remove(&out) else { return };
+        let gy = *gy.downcast::<D::Storage<E>>().expect("a tensor id was used with two dtypes");
+        let mut bufs: Vec<(UniqueId, D::Storage<E>, bool)> = Vec::with_capacity(N);
+        for (i, &(id, len)) in ins.iter().enumerate() {
+            let dup = ins[..i].iter().any(|(j, _)| *j == id);
+            let buf = if dup {
+                dev.alloc_zeros::<E>(len)
+            } else {
+                match self.grads.remove(&id) {
+                    Some(b) => *b.downcast::<D::Storage<E>>().expect("a tensor id was used with two dtypes"),
+                    None => dev.alloc_zeros::<E>(len),
+                }
+            };
+            bufs.push((id, buf, dup));
+        }
+        {
+            let mut refs = bufs.iter_mut().map(|(_, b, _)| b);
+            let arr: [&mut D::Storage<E>; N] = core::array::from_fn(|_| refs.next().expect("N buffers"));
+            f(&gy, arr);
+        }
+        // Put the inputs back (scratch buffers of duplicates are added to the first slot).
+        let mut pending: Vec<(UniqueId, D::Storage<E>)> = Vec::new();
+        for (id, buf, dup) in bufs {
+            if dup {
+                pending.push((id, buf));
+            } else {
+                self.grads.insert(id, Box::new(buf));
+            }
+        }
+        for (id, buf) in pending {
+            let len = D::storage_len(&buf);
+            let l = Layout::contiguous(Dims::from_slice(&[len]));
+            let dst = self.get_or_zeros::<E>(dev, id, len);
+            dev.copy_into(&buf, &l, dst, &l, true);
+        }
+        if self.is_kept(out) {
+            self.grads.insert(out, Box::new(gy));
+        }
+    }
+
+    /// Seeds the gradient of the tensor `backward` starts from.
+    pub(crate) fn seed<E: Float>(&mut self, dev: &D, id: UniqueId, len: usize) {
+        let g = self.get_or_zeros::<E>(dev, id, len);
+        let one = dev.upload(vec![E::one(); len]);
+        let l = Layout::contiguous(Dims::from_slice(&[len]));
+        dev.copy_into(&one, &l, g, &l, true);
+    }
+}

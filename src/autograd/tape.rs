@@ -1,0 +1,187 @@
+//! The tape types and how they merge.
+
+use super::gradients::{Gradients, UniqueId};
+use crate::device::Device;
+use crate::error::Result;
+use std::sync::{Arc, Mutex};
+
+/// A backward closure: reads the output's gradient, adds into the inputs'.
+pub(crate) type BackwardOp<D> = Box<dyn FnOnce(&mut Gradients<D>) -> Result<()> + Send>;
+
+/// What an op's output carries: either nothing ([`NoTape`]) or a recording ([`OwnedTape`]).
+pub trait Tape<D: Device>:
+    'static + Clone + Send + Sync + Merge<D, Self, Output = Self> + Merge<D, NoTape, Output = Self>
+{
+    /// Whether ops record backward closures.
+    const TAPED: bool;
+    /// Records the backward closure of the op `name` whose output is `out`.
+    fn add_backward_op<F>(&self, name: &'static str, out: UniqueId, op: F)
+    where
+        F: FnOnce(&mut Gradients<D>) -> Result<()> + Send + 'static;
+}
+
+/// Joins the tapes of two operands: the result records if either did.
+pub trait Merge<D: Device, Rhs> {
+    /// The tape of the result.
+    type Output: Tape<D>;
+    /// Joins the two.
+    fn merge(self, rhs: Rhs) -> Self::Output;
+}
+
+/// No recording: the tape of inference and of constants. `backward()` does not exist for it.
+///
+/// ```compile_fail
+/// use tensile::prelude::*;
+/// let dev = Cpu::seeded(0);
+/// let x: Tensor<Rank0, f32, Cpu> = dev.zeros();
+/// let _ = x.backward(); // no tape: no backward
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoTape;
+
+impl<D: Device> Tape<D> for NoTape {
+    const TAPED: bool = false;
+    #[inline]
+    fn add_backward_op<F>(&self, _name: &'static str, _out: UniqueId, _op: F)
+    where
+        F: FnOnce(&mut Gradients<D>) -> Result<()> + Send + 'static,
+    {
+    }
+}
+
+pub(crate) struct Recording<D: Device> {
+    pub(crate) ops: Vec<(UniqueId, &'static str, BackwardOp<D>)>,
+    pub(crate) grads: Gradients<D>,
+}
+
+enum Node<D: Device> {
+    Live(Recording<D>),
+    /// This recording was merged into another one; follow the link.
+    Merged(Arc<Mutex<Node<D>>>),
+}
+
+/// A recording of backward closures, with the gradients they will write into.
+///
+/// Cloning shares the recording (clones are handles to one tape), and merging two handles joins
+/// their recordings once; so a tensor can be used in several places and its gradients add up.
+///
+/// ```
+/// use tensile::prelude::*;
+/// let dev = Cpu::seeded(0);
+/// let x: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([3.0, -1.0]);
+/// let t = x.leaky_trace();
+/// let y = t.clone() * t;               // x used twice
+/// let g = y.sum::<Rank0, _>().backward();
+/// assert_eq!(g.get(&x).to_vec(), vec![6.0, -2.0]);
+/// ```
+pub struct OwnedTape<D: Device> {
+    node: Arc<Mutex<Node<D>>>,
+}
+
+impl<D: Device> Clone for OwnedTape<D> {
+    fn clone(&self) -> Self {
+        Self {
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl<D: Device> core::fmt::Debug for OwnedTape<D> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("OwnedTape")
+    }
+}
+
+impl<D: Device> OwnedTape<D> {
+    /// A tape that records into `grads`.
+    pub fn new(grads: Gradients<D>) -> Self {
+        Self {
+            node: Arc::new(Mutex::new(Node::Live(Recording { ops: Vec::new(), grads }))),
+        }
+    }
+
+    /// The live recording this handle leads to (links left by merges are followed).
+    fn root(&self) -> Arc<Mutex<Node<D>>> {
+        let mut cur = self.node.clone();
+        loop {
+            let next = match &*cur.lock().expect("tape lock") {
+                Node::Live(_) => None,
+                Node::Merged(next) => Some(next.clone()),
+            };
+            match next {
+                Some(n) => cur = n,
+                None => return cur,
+            }
+        }
+    }
+
+    /// Takes the recording out (for `backward`), leaving an empty one behind.
+    pub(crate) fn take_recording(&self) -> Recording<D> {
+        let root = self.root();
+        let mut node = root.lock().expect("tape lock");
+        let empty = Recording {
+            ops: Vec::new(),
+            grads: Gradients::leaky(),
+        };
+        match core::mem::replace(&mut *node, Node::Live(empty)) {
+            Node::Live(rec) => rec,
+            Node::Merged(_) => unreachable!("root() returns a live node"),
+        }
+    }
+}
+
+impl<D: Device> Tape<D> for OwnedTape<D> {
+    const TAPED: bool = true;
+    fn add_backward_op<F>(&self, name: &'static str, out: UniqueId, op: F)
+    where
+        F: FnOnce(&mut Gradients<D>) -> Result<()> + Send + 'static,
+    {
+        let root = self.root();
+        if let Node::Live(rec) = &mut *root.lock().expect("tape lock") {
+            rec.ops.push((out, name, Box::new(op)));
+        }
+    }
+}
+
+impl<D: Device> Merge<D, NoTape> for NoTape {
+    type Output = NoTape;
+    fn merge(self, _: NoTape) -> NoTape {
+        NoTape
+    }
+}
+
+impl<D: Device> Merge<D, NoTape> for OwnedTape<D> {
+    type Output = OwnedTape<D>;
+    fn merge(self, _: NoTape) -> Self {
+        self
+    }
+}
+
+impl<D: Device> Merge<D, OwnedTape<D>> for NoTape {
+    type Output = OwnedTape<D>;
+    fn merge(self, rhs: OwnedTape<D>) -> OwnedTape<D> {
+        rhs
+    }
+}
+
+impl<D: Device> Merge<D, OwnedTape<D>> for OwnedTape<D> {
+    type Output = OwnedTape<D>;
+    fn merge(self, rhs: OwnedTape<D>) -> Self {
+        let (a, b) = (self.root(), rhs.root());
+        if Arc::ptr_eq(&a, &b) {
+            return self;
+        }
+        let moved = {
+            let mut nb = b.lock().expect("tape lock");
+            match core::mem::replace(&mut *nb, Node::Merged(a.clone())) {
+                Node::Live(rec) => rec,
+                Node::Merged(_) => unreachable!("root() returns a live node"),
+            }
+        };
+        if let Node::Live(rec) = &mut *a.lock().expect("tape lock") {
+            rec.ops.extend(moved.ops);
+            rec.grads.absorb(moved.grads);
+        }
+        self
+    }
+}

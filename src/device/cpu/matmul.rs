@@ -1,0 +1,142 @@
+//! Matrix products through the `gemm` crate, which takes arbitrary strides: transposed and
+//! broadcast operands are multiplied where they lie, without a copy.
+
+use crate::device::Layout;
+use crate::dtypes::Float;
+use half::f16;
+
+/// Products smaller than this many multiply-adds run on one thread.
+const PAR_FLOPS: usize = 96 * 96 * 96;
+
+/// One past the largest storage offset a view reads.
+fn extent(l: &Layout) -> usize {
+    if l.numel() == 0 {
+        return l.offset;
+    }
+    l.offset + (0..l.dims.len()).map(|d| (l.dims[d] - 1) * l.strides[d]).sum::<usize>() + 1
+}
+
+/// `c (+)= a b` for rank-3 views `[batch, m, k] x [batch, k, n] -> [batch, m, n]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul<E: Float>(
+    a: &[E],
+    al: &Layout,
+    b: &[E],
+    bl: &Layout,
+    c: &mut [E],
+    cl: &Layout,
+    accumulate: bool,
+) {
+    let (batch, m, k, n) = (cl.dims[0], al.dims[1], al.dims[2], bl.dims[2]);
+    assert!(
+        al.dims[0] == batch && bl.dims[0] == batch && bl.dims[1] == k && cl.dims[1] == m && cl.dims[2] == n,
+        "matmul kernel: inconsistent views {al:?} {bl:?} {cl:?}"
+    );
+    assert!(extent(al) <= a.len() && extent(bl) <= b.len() && extent(cl) <= c.len(), "matmul kernel: view exceeds storage");
+    // Distinct output elements must not alias: every output stride of a dim > 1 is non-zero.
+    assert!((0..3).all(|d| cl.dims[d] <= 1 || cl.strides[d] != 0), "matmul kernel: output view aliases itself");
+    if batch == 0 || m == 0 || n == 0 {
+        return;
+    }
+
+    if let (Some(a), Some(b)) = (downcast::<E, f32>(a), downcast::<E, f32>(b)) {
+        gemm_batched(a, al, b, bl, downcast_mut::<E, f32>(c).expect("same dtype"), cl, accumulate, 1.0, 0.0);
+    } else if let (Some(a), Some(b)) = (downcast::<E, f64>(a), downcast::<E, f64>(b)) {
+        gemm_batched(a, al, b, bl, downcast_mut::<E, f64>(c).expect("same dtype"), cl, accumulate, 1.0, 0.0);
+    } else if let (Some(a), Some(b)) = (downcast::<E, f16>(a), downcast::<E, f16>(b)) {
+        gemm_batched(a, al, b, bl, downcast_mut::<E, f16>(c).expect("same dtype"), cl, accumulate, f16::ONE, f16::ZERO);
+    } else {
+        // bf16 (gemm has no bf16 kernel): multiply in f32, round once at the end.
+        let widen = |s: &[E], l: &Layout| -> (Vec<f32>, Layout) {
+            let mut out = vec![0f32; l.numel()];
+            super::strided::zip_map(&mut out, &l.dims, [(s, l)], |o, [v]| *o = v.as_f32());
+            (out, Layout::contiguous(l.dims))
+        };
+        let (a32, al32) = widen(a, al);
+        let (b32, bl32) = widen(b, bl);
+        let (mut c32, cl32) = if accumulate {
+            widen(c, cl)
+        } else {
+            (vec![0f32; cl.numel()], Layout::contiguous(cl.dims))
+        };
+        gemm_batched(&a32, &al32, &b32, &bl32, &mut c32, &cl32, accumulate, 1.0, 0.0);
+        let mut idx = [0usize; 3];
+        for v in c32 {
+            c[cl.offset_of(&idx)] = E::cast_f32(v);
+            for d in (0..3).rev() {
+                idx[d] += 1;
+                if idx[d] < cl.dims[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
+fn downcast<E: 'static, T: 'static>(s: &[E]) -> Option<&[T]> {
+    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<T>() {
+        // SAFETY: E and T are the same type (equal TypeIds), so the slice is reinterpreted as itself.
+        Some(unsafe { core::slice::from_raw_parts(s.as_ptr() as *const T, s.len()) })
+    } else {
+        None
+    }
+}
+
+fn downcast_mut<E: 'static, T: 'static>(s: &mut [E]) -> Option<&mut [T]> {
+    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<T>() {
+        // SAFETY: E and T are the same type (equal TypeIds), so the slice is reinterpreted as itself.
+        Some(unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut T, s.len()) })
+    } else {
+        None
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_batched<T: 'static + Copy>(
+    a: &[T],
+    al: &Layout,
+    b: &[T],
+    bl: &Layout,
+    c: &mut [T],
+    cl: &Layout,
+    accumulate: bool,
+    one: T,
+    zero: T,
+) {
+    let (batch, m, k, n) = (cl.dims[0], al.dims[1], al.dims[2], bl.dims[2]);
+    let par = if m * n * k >= PAR_FLOPS {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    let s = |l: &Layout, d: usize| l.strides[d] as isize;
+    for i in 0..batch {
+        // SAFETY: the asserts in `matmul` check that every element each view addresses lies inside
+        // its slice (`extent`), and that the output view does not alias itself; `c` is borrowed
+        // mutably, so it does not overlap `a` or `b`.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                c.as_mut_ptr().add(cl.offset + i * cl.strides[0]),
+                s(cl, 2),
+                s(cl, 1),
+                accumulate,
+                a.as_ptr().add(al.offset + i * al.strides[0]),
+                s(al, 2),
+                s(al, 1),
+                b.as_ptr().add(bl.offset + i * bl.strides[0]),
+                s(bl, 2),
+                s(bl, 1),
+                if accumulate { one } else { zero },
+                one,
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    }
+}

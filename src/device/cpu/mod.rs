@@ -1,0 +1,368 @@
+//! The CPU device: rayon for parallel loops, the `gemm` crate for matrix products.
+
+mod cache;
+mod matmul;
+mod reduce;
+pub(crate) mod strided;
+
+use super::{Device, Layout};
+use crate::dtypes::{Dtype, Float};
+use crate::ops::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
+use cache::BufferCache;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::Distribution;
+use std::sync::{Arc, Mutex};
+use strided::zip_map;
+
+/// The CPU device. Cloning it is cheap and shares its random generator and buffer cache.
+///
+/// ```
+/// use tensile::prelude::*;
+/// let dev = Cpu::seeded(0);
+/// let t: Tensor<Rank1<3>, f32, Cpu> = dev.ones();
+/// assert_eq!(t.to_vec(), vec![1.0; 3]);
+/// ```
+#[derive(Clone)]
+pub struct Cpu {
+    rng: Arc<Mutex<StdRng>>,
+    cache: Arc<BufferCache>,
+}
+
+impl core::fmt::Debug for Cpu {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Cpu")
+    }
+}
+
+impl Default for Cpu {
+    /// A device seeded with 0, so that programs are reproducible unless asked otherwise.
+    fn default() -> Self {
+        Self::seeded(0)
+    }
+}
+
+impl Cpu {
+    /// A device whose random generator starts from `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))),
+            cache: Arc::new(BufferCache::default()),
+        }
+    }
+    /// Re-seeds the random generator.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(1);
+    /// let a: Tensor<Rank1<4>, f32, Cpu> = dev.randn();
+    /// dev.manual_seed(1);
+    /// let b: Tensor<Rank1<4>, f32, Cpu> = dev.randn();
+    /// assert_eq!(a.to_vec(), b.to_vec());
+    /// ```
+    pub fn manual_seed(&self, seed: u64) {
+        *self.rng.lock().expect("rng lock") = StdRng::seed_from_u64(seed);
+    }
+    /// Frees the buffers kept for reuse.
+    pub fn empty_cache(&self) {
+        self.cache.clear();
+    }
+    /// A buffer of `len` elements whose contents the caller overwrites entirely.
+    fn alloc_for_overwrite<E: Dtype>(&self, len: usize) -> CpuStorage<E> {
+        let data = self.cache.take(len).unwrap_or_else(|| vec![E::default(); len]);
+        CpuStorage {
+            data,
+            cache: Some(self.cache.clone()),
+        }
+    }
+    fn wrap<E: Dtype>(&self, data: Vec<E>) -> CpuStorage<E> {
+        CpuStorage {
+            data,
+            cache: Some(self.cache.clone()),
+        }
+    }
+    /// Reuses `x` as the output when the caller holds its only reference and it is laid out
+    /// exactly as the output will be; otherwise allocates.
+    fn reuse_or_alloc<E: Dtype>(&self, x: Arc<CpuStorage<E>>, l: &Layout) -> Result<CpuStorage<E>, Arc<CpuStorage<E>>> {
+        if l.offset == 0 && l.is_contiguous() && x.data.len() == l.numel() {
+            Arc::try_unwrap(x)
+        } else {
+            Err(x)
+        }
+    }
+}
+
+/// A CPU buffer. When dropped, large buffers go back to their device's cache.
+pub struct CpuStorage<E: Dtype> {
+    pub(crate) data: Vec<E>,
+    cache: Option<Arc<BufferCache>>,
+}
+
+impl<E: Dtype> CpuStorage<E> {
+    /// The elements.
+    pub fn as_slice(&self) -> &[E] {
+        &self.data
+    }
+}
+
+impl<E: Dtype> Drop for CpuStorage<E> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.take() {
+            cache.give(core::mem::take(&mut self.data));
+        }
+    }
+}
+
+impl Device for Cpu {
+    type Storage<E: Dtype> = CpuStorage<E>;
+
+    fn storage_len<E: Dtype>(s: &CpuStorage<E>) -> usize {
+        s.data.len()
+    }
+
+    fn alloc_zeros<E: Dtype>(&self, len: usize) -> CpuStorage<E> {
+        match self.cache.take::<E>(len) {
+            Some(mut v) => {
+                v.fill(E::default());
+                self.wrap(v)
+            }
+            None => self.wrap(vec![E::default(); len]),
+        }
+    }
+
+    fn upload<E: Dtype>(&self, data: Vec<E>) -> CpuStorage<E> {
+        self.wrap(data)
+    }
+
+    fn download<E: Dtype>(&self, s: &CpuStorage<E>, l: &Layout) -> Vec<E> {
+        if l.is_contiguous() {
+            return s.data[l.offset..l.offset + l.numel()].to_vec();
+        }
+        let mut out = vec![E::default(); l.numel()];
+        zip_map(&mut out, &l.dims, [(&s.data[..], l)], |o, [x]| *o = x);
+        out
+    }
+
+    fn copy_into<E: Float>(&self, src: &CpuStorage<E>, sl: &Layout, dst: &mut CpuStorage<E>, dl: &Layout, accumulate: bool) {
+        assert_eq!(sl.dims, dl.dims, "copy_into: views of different dims");
+        if dl.is_contiguous() {
+            let n = dl.numel();
+            let out = &mut dst.data[dl.offset..dl.offset + n];
+            if accumulate {
+                zip_map(out, &sl.dims, [(&src.data[..], sl)], |o, [x]| *o = *o + x);
+            } else {
+                zip_map(out, &sl.dims, [(&src.data[..], sl)], |o, [x]| *o = x);
+            }
+            return;
+        }
+        // A strided destination: gather the source contiguously, then scatter (serially: views
+        // written here are narrow slices of a gradient, never hot loops).
+        let vals = self.download(src, sl);
+        let rank = dl.dims.len();
+        let mut idx = [0usize; crate::shapes::MAX_RANK];
+        for v in vals {
+            let off = dl.offset_of(&idx[..rank]);
+            dst.data[off] = if accumulate { dst.data[off] + v } else { v };
+            for d in (0..rank).rev() {
+                idx[d] += 1;
+                if idx[d] < dl.dims[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+    }
+
+    fn contiguous<E: Dtype>(&self, s: Arc<CpuStorage<E>>, l: &Layout) -> Arc<CpuStorage<E>> {
+        if l.offset == 0 && l.is_contiguous() && s.data.len() == l.numel() {
+            return s;
+        }
+        let mut out = self.alloc_for_overwrite::<E>(l.numel());
+        zip_map(&mut out.data, &l.dims, [(&s.data[..], l)], |o, [x]| *o = x);
+        Arc::new(out)
+    }
+
+    fn cast<A: Dtype, B: Dtype>(&self, s: &CpuStorage<A>, l: &Layout) -> CpuStorage<B> {
+        let mut out = self.alloc_for_overwrite::<B>(l.numel());
+        zip_map(&mut out.data, &l.dims, [(&s.data[..], l)], |o, [x]| *o = B::cast_f64(x.as_f64()));
+        out
+    }
+
+    fn unary<E: Float, O: UnaryOp>(&self, op: &O, x: Arc<CpuStorage<E>>, l: &Layout) -> CpuStorage<E> {
+        match self.reuse_or_alloc(x, l) {
+            Ok(mut buf) => {
+                strided::map_inplace(&mut buf.data, |v| *v = E::from_acc(op.f(v.to_acc())));
+                buf
+            }
+            Err(x) => {
+                let mut out = self.alloc_for_overwrite::<E>(l.numel());
+                zip_map(&mut out.data, &l.dims, [(&x.data[..], l)], |o, [v]| *o = E::from_acc(op.f(v.to_acc())));
+                out
+            }
+        }
+    }
+
+    fn unary_backward<E: Float, O: UnaryOp>(
+        &self,
+        op: &O,
+        x: &CpuStorage<E>,
+        l: &Layout,
+        y: &CpuStorage<E>,
+        gy: &CpuStorage<E>,
+        gx: &mut CpuStorage<E>,
+    ) {
+        let c = Layout::contiguous(l.dims);
+        zip_map(&mut gx.data, &l.dims, [(&x.data[..], l), (&y.data[..], &c), (&gy.data[..], &c)], |g, [x, y, gy]| {
+            *g = E::from_acc(g.to_acc() + gy.to_acc() * op.df(x.to_acc(), y.to_acc()))
+        });
+    }
+
+    fn binary<E: Float, O: BinaryOp>(
+        &self,
+        op: &O,
+        a: Arc<CpuStorage<E>>,
+        al: &Layout,
+        b: Arc<CpuStorage<E>>,
+        bl: &Layout,
+    ) -> CpuStorage<E> {
+        let f = |o: &mut E, [x, y]: [E; 2]| *o = E::from_acc(op.f(x.to_acc(), y.to_acc()));
+        // Write into `a` when it is ours alone.
+        match self.reuse_or_alloc(a, al) {
+            Ok(mut buf) => {
+                // `b` cannot share this buffer: the caller held the only reference to it.
+                zip_map(&mut buf.data, &al.dims, [(&b.data[..], bl)], |o, [y]| f(o, [*o, y]));
+                buf
+            }
+            Err(a) => {
+                let mut out = self.alloc_for_overwrite::<E>(al.numel());
+                zip_map(&mut out.data, &al.dims, [(&a.data[..], al), (&b.data[..], bl)], f);
+                out
+            }
+        }
+    }
+
+    fn binary_backward<E: Float, O: BinaryOp>(
+        &self,
+        op: &O,
+        a: &CpuStorage<E>,
+        al: &Layout,
+        b: &CpuStorage<E>,
+        bl: &Layout,
+        gy: &CpuStorage<E>,
+        ga: Option<&mut CpuStorage<E>>,
+        gb: Option<&mut CpuStorage<E>>,
+    ) {
+        let c = Layout::contiguous(al.dims);
+        let ins = [(&a.data[..], al), (&b.data[..], bl), (&gy.data[..], &c)];
+        if let Some(ga) = ga {
+            zip_map(&mut ga.data, &al.dims, ins, |g, [x, y, gy]| {
+                let (x, y) = (x.to_acc(), y.to_acc());
+                *g = E::from_acc(g.to_acc() + gy.to_acc() * op.dfa(x, y, op.f(x, y)))
+            });
+        }
+        if let Some(gb) = gb {
+            zip_map(&mut gb.data, &al.dims, ins, |g, [x, y, gy]| {
+                let (x, y) = (x.to_acc(), y.to_acc());
+                *g = E::from_acc(g.to_acc() + gy.to_acc() * op.dfb(x, y, op.f(x, y)))
+            });
+        }
+    }
+
+    fn reduce<E: Float>(&self, kind: ReduceKind, x: &CpuStorage<E>, l: &Layout, axes: &[usize]) -> CpuStorage<E> {
+        let out_len: usize = (0..l.dims.len()).filter(|d| !axes.contains(d)).map(|d| l.dims[d]).product();
+        let mut out = self.alloc_for_overwrite::<E>(out_len);
+        reduce::reduce(kind, &x.data, l, axes, &mut out.data);
+        out
+    }
+
+    fn reduce_backward<E: Float>(
+        &self,
+        kind: ReduceKind,
+        x: &CpuStorage<E>,
+        l: &Layout,
+        axes: &[usize],
+        y: &CpuStorage<E>,
+        gy: &CpuStorage<E>,
+        gx: &mut CpuStorage<E>,
+    ) {
+        let kept: Vec<usize> = (0..l.dims.len()).filter(|d| !axes.contains(d)).map(|d| l.dims[d]).collect();
+        let yb = Layout::contiguous(crate::shapes::Dims::from_slice(&kept)).broadcast(l.dims, axes);
+        match kind {
+            ReduceKind::Sum => {
+                zip_map(&mut gx.data, &l.dims, [(&gy.data[..], &yb)], |g, [gy]| *g = *g + gy);
+            }
+            ReduceKind::Max | ReduceKind::Min => {
+                // As PyTorch's amax/amin: the gradient is shared evenly between tied extrema.
+                let mut mask = self.alloc_for_overwrite::<E>(l.numel());
+                zip_map(&mut mask.data, &l.dims, [(&x.data[..], l), (&y.data[..], &yb)], |m, [x, y]| {
+                    *m = if x == y { E::one() } else { E::zero() }
+                });
+                let c = Layout::contiguous(l.dims);
+                let counts = self.reduce(ReduceKind::Sum, &mask, &c, axes);
+                zip_map(
+                    &mut gx.data,
+                    &l.dims,
+                    [(&mask.data[..], &c), (&gy.data[..], &yb), (&counts.data[..], &yb)],
+                    |g, [m, gy, n]| *g = E::from_acc(g.to_acc() + m.to_acc() * gy.to_acc() / n.to_acc()),
+                );
+            }
+        }
+    }
+
+    fn matmul<E: Float>(
+        &self,
+        a: &CpuStorage<E>,
+        al: &Layout,
+        b: &CpuStorage<E>,
+        bl: &Layout,
+        c: &mut CpuStorage<E>,
+        cl: &Layout,
+        accumulate: bool,
+    ) {
+        matmul::matmul(&a.data, al, &b.data, bl, &mut c.data, cl, accumulate);
+    }
+
+    fn compare<E: Dtype, O: CmpOp>(&self, op: &O, a: &CpuStorage<E>, al: &Layout, b: &CpuStorage<E>, bl: &Layout) -> CpuStorage<bool> {
+        let mut out = self.alloc_for_overwrite::<bool>(al.numel());
+        zip_map(&mut out.data, &al.dims, [(&a.data[..], al), (&b.data[..], bl)], |o, [x, y]| *o = op.cmp(x, y));
+        out
+    }
+
+    fn select_where<E: Dtype>(
+        &self,
+        cond: &CpuStorage<bool>,
+        cl: &Layout,
+        a: &CpuStorage<E>,
+        al: &Layout,
+        b: &CpuStorage<E>,
+        bl: &Layout,
+    ) -> CpuStorage<E> {
+        let n = al.numel();
+        let mut picked = vec![false; n];
+        zip_map(&mut picked, &cl.dims, [(&cond.data[..], cl)], |o, [c]| *o = c);
+        let mut out = self.alloc_for_overwrite::<E>(n);
+        zip_map(&mut out.data, &al.dims, [(&a.data[..], al)], |o, [x]| *o = x);
+        let mut other = vec![E::default(); n];
+        zip_map(&mut other, &bl.dims, [(&b.data[..], bl)], |o, [y]| *o = y);
+        for ((o, p), y) in out.data.iter_mut().zip(picked).zip(other) {
+            if !p {
+                *o = y;
+            }
+        }
+        out
+    }
+
+    fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {
+        let mut rng = self.rng.lock().expect("rng lock");
+        let dist = rand_distr::Uniform::new(lo, hi).expect("uniform: lo < hi");
+        let data = (0..len).map(|_| E::cast_f64(dist.sample(&mut *rng))).collect();
+        self.wrap(data)
+    }
+
+    fn sample_normal<E: Float>(&self, len: usize, mean: f64, std: f64) -> CpuStorage<E> {
+        let mut rng = self.rng.lock().expect("rng lock");
+        let dist = rand_distr::Normal::new(mean, std).expect("normal: finite std");
+        let data = (0..len).map(|_| E::cast_f64(dist.sample(&mut *rng))).collect();
+        self.wrap(data)
+    }
+}

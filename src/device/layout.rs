@@ -1,0 +1,88 @@
+//! How a tensor's logical elements sit in its storage: sizes, strides and an offset.
+
+use crate::shapes::Dims;
+
+/// Sizes, strides (in elements) and the offset of element zero. A stride of 0 repeats an element
+/// (broadcast); permuted strides reorder axes; neither copies data.
+///
+/// ```
+/// use tensile::device::Layout;
+/// use tensile::shapes::Dims;
+/// let l = Layout::contiguous(Dims::from_slice(&[2, 3]));
+/// assert!(l.is_contiguous());
+/// assert_eq!(l.strides.as_slice(), &[3, 1]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Sizes.
+    pub dims: Dims,
+    /// Strides in elements.
+    pub strides: Dims,
+    /// Offset of the first element.
+    pub offset: usize,
+}
+
+impl Layout {
+    /// Row-major, starting at 0.
+    pub fn contiguous(dims: Dims) -> Self {
+        Self {
+            dims,
+            strides: dims.contiguous_strides(),
+            offset: 0,
+        }
+    }
+    /// Number of logical elements.
+    pub fn numel(&self) -> usize {
+        self.dims.numel()
+    }
+    /// True when the elements are stored row-major with no gaps (the offset may be non-zero).
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1;
+        for i in (0..self.dims.len()).rev() {
+            if self.dims[i] != 1 && self.strides[i] != expected {
+                return false;
+            }
+            expected *= self.dims[i];
+        }
+        true
+    }
+    /// The storage offset of a logical multi-index.
+    pub fn offset_of(&self, index: &[usize]) -> usize {
+        self.offset
+            + index
+                .iter()
+                .zip(self.strides.as_slice())
+                .map(|(i, s)| i * s)
+                .sum::<usize>()
+    }
+    /// The same layout with its axes reordered: axis `i` of the result is axis `perm[i]` here.
+    pub fn permuted(&self, perm: &[usize]) -> Self {
+        let mut dims = self.dims;
+        let mut strides = self.strides;
+        for (i, &p) in perm.iter().enumerate() {
+            dims[i] = self.dims[p];
+            strides[i] = self.strides[p];
+        }
+        Self {
+            dims,
+            strides,
+            offset: self.offset,
+        }
+    }
+    /// A view of this layout broadcast to `dims`, where `axes` are the new axes of `dims` (stride 0).
+    pub fn broadcast(&self, dims: Dims, axes: &[usize]) -> Self {
+        let mut strides = Dims::from_slice(&vec![0; dims.len()]);
+        let mut src = 0;
+        for (i, s) in strides.as_mut_slice().iter_mut().enumerate() {
+            if !axes.contains(&i) {
+                *s = self.strides[src];
+                src += 1;
+            }
+        }
+        Self {
+            dims,
+            strides,
+            offset: self.offset,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Devices: where a tensor's storage lives and the kernels that run on it.
+//!
+//! Kernels take raw storage plus a [`Layout`] (run-time sizes and strides), never typed tensors:
+//! the typed front end in `ops/` checks shapes and records the tape, then calls these. The same
+//! kernels serve eager mode and, later, the export runtime and other devices.
+
+mod layout;
+pub mod cpu;
+
+pub use cpu::Cpu;
+pub use layout::Layout;
+
+use crate::dtypes::{Dtype, Float};
+use crate::ops::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
+use std::sync::Arc;
+
+/// A device: storage and the kernels tensile's ops are built from.
+///
+/// Each kernel writes a fresh contiguous output unless it says otherwise; the `Arc` inputs may be
+/// reused in place when the caller holds the only reference (copy-on-write).
+pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
+    /// A buffer of elements on this device.
+    type Storage<E: Dtype>: 'static + Send + Sync;
+
+    /// The number of elements in a buffer.
+    fn storage_len<E: Dtype>(s: &Self::Storage<E>) -> usize;
+    /// A zero-filled buffer.
+    fn alloc_zeros<E: Dtype>(&self, len: usize) -> Self::Storage<E>;
+    /// A buffer holding `data`.
+    fn upload<E: Dtype>(&self, data: Vec<E>) -> Self::Storage<E>;
+    /// The logical elements of a view, in row-major order.
+    fn download<E: Dtype>(&self, s: &Self::Storage<E>, l: &Layout) -> Vec<E>;
+    /// `dst[view] = src[view]` (or `+=` when `accumulate`) over the logical elements of two views of equal dims.
+    fn copy_into<E: Float>(
+        &self,
+        src: &Self::Storage<E>,
+        sl: &Layout,
+        dst: &mut Self::Storage<E>,
+        dl: &Layout,
+        accumulate: bool,
+    );
+    /// A contiguous copy of a view (or the storage itself when it is already contiguous and unshared).
+    fn contiguous<E: Dtype>(&self, s: Arc<Self::Storage<E>>, l: &Layout) -> Arc<Self::Storage<E>>;
+    /// Element-wise conversion between dtypes.
+    fn cast<A: Dtype, B: Dtype>(&self, s: &Self::Storage<A>, l: &Layout) -> Self::Storage<B>;
+
+    /// `y = op(x)`.
+    fn unary<E: Float, O: UnaryOp>(&self, op: &O, x: Arc<Self::Storage<E>>, l: &Layout) -> Self::Storage<E>;
+    /// `gx += gy * op'(x)`; `gx` and `gy` are contiguous in `l`'s dims.
+    #[allow(clippy::too_many_arguments)]
+    fn unary_backward<E: Float, O: UnaryOp>(
+        &self,
+        op: &O,
+        x: &Self::Storage<E>,
+        l: &Layout,
+        y: &Self::Storage<E>,
+        gy: &Self::Storage<E>,
+        gx: &mut Self::Storage<E>,
+    );
+    /// `y = op(a, b)` for two views of equal dims.
+    fn binary<E: Float, O: BinaryOp>(
+        &self,
+        op: &O,
+        a: Arc<Self::Storage<E>>,
+        al: &Layout,
+        b: Arc<Self::Storage<E>>,
+        bl: &Layout,
+    ) -> Self::Storage<E>;
+    /// `ga += gy * d op/da`, `gb += gy * d op/db` (each only when asked for).
+    #[allow(clippy::too_many_arguments)]
+    fn binary_backward<E: Float, O: BinaryOp>(
+        &self,
+        op: &O,
+        a: &Self::Storage<E>,
+        al: &Layout,
+        b: &Self::Storage<E>,
+        bl: &Layout,
+        gy: &Self::Storage<E>,
+        ga: Option<&mut Self::Storage<E>>,
+        gb: Option<&mut Self::Storage<E>>,
+    );
+    /// Reduces a view over `axes` (sorted); the output is contiguous in the kept dims.
+    fn reduce<E: Float>(&self, kind: ReduceKind, x: &Self::Storage<E>, l: &Layout, axes: &[usize]) -> Self::Storage<E>;
+    /// Accumulates the gradient of a reduction into `gx` (contiguous in `l`'s dims).
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_backward<E: Float>(
+        &self,
+        kind: ReduceKind,
+        x: &Self::Storage<E>,
+        l: &Layout,
+        axes: &[usize],
+        y: &Self::Storage<E>,
+        gy: &Self::Storage<E>,
+        gx: &mut Self::Storage<E>,
+    );
+    /// Batched matrix product over rank-3 views `[batch, m, k] x [batch, k, n] -> [batch, m, n]`
+    /// (a batch stride of 0 broadcasts); `c += a b` when `accumulate`, else `c = a b`.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul<E: Float>(
+        &self,
+        a: &Self::Storage<E>,
+        al: &Layout,
+        b: &Self::Storage<E>,
+        bl: &Layout,
+        c: &mut Self::Storage<E>,
+        cl: &Layout,
+        accumulate: bool,
+    );
+    /// `op(a, b)` as a bool tensor, for two views of equal dims.
+    fn compare<E: Dtype, O: CmpOp>(
+        &self,
+        op: &O,
+        a: &Self::Storage<E>,
+        al: &Layout,
+        b: &Self::Storage<E>,
+        bl: &Layout,
+    ) -> Self::Storage<bool>;
+    /// `cond ? a : b` element-wise over views of equal dims.
+    #[allow(clippy::too_many_arguments)]
+    fn select_where<E: Dtype>(
+        &self,
+        cond: &Self::Storage<bool>,
+        cl: &Layout,
+        a: &Self::Storage<E>,
+        al: &Layout,
+        b: &Self::Storage<E>,
+        bl: &Layout,
+    ) -> Self::Storage<E>;
+    /// Uniform samples in `[lo, hi)` from the device's generator.
+    fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> Self::Storage<E>;
+    /// Normal samples from the device's generator.
+    fn sample_normal<E: Float>(&self, len: usize, mean: f64, std: f64) -> Self::Storage<E>;
+}

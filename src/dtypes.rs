@@ -1,0 +1,164 @@
+//! Element types: the four float types, integers and bool.
+
+use core::fmt::{Debug, Display};
+use half::{bf16, f16};
+
+/// Any element type a tensor can hold.
+///
+/// ```
+/// use tensile::prelude::*;
+/// assert_eq!(<f32 as Dtype>::NAME, "float32");
+/// assert_eq!(<bool as Dtype>::NAME, "bool");
+/// ```
+pub trait Dtype: 'static + Copy + Debug + Display + Default + PartialEq + PartialOrd + Send + Sync {
+    /// The name PyTorch prints (without the `torch.` prefix).
+    const NAME: &'static str;
+    /// The value as f64 (true is 1).
+    fn as_f64(self) -> f64;
+    /// The value nearest to `v` (for integers: truncated and saturated; for bool: `v != 0`).
+    fn cast_f64(v: f64) -> Self;
+}
+
+/// A floating-point element type: f32, f64, f16 or bf16. Every differentiable op works for all four.
+///
+/// Half types compute and accumulate in f32 ([`Float::Acc`]), as PyTorch does on CPU.
+///
+/// ```
+/// use tensile::prelude::*;
+/// fn double<E: Float>(x: E) -> E { x + x }
+/// assert_eq!(double(half::bf16::from_f32(1.5)).as_f32(), 3.0);
+/// ```
+pub trait Float: Dtype + num_traits::Float + num_traits::FromPrimitive + core::iter::Sum {
+    /// The type reductions and matmuls accumulate in.
+    type Acc: Float;
+    /// Widens to the accumulator type.
+    fn to_acc(self) -> Self::Acc;
+    /// Narrows from the accumulator type.
+    fn from_acc(v: Self::Acc) -> Self;
+    /// Converts to f32.
+    fn as_f32(self) -> f32;
+    /// Converts from f32.
+    fn cast_f32(v: f32) -> Self;
+    /// The default absolute/relative tolerance when comparing results in this dtype.
+    const TOLERANCE: f64;
+}
+
+macro_rules! dtype_prim {
+    ($t:ty, $name:literal) => {
+        impl Dtype for $t {
+            const NAME: &'static str = $name;
+            #[inline]
+            fn as_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline]
+            fn cast_f64(v: f64) -> Self {
+                v as $t
+            }
+        }
+    };
+}
+dtype_prim!(f32, "float32");
+dtype_prim!(f64, "float64");
+dtype_prim!(i32, "int32");
+dtype_prim!(i64, "int64");
+dtype_prim!(u8, "uint8");
+
+impl Dtype for bool {
+    const NAME: &'static str = "bool";
+    fn as_f64(self) -> f64 {
+        if self { 1.0 } else { 0.0 }
+    }
+    fn cast_f64(v: f64) -> Self {
+        v != 0.0
+    }
+}
+
+impl Dtype for f16 {
+    const NAME: &'static str = "float16";
+    fn as_f64(self) -> f64 {
+        f16::to_f64(self)
+    }
+    fn cast_f64(v: f64) -> Self {
+        f16::from_f64(v)
+    }
+}
+
+impl Dtype for bf16 {
+    const NAME: &'static str = "bfloat16";
+    fn as_f64(self) -> f64 {
+        bf16::to_f64(self)
+    }
+    fn cast_f64(v: f64) -> Self {
+        bf16::from_f64(v)
+    }
+}
+
+impl Float for f32 {
+    type Acc = f32;
+    #[inline]
+    fn to_acc(self) -> f32 {
+        self
+    }
+    #[inline]
+    fn from_acc(v: f32) -> Self {
+        v
+    }
+    #[inline]
+    fn as_f32(self) -> f32 {
+        self
+    }
+    #[inline]
+    fn cast_f32(v: f32) -> Self {
+        v
+    }
+    const TOLERANCE: f64 = 1e-4;
+}
+
+impl Float for f64 {
+    type Acc = f64;
+    #[inline]
+    fn to_acc(self) -> f64 {
+        self
+    }
+    #[inline]
+    fn from_acc(v: f64) -> Self {
+        v
+    }
+    #[inline]
+    fn as_f32(self) -> f32 {
+        self as f32
+    }
+    #[inline]
+    fn cast_f32(v: f32) -> Self {
+        v as f64
+    }
+    const TOLERANCE: f64 = 1e-6;
+}
+
+macro_rules! float_half {
+    ($t:ty, $tol:expr) => {
+        impl Float for $t {
+            type Acc = f32;
+            #[inline]
+            fn to_acc(self) -> f32 {
+                <$t>::to_f32(self)
+            }
+            #[inline]
+            fn from_acc(v: f32) -> Self {
+                <$t>::from_f32(v)
+            }
+            #[inline]
+            fn as_f32(self) -> f32 {
+                <$t>::to_f32(self)
+            }
+            #[inline]
+            fn cast_f32(v: f32) -> Self {
+                <$t>::from_f32(v)
+            }
+            const TOLERANCE: f64 = $tol;
+        }
+    };
+}
+float_half!(f16, 1e-2);
+float_half!(bf16, 5e-2);

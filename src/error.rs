@@ -1,0 +1,87 @@
+//! The one error type of tensile: plain, structured, and naming the op.
+
+use crate::shapes::Dims;
+use core::fmt;
+
+/// Everything that can go wrong in a fallible (`try_*`) call.
+///
+/// ```
+/// use tensile::prelude::*;
+/// let dev = Cpu::seeded(0);
+/// let a: Tensor<(usize,), f32, Cpu> = dev.zeros_like(&(3,));
+/// let b: Tensor<(usize,), f32, Cpu> = dev.zeros_like(&(4,));
+/// let err = a.try_add(b).unwrap_err();
+/// assert!(matches!(err, Error::ShapeMismatch { op: "add", .. }));
+/// assert_eq!(err.to_string(), "add: shapes differ: [3] vs [4]");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two operands whose run-time sizes must agree do not.
+    ShapeMismatch {
+        /// The op.
+        op: &'static str,
+        /// The left (or first) shape.
+        lhs: Dims,
+        /// The right (or second) shape.
+        rhs: Dims,
+    },
+    /// A run-time size does not fit the op (a reshape to another element count, a slice past the end).
+    InvalidSize {
+        /// The op.
+        op: &'static str,
+        /// What is wrong, with the numbers.
+        reason: String,
+    },
+    /// An index is outside the axis it indexes.
+    IndexOutOfRange {
+        /// The op.
+        op: &'static str,
+        /// The index given.
+        index: usize,
+        /// The size of the axis.
+        size: usize,
+    },
+    /// The data given does not have as many elements as the shape needs.
+    DataLength {
+        /// The op.
+        op: &'static str,
+        /// Elements the shape needs.
+        expected: usize,
+        /// Elements given.
+        found: usize,
+    },
+    /// A value that must be finite is not (for example a loss, when asked to check).
+    NonFinite {
+        /// Where it was found.
+        op: &'static str,
+    },
+    /// A gradient was asked for a tensor the backward pass did not reach.
+    NoGradient,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ShapeMismatch { op, lhs, rhs } => {
+                write!(f, "{op}: shapes differ: {lhs:?} vs {rhs:?}")
+            }
+            Error::InvalidSize { op, reason } => write!(f, "{op}: {reason}"),
+            Error::IndexOutOfRange { op, index, size } => {
+                write!(f, "{op}: index {index} is out of range for an axis of size {size}")
+            }
+            Error::DataLength {
+                op,
+                expected,
+                found,
+            } => write!(f, "{op}: the shape needs {expected} elements, {found} were given"),
+            Error::NonFinite { op } => write!(f, "{op}: a non-finite value (NaN or infinity)"),
+            Error::NoGradient => write!(f, "no gradient was recorded for this tensor"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `Result` with tensile's [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;

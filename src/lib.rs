@@ -1,0 +1,55 @@
+//! # tensile
+//!
+//! Deep learning in Rust where a tensor's shape, dtype and device are part of its type, so that a
+//! model that does not fit together does not compile.
+//!
+//! ```
+//! use tensile::prelude::*;
+//!
+//! let dev = Cpu::seeded(0);
+//! let w: Tensor<Rank2<784, 10>, f32, Cpu> = dev.randn();
+//! let x: Tensor<(usize, Const<784>), f32, Cpu> = dev.zeros_like(&(32, Const));   // run-time batch
+//! let grads = w.alloc_grads();
+//! let y = x.matmul(w.trace(grads));           // the tape moves into the result
+//! let loss = y.square().mean::<Rank0, _>();   // a scalar that carries the tape
+//! let g = loss.backward();                    // gradients; g.get(&w) has w's shape
+//! assert_eq!(g.get(&w).dims().as_slice(), &[784, 10]);
+//! ```
+//!
+//! A shape mismatch between static dims is a compile error that prints the sizes:
+//!
+//! ```compile_fail
+//! use tensile::prelude::*;
+//! let dev = Cpu::seeded(0);
+//! let a: Tensor<Rank2<8, 784>, f32, Cpu> = dev.zeros();
+//! let w: Tensor<Rank2<512, 10>, f32, Cpu> = dev.zeros();
+//! let _ = a.matmul(w); // expected `784`, found `512`
+//! ```
+//!
+//! See `docs/ARCHITECTURE.md` for the layers and how to add an op.
+
+#![warn(missing_docs)]
+
+pub mod autograd;
+pub mod device;
+pub mod dtypes;
+pub mod error;
+pub mod ops;
+pub mod shapes;
+pub mod tensor;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use tensor::Tensor;
+
+/// Everything a model-writing program needs, in one import.
+pub mod prelude {
+    pub use crate::autograd::{Gradients, Merge, NoTape, OwnedTape, Tape};
+    pub use crate::device::{Cpu, Device};
+    pub use crate::dtypes::{Dtype, Float};
+    pub use crate::error::{Error, Result};
+    pub use crate::ops::MatMul;
+    pub use crate::shapes::*;
+    pub use crate::tensor::{FromArray, Tensor, TensorFactory, ToArray};
+}

@@ -1,0 +1,144 @@
+//! Comparisons giving bool tensors, and `where` (choose element-wise between two tensors).
+
+use crate::autograd::{Merge, Tape};
+use crate::device::{Device, Layout};
+use crate::dtypes::{Dtype, Float};
+use crate::error::{Error, Result};
+use crate::shapes::{Dims, Shape};
+use crate::tensor::Tensor;
+
+/// An element-wise comparison.
+pub trait CmpOp: Clone + Send + Sync + 'static {
+    /// The op's name.
+    const NAME: &'static str;
+    /// The comparison.
+    fn cmp<E: Dtype>(&self, a: E, b: E) -> bool;
+}
+
+macro_rules! cmp_ops {
+    ($($(#[$doc:meta])* $name:ident, $method:ident, $try_method:ident, $scalar:ident => $label:literal, |$a:ident, $b:ident| $f:expr;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Clone, Copy, Debug, Default)]
+            pub struct $name;
+            impl CmpOp for $name {
+                const NAME: &'static str = $label;
+                #[inline(always)]
+                fn cmp<E: Dtype>(&self, $a: E, $b: E) -> bool { $f }
+            }
+        )*
+        impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {$(
+            #[doc = concat!("Element-wise `", $label, "`; an `Err` when run-time dims differ.")]
+            pub fn $try_method<T2>(&self, rhs: &Tensor<S, E, D, T2>) -> Result<Tensor<S, bool, D>> {
+                compare(self, rhs, $name)
+            }
+            #[doc = concat!("Element-wise `", $label, "`, panicking when run-time dims differ.")]
+            pub fn $method<T2>(&self, rhs: &Tensor<S, E, D, T2>) -> Tensor<S, bool, D> {
+                self.$try_method(rhs).unwrap_or_else(|e| panic!("{e}"))
+            }
+            #[doc = concat!("Element-wise `", $label, "` against a scalar.")]
+            pub fn $scalar(&self, rhs: E) -> Tensor<S, bool, D> {
+                let l = self.layout();
+                let s = self.device.upload(vec![rhs]);
+                let sl = Layout { dims: l.dims, strides: Dims::from_slice(&vec![0; l.dims.len()]), offset: 0 };
+                Tensor::from_storage(self.device.clone(), self.device.compare(&$name, &self.data, &l, &s, &sl), self.shape)
+            }
+        )*}
+    };
+}
+
+cmp_ops! {
+    /// `a == b`
+    EqOp, eq, try_eq, eq_scalar => "eq", |a, b| a == b;
+    /// `a != b`
+    NeOp, ne, try_ne, ne_scalar => "ne", |a, b| a != b;
+    /// `a < b`
+    LtOp, lt, try_lt, lt_scalar => "lt", |a, b| a < b;
+    /// `a <= b`
+    LeOp, le, try_le, le_scalar => "le", |a, b| a <= b;
+    /// `a > b`
+    GtOp, gt, try_gt, gt_scalar => "gt", |a, b| a > b;
+    /// `a >= b`
+    GeOp, ge, try_ge, ge_scalar => "ge", |a, b| a >= b;
+}
+
+fn compare<S: Shape, E: Dtype, D: Device, T1, T2, O: CmpOp>(
+    a: &Tensor<S, E, D, T1>,
+    b: &Tensor<S, E, D, T2>,
+    op: O,
+) -> Result<Tensor<S, bool, D>> {
+    if a.shape != b.shape {
+        return Err(Error::ShapeMismatch {
+            op: O::NAME,
+            lhs: a.dims(),
+            rhs: b.dims(),
+        });
+    }
+    let out = a.device.compare(&op, &a.data, &a.layout(), &b.data, &b.layout());
+    Ok(Tensor::from_storage(a.device.clone(), out, a.shape))
+}
+
+impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
+    /// `self ? on_true : on_false` element-wise (`torch.where`); the gradient flows to the
+    /// branch that was taken. An `Err` when run-time dims differ.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let x = dev.tensor([-1.0f32, 2.0, -3.0]);
+    /// let mask = x.gt_scalar(0.0);
+    /// let y = mask.try_choose(x.clone(), x.clone().neg()).unwrap();
+    /// assert_eq!(y.to_vec(), vec![1.0, 2.0, 3.0]);
+    /// ```
+    pub fn try_choose<E: Float, L: Tape<D> + Merge<D, R>, R: Tape<D>>(
+        &self,
+        on_true: Tensor<S, E, D, L>,
+        on_false: Tensor<S, E, D, R>,
+    ) -> Result<Tensor<S, E, D, <L as Merge<D, R>>::Output>> {
+        for other in [on_true.dims(), on_false.dims()] {
+            if other != self.dims() {
+                return Err(Error::ShapeMismatch {
+                    op: "where",
+                    lhs: self.dims(),
+                    rhs: other,
+                });
+            }
+        }
+        let (cl, al, bl) = (self.layout(), on_true.layout(), on_false.layout());
+        let (a, ta) = on_true.split_tape();
+        let (b, tb) = on_false.split_tape();
+        let tape = ta.merge(tb);
+        let dev = a.device.clone();
+        let out = dev.select_where(&self.data, &cl, &a.data, &al, &b.data, &bl);
+        let out = Tensor::from_storage(dev.clone(), out, self.shape);
+        if <<L as Merge<D, R>>::Output as Tape<D>>::TAPED {
+            let (cond, aid, bid, oid, n) = (self.data.clone(), a.id, b.id, out.id, cl.numel());
+            tape.add_backward_op("where", oid, move |g| {
+                g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
+                    let zero = dev.alloc_zeros::<E>(1);
+                    let c = Layout::contiguous(cl.dims);
+                    let zl = Layout {
+                        dims: cl.dims,
+                        strides: Dims::from_slice(&vec![0; cl.dims.len()]),
+                        offset: 0,
+                    };
+                    let to_a = dev.select_where(&cond, &cl, gy, &c, &zero, &zl);
+                    let to_b = dev.select_where(&cond, &cl, &zero, &zl, gy, &c);
+                    dev.copy_into(&to_a, &c, ga, &c, true);
+                    dev.copy_into(&to_b, &c, gb, &c, true);
+                });
+                Ok(())
+            });
+        }
+        Ok(out.put_tape(tape))
+    }
+
+    /// [`Tensor::try_choose`], panicking when run-time dims differ.
+    pub fn choose<E: Float, L: Tape<D> + Merge<D, R>, R: Tape<D>>(
+        &self,
+        on_true: Tensor<S, E, D, L>,
+        on_false: Tensor<S, E, D, R>,
+    ) -> Tensor<S, E, D, <L as Merge<D, R>>::Output> {
+        self.try_choose(on_true, on_false).unwrap_or_else(|e| panic!("{e}"))
+    }
+}

@@ -1,0 +1,30 @@
+//! The ops. One folder or file per family: the typed front end (shape checks, tape recording)
+//! sits beside the maths; kernels live in `device/`.
+//!
+//! | family | file |
+//! |---|---|
+//! | neg, abs, exp, ln, sqrt, square, powi, powf, recip, sin, cos, tanh, sigmoid, relu, leaky_relu, gelu, gelu_tanh, silu, softplus, clamp, scalar ops | `unary/mod.rs` |
+//! | add, sub, mul, div, maximum, minimum, pow | `binary/mod.rs` |
+//! | sum, max, min, mean, var, std, logsumexp | `reduce/mod.rs` |
+//! | matmul (vector, matrix, batched) | `matmul/mod.rs` |
+//! | reshape, realize, permute, t, broadcast, narrow, select, concat, stack, contiguous | `movement/mod.rs` |
+//! | softmax, log_softmax | `softmax.rs` |
+//! | eq, ne, lt, le, gt, ge, choose (where) | `compare.rs` |
+//! | dropout | `dropout.rs` |
+//! | to_dtype | `to_dtype.rs` |
+
+mod binary;
+mod compare;
+mod dropout;
+mod matmul;
+mod movement;
+pub(crate) mod reduce;
+mod softmax;
+mod to_dtype;
+pub(crate) mod unary;
+
+pub use binary::{Add, BinaryOp, Div, Maximum, Minimum, Mul, Pow, Sub};
+pub use compare::{CmpOp, EqOp, GeOp, GtOp, LeOp, LtOp, NeOp};
+pub use matmul::MatMul;
+pub use reduce::ReduceKind;
+pub use unary::UnaryOp;

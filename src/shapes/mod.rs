@@ -1,0 +1,120 @@
+//! Shapes in the type system.
+//!
+//! A shape is a tuple of [`Dim`]s: [`Const<N>`] when the size is known at compile time, `usize`
+//! when it is known only at run time, or a computed dim ([`Sum`], [`Prod`]) whose size is a
+//! `const` computed from other dims. The traits below map a shape to the shape an op produces
+//! (reduce, permute, concat, ...), so output shapes are computed by the compiler.
+
+mod axes;
+mod dim;
+mod generated;
+mod shape;
+
+pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis};
+pub use dim::{Const, ConstDim, Dim, Prod, Sum, static_add, static_mul};
+pub use shape::{ConstShape, Dims, MAX_RANK, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5, Rank6, Shape};
+
+/// The shape left after removing the axes `Ax` (a reduction, or `select` along one axis).
+///
+/// ```
+/// use tensile::prelude::*;
+/// let s: (Const<2>, usize, Const<4>) = (Const, 3, Const);
+/// let r: (Const<2>, Const<4>) = ReduceShape::<Axis<1>>::reduced(&s);
+/// assert_eq!(r.dims().as_slice(), &[2, 4]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "shape `{Self}` has no axes `{Ax}` to reduce over",
+    label = "reduction (sum/mean/max/min/var/std/logsumexp/softmax/broadcast) over an axis this shape does not have",
+    note = "axes are numbered from 0 and listed in increasing order, e.g. `Axes2<0, 2>`"
+)]
+pub trait ReduceShape<Ax: Axes>: Shape {
+    /// The shape without the axes.
+    type Reduced: Shape;
+    /// The value of the reduced shape.
+    fn reduced(&self) -> Self::Reduced;
+}
+
+/// `Self` reduced over `Ax` is `Dst`: lets a caller name either the axes or the result.
+///
+/// ```
+/// use tensile::prelude::*;
+/// fn takes<S: ReduceShapeTo<Rank1<2>, Axis<1>>>() {}
+/// takes::<Rank2<2, 3>>();
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "shape `{Self}` cannot be reduced to `{Dst}` over axes `{Ax}`",
+    label = "the reduced shape or the axes do not match this shape"
+)]
+pub trait ReduceShapeTo<Dst, Ax>: Shape {
+    /// The value of the reduced shape.
+    fn reduced_to(&self) -> Dst;
+}
+
+/// The shape with its axes reordered by the permutation `Ax`.
+///
+/// ```
+/// use tensile::prelude::*;
+/// let p: Rank3<4, 2, 3> = PermuteShape::<Axes3<2, 0, 1>>::permuted(&<Rank3<2, 3, 4>>::default());
+/// assert_eq!(p.dims().as_slice(), &[4, 2, 3]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Ax}` is not a permutation of the axes of shape `{Self}`",
+    label = "permute needs every axis of the shape exactly once (ranks 2 to 5)"
+)]
+pub trait PermuteShape<Ax: Axes>: Shape {
+    /// The permuted shape.
+    type Permuted: Shape;
+    /// Its value.
+    fn permuted(&self) -> Self::Permuted;
+}
+
+/// The shape of concatenating `Self` and `Rhs` along `Ax`: the axis becomes [`Sum`]; every
+/// other dim must have the same type in both.
+///
+/// ```
+/// use tensile::prelude::*;
+/// let s = ConcatShape::<Rank2<5, 3>, Axis<0>>::concat_shape(&<Rank2<2, 3>>::default(), &Default::default());
+/// assert_eq!(s.dims().as_slice(), &[7, 3]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "concat: cannot concatenate shape `{Self}` with `{Rhs}` along `{Ax}`",
+    label = "every dim other than the concat axis must be the same in both shapes"
+)]
+pub trait ConcatShape<Rhs, Ax>: Shape {
+    /// The concatenated shape.
+    type Output: Shape;
+    /// Its value.
+    fn concat_shape(&self, rhs: &Rhs) -> Self::Output;
+}
+
+/// The shape with the dim at `Ax` replaced by `New` (narrow, slice).
+///
+/// ```
+/// use tensile::prelude::*;
+/// let s = ReplaceDim::<Axis<1>, usize>::replace(&<Rank2<2, 9>>::default(), 4);
+/// assert_eq!(s.dims().as_slice(), &[2, 4]);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "shape `{Self}` has no axis `{Ax}`",
+    label = "the axis is out of range for this shape"
+)]
+pub trait ReplaceDim<Ax, New: Dim>: Shape {
+    /// The shape with the dim replaced.
+    type Output: Shape;
+    /// Its value.
+    fn replace(&self, new: New) -> Self::Output;
+}
+
+/// The shape with a new leading dim (stack).
+///
+/// ```
+/// use tensile::prelude::*;
+/// let s = PrependDim::<Const<3>>::prepend(&<Rank1<2>>::default(), Const);
+/// assert_eq!(s.dims().as_slice(), &[3, 2]);
+/// ```
+pub trait PrependDim<New: Dim>: Shape {
+    /// The longer shape.
+    type Output: Shape;
+    /// Its value.
+    fn prepend(&self, new: New) -> Self::Output;
+}

@@ -1,0 +1,246 @@
+//! The tensor type.
+
+mod create;
+pub use create::{TensorFactory, ToArray};
+mod display;
+
+pub use create::FromArray;
+
+use crate::autograd::{Gradients, NoTape, OwnedTape, Tape, UniqueId};
+use crate::device::{Cpu, Device, Layout};
+use crate::dtypes::{Dtype, Float};
+use crate::error::Result;
+use crate::shapes::{Dims, Rank0, Shape};
+use std::sync::Arc;
+
+/// An n-dimensional array whose shape `S`, element type `E` and device `D` are types, and whose
+/// tape `T` says whether its ops are recorded for autograd.
+///
+/// Storage is reference counted: `clone`, broadcast, permute, narrow and reshape of a contiguous
+/// tensor share it and copy nothing. An op on a tensor that holds the only reference to its buffer
+/// writes its result in place.
+///
+/// ```
+/// use tensile::prelude::*;
+/// let dev = Cpu::seeded(0);
+/// let a: Tensor<Rank2<2, 3>, f32, Cpu> = dev.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]);
+/// let b = a.clone().exp().sum::<Rank1<2>, _>();
+/// assert_eq!(b.dims().as_slice(), &[2]);
+/// ```
+pub struct Tensor<S, E: Dtype, D: Device = Cpu, T = NoTape> {
+    pub(crate) id: UniqueId,
+    pub(crate) data: Arc<D::Storage<E>>,
+    pub(crate) shape: S,
+    pub(crate) strides: Dims,
+    pub(crate) offset: usize,
+    pub(crate) device: D,
+    pub(crate) tape: T,
+}
+
+impl<S: Clone, E: Dtype, D: Device, T: Clone> Clone for Tensor<S, E, D, T> {
+    /// A handle to the same value (same id, shared storage, shared tape).
+    fn clone(&self) -> Self {
+        Self {
+            id: self.id,
+            data: self.data.clone(),
+            shape: self.shape.clone(),
+            strides: self.strides,
+            offset: self.offset,
+            device: self.device.clone(),
+            tape: self.tape.clone(),
+        }
+    }
+}
+
+impl<S: Shape, E: Dtype, D: Device> Tensor<S, E, D, NoTape> {
+    /// A contiguous tensor over `storage` with a fresh id and no tape.
+    pub(crate) fn from_storage(device: D, storage: D::Storage<E>, shape: S) -> Self {
+        Self::from_arc(device, Arc::new(storage), shape)
+    }
+    pub(crate) fn from_arc(device: D, data: Arc<D::Storage<E>>, shape: S) -> Self {
+        Self {
+            id: UniqueId::next(),
+            data,
+            strides: shape.strides(),
+            shape,
+            offset: 0,
+            device,
+            tape: NoTape,
+        }
+    }
+}
+
+impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
+    /// The shape value.
+    pub fn shape(&self) -> &S {
+        &self.shape
+    }
+    /// The sizes of the dims.
+    pub fn dims(&self) -> Dims {
+        self.shape.dims()
+    }
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+    /// The device the data lives on.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+    /// The id gradients are keyed by.
+    pub fn id(&self) -> UniqueId {
+        self.id
+    }
+    /// Sizes, strides and offset of the view.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            dims: self.shape.dims(),
+            strides: self.strides,
+            offset: self.offset,
+        }
+    }
+    /// True when the elements are stored row-major without gaps.
+    pub fn is_contiguous(&self) -> bool {
+        self.layout().is_contiguous()
+    }
+    /// The elements in row-major order.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let t: Tensor<Rank2<2, 2>, f32, Cpu> = dev.tensor([[1.0, 2.0], [3.0, 4.0]]);
+    /// assert_eq!(t.permute::<_, Axes2<1, 0>>().to_vec(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// ```
+    pub fn to_vec(&self) -> Vec<E> {
+        self.device.download(&self.data, &self.layout())
+    }
+
+    /// Separates the tape from the value.
+    pub fn split_tape(self) -> (Tensor<S, E, D, NoTape>, T) {
+        (
+            Tensor {
+                id: self.id,
+                data: self.data,
+                shape: self.shape,
+                strides: self.strides,
+                offset: self.offset,
+                device: self.device,
+                tape: NoTape,
+            },
+            self.tape,
+        )
+    }
+
+    /// The same value carrying `tape`.
+    pub fn put_tape<T2>(self, tape: T2) -> Tensor<S, E, D, T2> {
+        Tensor {
+            id: self.id,
+            data: self.data,
+            shape: self.shape,
+            strides: self.strides,
+            offset: self.offset,
+            device: self.device,
+            tape,
+        }
+    }
+
+    /// The same value without a tape, under a new id: gradients do not flow through it.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let x: Tensor<Rank1<2>, f64, Cpu> = dev.tensor([1.0, 2.0]);
+    /// let t = x.leaky_trace();
+    /// let y = t.clone() * t.detach();     // d/dx (x * const) = const
+    /// let g = y.sum::<Rank0, _>().backward();
+    /// assert_eq!(g.get(&x).to_vec(), vec![1.0, 2.0]);
+    /// ```
+    pub fn detach(&self) -> Tensor<S, E, D, NoTape> {
+        let mut t = self.clone_without_tape();
+        t.id = UniqueId::next();
+        t
+    }
+
+    /// The same value (same id) without a tape.
+    pub(crate) fn clone_without_tape(&self) -> Tensor<S, E, D, NoTape> {
+        Tensor {
+            id: self.id,
+            data: self.data.clone(),
+            shape: self.shape,
+            strides: self.strides,
+            offset: self.offset,
+            device: self.device.clone(),
+            tape: NoTape,
+        }
+    }
+}
+
+impl<S: Shape, E: Float, D: Device> Tensor<S, E, D, NoTape> {
+    /// Starts recording into `grads`: ops on the result are differentiated, and their gradients
+    /// accumulate into `grads`.
+    pub fn trace(&self, grads: Gradients<D>) -> Tensor<S, E, D, OwnedTape<D>> {
+        self.clone().put_tape(OwnedTape::new(grads))
+    }
+    /// Starts recording into fresh gradients that keep every intermediate gradient.
+    pub fn leaky_trace(&self) -> Tensor<S, E, D, OwnedTape<D>> {
+        self.trace(Gradients::leaky())
+    }
+    /// Gradients that hold (zeros for) this tensor and keep only it and others added with
+    /// [`Gradients::keep`].
+    pub fn alloc_grads(&self) -> Gradients<D> {
+        let mut g = Gradients::only_kept();
+        g.keep(self);
+        g
+    }
+}
+
+impl<E: Float, D: Device> Tensor<Rank0, E, D, OwnedTape<D>> {
+    /// Runs the recorded backward closures from this scalar and returns the gradients.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let x: Tensor<Rank1<3>, f64, Cpu> = dev.tensor([1.0, 2.0, 3.0]);
+    /// let g = x.leaky_trace().square().sum::<Rank0, _>().backward();
+    /// assert_eq!(g.get(&x).to_vec(), vec![2.0, 4.0, 6.0]);
+    /// ```
+    pub fn backward(self) -> Gradients<D> {
+        self.try_backward().expect("backward")
+    }
+
+    /// [`Tensor::backward`], returning an error from a backward closure instead of panicking.
+    pub fn try_backward(self) -> Result<Gradients<D>> {
+        let (t, tape) = self.split_tape();
+        let mut rec = tape.take_recording();
+        rec.grads.seed::<E>(&t.device, t.id, 1);
+        rec.ops.sort_by_key(|(id, _, _)| core::cmp::Reverse(*id));
+        for (_, _, op) in rec.ops {
+            op(&mut rec.grads)?;
+        }
+        rec.grads.retain_kept();
+        Ok(rec.grads)
+    }
+}
+
+impl<S: Shape, E: Dtype, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
+    /// The tape (a clone of the handle).
+    pub fn tape(&self) -> &T {
+        &self.tape
+    }
+}
+
+impl<S: Shape, E: Dtype, D: Device> Tensor<S, E, D, NoTape> {
+    /// Converts to any element type (for integers: truncating; for bool: non-zero is true).
+    /// No gradient crosses this conversion; use `to_dtype` between floats to keep the tape.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let t: Tensor<Rank1<3>, f32, Cpu> = dev.tensor([0.0, 1.7, -2.2]);
+    /// assert_eq!(t.cast::<i32>().to_vec(), vec![0, 1, -2]);
+    /// assert_eq!(t.cast::<bool>().to_vec(), vec![false, true, true]);
+    /// ```
+    pub fn cast<E2: Dtype>(&self) -> Tensor<S, E2, D, NoTape> {
+        Tensor::from_storage(self.device.clone(), self.device.cast::<E, E2>(&self.data, &self.layout()), self.shape)
+    }
+}
