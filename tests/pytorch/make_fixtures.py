@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Writes tests/pytorch/fixtures.json: PyTorch's forward values and gradients for every op that
+tests/pytorch_parity.rs checks.
+
+    python3 tests/pytorch/make_fixtures.py      # needs `pip install torch`
+
+Inputs are rounded to bfloat16 so that every dtype starts from exactly the same numbers. Each case
+is reduced to a scalar with fixed weights, loss = sum(w * y), so every output element's gradient
+is checked. Output and gradients are recorded in each dtype the case lists, computed by PyTorch in
+that dtype.
+"""
+import json
+import pathlib
+
+import torch
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+ALL = ["float64", "float32", "float16", "bfloat16"]
+WIDE = ["float64", "float32"]
+
+
+def rand(*shape, lo=-2.0, hi=2.0):
+    x = torch.rand(tuple(shape), dtype=torch.float64) * (hi - lo) + lo
+    return x.to(torch.bfloat16).to(torch.float64)
+
+
+def pos(*shape):
+    return rand(*shape, lo=0.3, hi=2.5)
+
+
+CASES = []
+
+
+def case(name, fn, inputs, dtypes=ALL):
+    CASES.append((name, fn, inputs, dtypes))
+
+
+# element-wise, one input
+for name, fn, maker in [
+    ("neg", torch.neg, rand), ("abs", torch.abs, rand), ("exp", torch.exp, rand),
+    ("ln", torch.log, pos), ("sqrt", torch.sqrt, pos), ("square", torch.square, rand),
+    ("powi", lambda x: x ** 3, rand), ("powf", lambda x: x ** 1.7, pos),
+    ("recip", torch.reciprocal, pos), ("sin", torch.sin, rand), ("cos", torch.cos, rand),
+    ("tanh", torch.tanh, rand), ("sigmoid", torch.sigmoid, rand), ("relu", torch.relu, rand),
+    ("leaky_relu", lambda x: F.leaky_relu(x, 0.1), rand), ("gelu", F.gelu, rand),
+    ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), rand), ("silu", F.silu, rand),
+    ("softplus", F.softplus, rand), ("clamp", lambda x: torch.clamp(x, -0.5, 0.7), rand),
+    ("add_scalar", lambda x: x + 1.5, rand), ("sub_scalar", lambda x: x - 1.5, rand),
+    ("mul_scalar", lambda x: x * 1.5, rand), ("div_scalar", lambda x: x / 1.5, rand),
+    ("rsub_scalar", lambda x: 2.0 - x, rand),
+]:
+    case(name, fn, [maker(3, 4)])
+
+# element-wise, two inputs
+case("add", torch.add, [rand(3, 4), rand(3, 4)])
+case("sub", torch.sub, [rand(3, 4), rand(3, 4)])
+case("mul", torch.mul, [rand(3, 4), rand(3, 4)])
+case("div", torch.div, [rand(3, 4), pos(3, 4)])
+case("maximum", torch.maximum, [rand(3, 4), rand(3, 4)])
+case("minimum", torch.minimum, [rand(3, 4), rand(3, 4)])
+case("pow", torch.pow, [pos(3, 4), rand(3, 4)])
+case("where", lambda a, b: torch.where(a > b, a, b), [rand(3, 4), rand(3, 4)])
+
+# reductions
+case("sum_axis1", lambda x: x.sum(1), [rand(3, 4)], WIDE)
+case("sum_all", lambda x: x.sum(), [rand(3, 4)], WIDE)
+case("sum_axes02", lambda x: x.sum((0, 2)), [rand(2, 3, 4)], WIDE)
+case("mean_axis0", lambda x: x.mean(0), [rand(3, 4)], WIDE)
+case("max_axis1", lambda x: x.amax(1), [rand(3, 4)], WIDE)
+case("min_axis0", lambda x: x.amin(0), [rand(3, 4)], WIDE)
+case("var_axis1", lambda x: x.var(1), [rand(3, 4)], WIDE)
+case("std_axis1", lambda x: x.std(1), [rand(3, 4)], WIDE)
+case("logsumexp_axis1", lambda x: x.logsumexp(1), [rand(3, 4)], WIDE)
+case("softmax_axis1", lambda x: x.softmax(1), [rand(3, 4)], WIDE)
+case("softmax_axis0", lambda x: x.softmax(0), [rand(3, 4)], WIDE)
+case("log_softmax_axis1", lambda x: x.log_softmax(1), [rand(3, 4)], WIDE)
+
+# matmul
+case("matmul_mm", torch.matmul, [rand(3, 4), rand(4, 5)], WIDE)
+case("matmul_vm", torch.matmul, [rand(4), rand(4, 5)], WIDE)
+case("matmul_mv", torch.matmul, [rand(3, 4), rand(4)], WIDE)
+case("matmul_bmm", torch.matmul, [rand(2, 3, 4), rand(2, 4, 5)], WIDE)
+case("matmul_broadcast", torch.matmul, [rand(2, 3, 4), rand(4, 5)], WIDE)
+case("matmul_4d", torch.matmul, [rand(2, 2, 3, 4), rand(2, 2, 4, 5)], WIDE)
+
+# movement
+case("reshape", lambda x: x.reshape(2, 6).sin(), [rand(3, 4)], WIDE)
+case("permute", lambda x: x.permute(2, 0, 1).exp(), [rand(2, 3, 4)], WIDE)
+case("transpose", lambda x: x.t() * 2.0, [rand(3, 4)], WIDE)
+case("broadcast", lambda x: x.expand(3, 4).square(), [rand(4)], WIDE)
+case("concat_axis0", lambda a, b: torch.cat([a, b.exp()], 0), [rand(2, 4), rand(3, 4)], WIDE)
+case("concat_axis1", lambda a, b: torch.cat([a, b.exp()], 1), [rand(3, 2), rand(3, 4)], WIDE)
+case("stack", lambda a, b: torch.stack([a.sin(), b.square()]), [rand(3, 4), rand(3, 4)], WIDE)
+case("narrow", lambda x: x.narrow(1, 1, 2).square(), [rand(3, 4)], WIDE)
+case("select", lambda x: x.select(0, 1).exp(), [rand(3, 4)], WIDE)
+
+
+def run(fn, inputs, dtype):
+    dt = getattr(torch, dtype)
+    xs = [x.detach().clone().to(dt).requires_grad_(True) for x in inputs]
+    y = fn(*xs)
+    w = WEIGHTS[y.shape]
+    (y * w.to(dt)).sum().backward()
+    return {
+        "output": y.detach().to(torch.float64).flatten().tolist(),
+        "grads": [x.grad.to(torch.float64).flatten().tolist() for x in xs],
+    }
+
+
+WEIGHTS = {}
+out = []
+for name, fn, inputs, dtypes in CASES:
+    with torch.no_grad():
+        shape = fn(*inputs).shape
+    if shape not in WEIGHTS:
+        WEIGHTS[shape] = rand(*shape, lo=-1.0, hi=1.0)
+    out.append({
+        "name": name,
+        "inputs": [{"shape": list(x.shape), "data": x.flatten().tolist()} for x in inputs],
+        "weights": {"shape": list(shape), "data": WEIGHTS[shape].flatten().tolist()},
+        "results": {dt: run(fn, inputs, dt) for dt in dtypes},
+    })
+
+path = pathlib.Path(__file__).with_name("fixtures.json")
+lines = ",\n".join(json.dumps(c) for c in out)
+path.write_text(f'{{"torch": "{torch.__version__}", "cases": [\n{lines}\n]}}\n')
+print(f"wrote {len(out)} cases to {path}")

@@ -1,0 +1,199 @@
+//! Forward values and gradients against PyTorch, from fixtures written by
+//! `tests/pytorch/make_fixtures.py` (committed, so no Python is needed here).
+//!
+//! Each case is reduced with fixed weights, `Σ w·y`, as in the script. Tolerances: 1e-6 (f64),
+//! 1e-4 (f32), 1e-2 (f16), 4e-2 (bf16), relative with an absolute floor of the same size.
+
+use half::{bf16, f16};
+use serde_json::Value;
+use std::cell::RefCell;
+use tensile::autograd::UniqueId;
+use tensile::prelude::*;
+
+type Taped<S, E> = Tensor<S, E, Cpu, OwnedTape<Cpu>>;
+
+struct Case<E: Float> {
+    dev: Cpu,
+    tape: OwnedTape<Cpu>,
+    inputs: Vec<(Vec<usize>, Vec<f64>)>,
+    ids: RefCell<Vec<UniqueId>>,
+    _e: core::marker::PhantomData<E>,
+}
+
+impl<E: Float> Case<E> {
+    fn input<S: Shape>(&self, i: usize) -> Taped<S, E> {
+        let (shape, data) = &self.inputs[i];
+        let shape = S::from_dims(shape).expect("fixture shape fits the test's shape type");
+        let t = self.dev.from_vec(data.iter().map(|&v| E::cast_f64(v)).collect(), shape);
+        self.ids.borrow_mut().push(t.id());
+        t.put_tape(self.tape.clone())
+    }
+}
+
+type M = (usize, usize);
+type B3 = (usize, usize, usize);
+type B4 = (usize, usize, usize, usize);
+
+/// Flattens the output so that one weighting works for every shape.
+fn flat<S: Shape, E: Float>(y: Taped<S, E>) -> Taped<(usize,), E> {
+    let n = y.numel();
+    y.try_reshape_like(&(n,)).expect("same element count")
+}
+
+fn forward<E: Float>(name: &str, c: &Case<E>) -> Taped<(usize,), E> {
+    let x2 = || c.input::<M>(0);
+    let y2 = || c.input::<M>(1);
+    match name {
+        "neg" => flat(x2().neg()),
+        "abs" => flat(x2().abs()),
+        "exp" => flat(x2().exp()),
+        "ln" => flat(x2().ln()),
+        "sqrt" => flat(x2().sqrt()),
+        "square" => flat(x2().square()),
+        "powi" => flat(x2().powi(3)),
+        "powf" => flat(x2().powf(1.7)),
+        "recip" => flat(x2().recip()),
+        "sin" => flat(x2().sin()),
+        "cos" => flat(x2().cos()),
+        "tanh" => flat(x2().tanh()),
+        "sigmoid" => flat(x2().sigmoid()),
+        "relu" => flat(x2().relu()),
+        "leaky_relu" => flat(x2().leaky_relu(0.1)),
+        "gelu" => flat(x2().gelu()),
+        "gelu_tanh" => flat(x2().gelu_tanh()),
+        "silu" => flat(x2().silu()),
+        "softplus" => flat(x2().softplus()),
+        "clamp" => flat(x2().clamp(-0.5, 0.7)),
+        "add_scalar" => flat(x2().add_scalar(1.5)),
+        "sub_scalar" => flat(x2().sub_scalar(1.5)),
+        "mul_scalar" => flat(x2().mul_scalar(1.5)),
+        "div_scalar" => flat(x2().div_scalar(1.5)),
+        "rsub_scalar" => flat(x2().rsub_scalar(2.0)),
+        "add" => flat(x2() + y2()),
+        "sub" => flat(x2() - y2()),
+        "mul" => flat(x2() * y2()),
+        "div" => flat(x2() / y2()),
+        "maximum" => flat(x2().maximum(y2())),
+        "minimum" => flat(x2().minimum(y2())),
+        "pow" => flat(x2().pow(y2())),
+        "where" => {
+            let (a, b) = (x2(), y2());
+            flat(a.gt(&b).choose(a, b))
+        }
+        "sum_axis1" => flat(x2().sum::<(usize,), Axis<1>>()),
+        "sum_all" => flat(x2().sum::<Rank0, _>()),
+        "sum_axes02" => flat(c.input::<B3>(0).sum::<(usize,), Axes2<0, 2>>()),
+        "mean_axis0" => flat(x2().mean::<(usize,), Axis<0>>()),
+        "max_axis1" => flat(x2().max::<(usize,), Axis<1>>()),
+        "min_axis0" => flat(x2().min::<(usize,), Axis<0>>()),
+        "var_axis1" => flat(x2().var::<(usize,), Axis<1>>()),
+        "std_axis1" => flat(x2().std::<(usize,), Axis<1>>()),
+        "logsumexp_axis1" => flat(x2().logsumexp::<(usize,), Axis<1>>()),
+        "softmax_axis1" => flat(x2().softmax::<Axis<1>>()),
+        "softmax_axis0" => flat(x2().softmax::<Axis<0>>()),
+        "log_softmax_axis1" => flat(x2().log_softmax::<Axis<1>>()),
+        "matmul_mm" => flat(x2().matmul(y2())),
+        "matmul_vm" => flat(c.input::<(usize,)>(0).matmul(y2())),
+        "matmul_mv" => flat(x2().matmul(c.input::<(usize,)>(1))),
+        "matmul_bmm" => flat(c.input::<B3>(0).matmul(c.input::<B3>(1))),
+        "matmul_broadcast" => flat(c.input::<B3>(0).matmul(y2())),
+        "matmul_4d" => flat(c.input::<B4>(0).matmul(c.input::<B4>(1))),
+        "reshape" => flat(x2().try_reshape_like(&(2usize, 6usize)).unwrap().sin()),
+        "permute" => flat(c.input::<B3>(0).permute::<_, Axes3<2, 0, 1>>().exp()),
+        "transpose" => flat(x2().t() * E::cast_f64(2.0)),
+        "broadcast" => flat(c.input::<(usize,)>(0).broadcast_like::<M, Axis<0>>(&(3, 4)).square()),
+        "concat_axis0" => flat(x2().concat_along(y2().exp(), Axis::<0>)),
+        "concat_axis1" => flat(x2().concat_along(y2().exp(), Axis::<1>)),
+        "stack" => flat(Tensor::stack([x2().sin(), y2().square()])),
+        "narrow" => flat(x2().narrow(Axis::<1>, 1, 2usize).square()),
+        "select" => flat(x2().select(Axis::<0>, 1).exp()),
+        other => panic!("no tensile op for fixture case `{other}`: add it to pytorch_parity.rs"),
+    }
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+}
+
+fn shaped(v: &Value) -> (Vec<usize>, Vec<f64>) {
+    let shape = v["shape"].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
+    (shape, numbers(&v["data"]))
+}
+
+/// Runs one case in dtype `E`; returns the output and the gradient of each input.
+fn run<E: Float>(case: &Value) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let dev = Cpu::seeded(0);
+    let c = Case::<E> {
+        dev: dev.clone(),
+        tape: OwnedTape::new(Gradients::leaky()),
+        inputs: case["inputs"].as_array().expect("inputs").iter().map(shaped).collect(),
+        ids: RefCell::new(Vec::new()),
+        _e: core::marker::PhantomData,
+    };
+    let y = forward::<E>(case["name"].as_str().expect("name"), &c);
+    let (_, w) = shaped(&case["weights"]);
+    let w = dev.from_vec(w.iter().map(|&v| E::cast_f64(v)).collect(), (w.len(),));
+    let out: Vec<f64> = y.to_vec().iter().map(|v| v.as_f64()).collect();
+    let g = (y * w).sum::<Rank0, _>().backward();
+    let grads = c
+        .ids
+        .borrow()
+        .iter()
+        .map(|&id| g.storage::<E>(id).map_or(vec![], |s| s.as_slice().iter().map(|v| v.as_f64()).collect()))
+        .collect();
+    (out, grads)
+}
+
+fn close(what: &str, got: &[f64], want: &[f64], tol: f64) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{what}: {} values, PyTorch has {}", got.len(), want.len()));
+    }
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if !((g - w).abs() <= tol * w.abs().max(1.0)) {
+            return Err(format!("{what}[{i}]: tensile {g}, PyTorch {w} (tolerance {tol})"));
+        }
+    }
+    Ok(())
+}
+
+fn check_all(dtype: &str, tol: f64, run: fn(&Value) -> (Vec<f64>, Vec<Vec<f64>>)) -> usize {
+    let fixtures: Value =
+        serde_json::from_str(include_str!("pytorch/fixtures.json")).expect("fixtures.json parses");
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for case in fixtures["cases"].as_array().expect("cases") {
+        let Some(want) = case["results"].get(dtype) else { continue };
+        let name = case["name"].as_str().expect("name");
+        let (out, grads) = run(case);
+        let mut result = close(&format!("{name} {dtype} output"), &out, &numbers(&want["output"]), tol);
+        for (i, (g, w)) in grads.iter().zip(want["grads"].as_array().expect("grads")).enumerate() {
+            result = result.and_then(|_| close(&format!("{name} {dtype} grad of input {i}"), g, &numbers(w), tol));
+        }
+        if let Err(e) = result {
+            failures.push(e);
+        }
+        checked += 1;
+    }
+    assert!(failures.is_empty(), "{} of {checked} cases differ from PyTorch:\n{}", failures.len(), failures.join("\n"));
+    checked
+}
+
+#[test]
+fn float64_matches_pytorch() {
+    assert!(check_all("float64", 1e-6, run::<f64>) >= 60);
+}
+
+#[test]
+fn float32_matches_pytorch() {
+    assert!(check_all("float32", 1e-4, run::<f32>) >= 60);
+}
+
+#[test]
+fn float16_matches_pytorch() {
+    assert!(check_all("float16", 1e-2, run::<f16>) >= 33);
+}
+
+#[test]
+fn bfloat16_matches_pytorch() {
+    assert!(check_all("bfloat16", 4e-2, run::<bf16>) >= 33);
+}
