@@ -112,6 +112,8 @@ pub trait Shape: 'static + Copy + Debug + PartialEq + Send + Sync {
     const RANK: usize;
     /// The element count when every dim is static.
     const NUMEL: Option<usize>;
+    /// Each dim's static size (`None` for run-time dims and past the rank).
+    const STATIC_DIMS: [Option<usize>; MAX_RANK];
     /// The sizes of the dims.
     fn dims(&self) -> Dims;
     /// Builds the shape from sizes; `None` if the rank differs or a static dim disagrees.
@@ -124,6 +126,20 @@ pub trait Shape: 'static + Copy + Debug + PartialEq + Send + Sync {
     fn strides(&self) -> Dims {
         self.dims().contiguous_strides()
     }
+}
+
+/// True when every dim that is static in both lists has the same size in both.
+pub const fn static_dims_agree(a: &[Option<usize>; MAX_RANK], b: &[Option<usize>; MAX_RANK]) -> bool {
+    let mut i = 0;
+    while i < MAX_RANK {
+        if let (Some(x), Some(y)) = (a[i], b[i])
+            && x != y
+        {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// A shape whose every dim is static; such a shape can be built from nothing.
@@ -151,6 +167,12 @@ macro_rules! impl_shape {
                 let mut n = Some(1);
                 $(n = static_mul(n, $D::STATIC);)*
                 n
+            };
+            #[allow(unused_mut)]
+            const STATIC_DIMS: [Option<usize>; MAX_RANK] = {
+                let mut d = [None; MAX_RANK];
+                $(d[$i] = $D::STATIC;)*
+                d
             };
             #[inline]
             fn dims(&self) -> Dims {

@@ -18,6 +18,11 @@ use crate::tensor::Tensor;
 /// let b = dev.tensor([[5.0f32], [6.0]]);
 /// assert_eq!(a.matmul(b).to_array(), [[17.0], [39.0]]);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "matmul: cannot multiply `{Self}` by `{Rhs}`",
+    label = "the inner dims differ (or the ranks do not pair up)",
+    note = "matmul pairs (M, K) x (K, N), (K,) x (K, N), (M, K) x (K,), (B, M, K) x (K, N), (B, M, K) x (B, K, N) and (B, H, M, K) x (B, H, K, N): each K must be the same dim"
+)]
 pub trait MatMul<Rhs> {
     /// The product's type.
     type Output;

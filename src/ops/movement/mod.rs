@@ -150,9 +150,11 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     pub fn realize<S2: Shape>(self) -> Tensor<S2, E, D, T> {
         const {
             assert!(S::RANK == S2::RANK, "realize: the target shape has a different rank");
-            if let (Some(a), Some(b)) = (S::NUMEL, S2::NUMEL) {
-                assert!(a == b, "realize: the target shape's static sizes differ from this shape's");
-            }
+            assert!(
+                crate::shapes::static_dims_agree(&S::STATIC_DIMS, &S2::STATIC_DIMS),
+                "realize: a static dim of the target differs from this shape's (see the types below: \
+                 a concat, reshape or flatten result declared with the wrong size?)"
+            );
         }
         self.try_realize().unwrap_or_else(|e| panic!("{e}"))
     }
