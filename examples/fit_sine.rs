@@ -21,15 +21,15 @@ fn main() {
     let mut first = None;
     let mut last = 0.0;
     for step in 0..=2000 {
-        // One tensor carries the tape; the others are kept by the gradients and receive theirs
-        // through the ops they take part in.
+        // Gradients for the four parameters, recorded on one shared tape.
         let mut grads = w1.alloc_grads();
         grads.keep(&b1);
         grads.keep(&w2);
         grads.keep(&b2);
+        let tape = OwnedTape::new(grads);
 
-        let hidden = x.clone().matmul(w1.trace(grads)) + b1.clone().broadcast::<_, Axis<0>>();
-        let pred = hidden.tanh().matmul(w2.clone()) + b2.clone().broadcast::<_, Axis<0>>();
+        let hidden = x.clone().matmul(w1.trace_on(&tape)) + b1.trace_on(&tape).broadcast::<_, Axis<0>>();
+        let pred = hidden.tanh().matmul(w2.trace_on(&tape)) + b2.trace_on(&tape).broadcast::<_, Axis<0>>();
         let loss = (pred - y.clone()).square().mean::<Rank0, _>();
         let value = loss.to_vec()[0];
         first.get_or_insert(value);

@@ -53,3 +53,8 @@ pub mod prelude {
     pub use crate::shapes::*;
     pub use crate::tensor::{FromArray, Tensor, TensorFactory, ToArray};
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

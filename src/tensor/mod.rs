@@ -181,6 +181,25 @@ impl<S: Shape, E: Float, D: Device> Tensor<S, E, D, NoTape> {
     pub fn trace(&self, grads: Gradients<D>) -> Tensor<S, E, D, OwnedTape<D>> {
         self.clone().put_tape(OwnedTape::new(grads))
     }
+    /// Records onto an existing tape (shared with every other tensor traced on it): the way to
+    /// differentiate with respect to several parameters at once.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let w = dev.tensor([[2.0f64]]);
+    /// let b = dev.tensor([1.0f64]);
+    /// let mut grads = w.alloc_grads();
+    /// grads.keep(&b);
+    /// let tape = OwnedTape::new(grads);
+    /// let x = dev.tensor([[3.0f64]]);
+    /// let y = x.matmul(w.trace_on(&tape)) + b.trace_on(&tape).broadcast::<_, Axis<0>>();
+    /// let g = y.sum::<Rank0, _>().backward();
+    /// assert_eq!((g.get(&w).to_vec(), g.get(&b).to_vec()), (vec![3.0], vec![1.0]));
+    /// ```
+    pub fn trace_on(&self, tape: &OwnedTape<D>) -> Tensor<S, E, D, OwnedTape<D>> {
+        self.clone().put_tape(tape.clone())
+    }
     /// Starts recording into fresh gradients that keep every intermediate gradient.
     pub fn leaky_trace(&self) -> Tensor<S, E, D, OwnedTape<D>> {
         self.trace(Gradients::leaky())
@@ -242,5 +261,35 @@ impl<S: Shape, E: Dtype, D: Device> Tensor<S, E, D, NoTape> {
     /// ```
     pub fn cast<E2: Dtype>(&self) -> Tensor<S, E2, D, NoTape> {
         Tensor::from_storage(self.device.clone(), self.device.cast::<E, E2>(&self.data, &self.layout()), self.shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::prelude::*;
+
+    fn buffer_address<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> usize {
+        t.data.as_slice().as_ptr() as usize
+    }
+
+    #[test]
+    fn an_unshared_buffer_is_reused_in_place() {
+        let x: Tensor<Rank1<100_000>, f32, Cpu> = Cpu::seeded(0).ones();
+        let addr = buffer_address(&x);
+        let y = x.exp().sqrt() * 2.0;
+        assert_eq!(buffer_address(&y), addr);
+        assert!(y.to_vec().iter().all(|&v| (v - 2.0 * 0.5f32.exp()).abs() < 1e-6));
+        let z = y.clone() + y.clone();
+        // both operands shared the buffer: the sum needed a new one
+        assert_ne!(buffer_address(&z), addr);
+    }
+
+    #[test]
+    fn a_taped_input_is_not_overwritten() {
+        let x: Tensor<Rank1<100_000>, f32, Cpu> = Cpu::seeded(0).ones();
+        let addr = buffer_address(&x);
+        let y = x.leaky_trace().exp();
+        assert_ne!(buffer_address(&y), addr);
+        assert!(x.to_vec().iter().all(|&v| v == 1.0));
     }
 }

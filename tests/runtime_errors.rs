@@ -1,0 +1,103 @@
+//! With run-time dims, a mismatch is an `Err` from the `try_*` form, never a panic: one test per
+//! op family.
+
+use tensile::prelude::*;
+
+type V = Tensor<(usize,), f32, Cpu>;
+type M = Tensor<(usize, usize), f32, Cpu>;
+
+fn dev() -> Cpu {
+    Cpu::seeded(0)
+}
+fn v(n: usize) -> V {
+    dev().zeros_like(&(n,))
+}
+fn m(r: usize, c: usize) -> M {
+    dev().zeros_like(&(r, c))
+}
+
+#[test]
+fn elementwise() {
+    for op in ["add", "sub", "mul", "div", "maximum", "minimum", "pow"] {
+        let (a, b) = (m(2, 3), m(3, 2));
+        let r = match op {
+            "add" => a.try_add(b),
+            "sub" => a.try_sub(b),
+            "mul" => a.try_mul(b),
+            "div" => a.try_div(b),
+            "maximum" => a.try_maximum(b),
+            "minimum" => a.try_minimum(b),
+            _ => a.try_pow(b),
+        };
+        let e = r.unwrap_err();
+        assert_eq!(e, Error::ShapeMismatch { op, lhs: Dims::from_slice(&[2, 3]), rhs: Dims::from_slice(&[3, 2]) });
+    }
+    // a taped operand does not change that
+    assert!(m(2, 3).leaky_trace().try_add(m(2, 4)).is_err());
+}
+
+#[test]
+fn matmul() {
+    let e = m(2, 3).try_matmul(m(4, 5)).unwrap_err();
+    assert_eq!(e.to_string(), "matmul: shapes differ: [2, 3] vs [4, 5]");
+    assert!(v(3).try_matmul(m(4, 5)).is_err());
+    assert!(m(2, 3).try_matmul(v(4)).is_err());
+    let b3 = |b: usize, r: usize, c: usize| -> Tensor<(usize, usize, usize), f32, Cpu> { dev().zeros_like(&(b, r, c)) };
+    assert!(b3(2, 3, 4).try_matmul(b3(3, 4, 5)).is_err(), "batch sizes differ");
+    assert!(b3(2, 3, 4).try_matmul(b3(2, 5, 5)).is_err(), "inner dims differ");
+    assert!(b3(2, 3, 4).try_matmul(m(5, 5)).is_err());
+    assert!(m(2, 3).try_matmul(m(3, 5)).is_ok());
+}
+
+#[test]
+fn reductions_and_broadcast() {
+    assert!(v(3).try_broadcast_like::<_, Axis<0>>(&(2usize, 4usize)).is_err());
+    assert!(v(4).try_broadcast_like::<_, Axis<0>>(&(2usize, 4usize)).is_ok());
+}
+
+#[test]
+fn reshape_and_realize() {
+    assert!(matches!(m(2, 3).try_reshape_like(&(4usize, 2usize)), Err(Error::InvalidSize { op: "reshape", .. })));
+    assert!(matches!(m(2, 3).try_realize::<Rank2<3, 2>>(), Err(Error::InvalidSize { op: "realize", .. })));
+    assert!(m(2, 3).try_realize::<Rank2<2, 3>>().is_ok());
+}
+
+#[test]
+fn narrow_select() {
+    assert!(matches!(m(2, 3).try_narrow(Axis::<1>, 2, 2usize), Err(Error::InvalidSize { op: "narrow", .. })));
+    assert!(matches!(
+        m(2, 3).try_select(Axis::<0>, 2),
+        Err(Error::IndexOutOfRange { op: "select", index: 2, size: 2 })
+    ));
+}
+
+#[test]
+fn concat_and_stack() {
+    assert!(matches!(m(2, 3).try_concat_along(m(2, 4), Axis::<0>), Err(Error::ShapeMismatch { op: "concat", .. })));
+    assert!(m(2, 3).try_concat_along(m(2, 4), Axis::<1>).is_ok());
+    assert!(matches!(Tensor::try_stack_vec(vec![m(2, 3), m(3, 2)]), Err(Error::ShapeMismatch { op: "stack", .. })));
+    assert!(Tensor::try_stack_vec(Vec::<M>::new()).is_err());
+}
+
+#[test]
+fn compare_and_choose() {
+    assert!(m(2, 3).try_lt(&m(3, 2)).is_err());
+    let mask = m(2, 3).try_gt(&m(2, 3)).unwrap();
+    assert!(matches!(mask.try_choose(m(3, 2), m(2, 3)), Err(Error::ShapeMismatch { op: "where", .. })));
+}
+
+#[test]
+fn creation() {
+    assert_eq!(
+        dev().try_from_vec(vec![1.0f32; 5], (2usize, 3usize)).unwrap_err(),
+        Error::DataLength { op: "from_vec", expected: 6, found: 5 }
+    );
+}
+
+#[test]
+fn missing_gradient() {
+    let x = v(3);
+    let y = v(3);
+    let g = x.leaky_trace().sum::<Rank0, _>().backward();
+    assert_eq!(g.try_get(&y).unwrap_err(), Error::NoGradient);
+}
