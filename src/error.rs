@@ -1,6 +1,5 @@
 //! The one error type of tensile: plain, structured, and naming the op.
 
-use crate::shapes::Dims;
 use core::fmt;
 
 /// Everything that can go wrong in a fallible (`try_*`) call.
@@ -22,9 +21,9 @@ pub enum Error {
         /// The op.
         op: &'static str,
         /// The left (or first) shape.
-        lhs: Dims,
+        lhs: Vec<usize>,
         /// The right (or second) shape.
-        rhs: Dims,
+        rhs: Vec<usize>,
     },
     /// A run-time size does not fit the op (a reshape to another element count, a slice past the end).
     InvalidSize {
@@ -70,11 +69,9 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange { op, index, size } => {
                 write!(f, "{op}: index {index} is out of range for an axis of size {size}")
             }
-            Error::DataLength {
-                op,
-                expected,
-                found,
-            } => write!(f, "{op}: the shape needs {expected} elements, {found} were given"),
+            Error::DataLength { op, expected, found } => {
+                write!(f, "{op}: the shape needs {expected} elements, {found} were given")
+            }
             Error::NonFinite { op } => write!(f, "{op}: a non-finite value (NaN or infinity)"),
             Error::NoGradient => write!(f, "no gradient was recorded for this tensor"),
         }

@@ -59,31 +59,20 @@ impl<D: Device> Default for Gradients<D> {
 
 impl<D: Device> core::fmt::Debug for Gradients<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Gradients")
-            .field("tensors", &self.grads.len())
-            .field("keep", &self.keep)
-            .finish()
+        f.debug_struct("Gradients").field("tensors", &self.grads.len()).field("keep", &self.keep).finish()
     }
 }
 
 impl<D: Device> Gradients<D> {
     /// Gradients that keep every tensor's gradient, intermediates included.
     pub fn leaky() -> Self {
-        Self {
-            grads: HashMap::new(),
-            keep: Keep::All,
-            _device: core::marker::PhantomData,
-        }
+        Self { grads: HashMap::new(), keep: Keep::All, _device: core::marker::PhantomData }
     }
 
     /// Gradients that keep only the tensors later passed to [`Gradients::keep`] (or allocated by
     /// [`Tensor::alloc_grads`]).
     pub fn only_kept() -> Self {
-        Self {
-            grads: HashMap::new(),
-            keep: Keep::Only(HashSet::new()),
-            _device: core::marker::PhantomData,
-        }
+        Self { grads: HashMap::new(), keep: Keep::Only(HashSet::new()), _device: core::marker::PhantomData }
     }
 
     /// Keeps `t`'s gradient after the backward pass, allocating it as zeros.
@@ -135,9 +124,7 @@ impl<D: Device> Gradients<D> {
 
     pub(crate) fn get_or_zeros<E: Float>(&mut self, dev: &D, id: UniqueId, len: usize) -> &mut D::Storage<E> {
         let entry = self.grads.entry(id).or_insert_with(|| Box::new(dev.alloc_zeros::<E>(len)));
-        entry
-            .downcast_mut::<D::Storage<E>>()
-            .expect("a tensor id was used with two dtypes")
+        entry.downcast_mut::<D::Storage<E>>().expect("a tensor id was used with two dtypes")
     }
 
     fn is_kept(&self, id: UniqueId) -> bool {

@@ -80,9 +80,7 @@ pub struct OwnedTape<D: Device> {
 
 impl<D: Device> Clone for OwnedTape<D> {
     fn clone(&self) -> Self {
-        Self {
-            node: self.node.clone(),
-        }
+        Self { node: self.node.clone() }
     }
 }
 
@@ -95,9 +93,7 @@ impl<D: Device> core::fmt::Debug for OwnedTape<D> {
 impl<D: Device> OwnedTape<D> {
     /// A tape that records into `grads`.
     pub fn new(grads: Gradients<D>) -> Self {
-        Self {
-            node: Arc::new(Mutex::new(Node::Live(Recording { ops: Vec::new(), grads }))),
-        }
+        Self { node: Arc::new(Mutex::new(Node::Live(Recording { ops: Vec::new(), grads }))) }
     }
 
     /// The live recording this handle leads to (links left by merges are followed).
@@ -119,10 +115,7 @@ impl<D: Device> OwnedTape<D> {
     pub(crate) fn take_recording(&self) -> Recording<D> {
         let root = self.root();
         let mut node = root.lock().expect("tape lock");
-        let empty = Recording {
-            ops: Vec::new(),
-            grads: Gradients::leaky(),
-        };
+        let empty = Recording { ops: Vec::new(), grads: Gradients::leaky() };
         match core::mem::replace(&mut *node, Node::Live(empty)) {
             Node::Live(rec) => rec,
             Node::Merged(_) => unreachable!("root() returns a live node"),

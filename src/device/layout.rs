@@ -25,11 +25,7 @@ pub struct Layout {
 impl Layout {
     /// Row-major, starting at 0.
     pub fn contiguous(dims: Dims) -> Self {
-        Self {
-            dims,
-            strides: dims.contiguous_strides(),
-            offset: 0,
-        }
+        Self { dims, strides: dims.contiguous_strides(), offset: 0 }
     }
     /// Number of logical elements.
     pub fn numel(&self) -> usize {
@@ -48,12 +44,7 @@ impl Layout {
     }
     /// The storage offset of a logical multi-index.
     pub fn offset_of(&self, index: &[usize]) -> usize {
-        self.offset
-            + index
-                .iter()
-                .zip(self.strides.as_slice())
-                .map(|(i, s)| i * s)
-                .sum::<usize>()
+        self.offset + index.iter().zip(self.strides.as_slice()).map(|(i, s)| i * s).sum::<usize>()
     }
     /// The same layout with its axes reordered: axis `i` of the result is axis `perm[i]` here.
     pub fn permuted(&self, perm: &[usize]) -> Self {
@@ -63,11 +54,7 @@ impl Layout {
             dims[i] = self.dims[p];
             strides[i] = self.strides[p];
         }
-        Self {
-            dims,
-            strides,
-            offset: self.offset,
-        }
+        Self { dims, strides, offset: self.offset }
     }
     /// A view of this layout broadcast to `dims`, where `axes` are the new axes of `dims` (stride 0).
     pub fn broadcast(&self, dims: Dims, axes: &[usize]) -> Self {
@@ -79,10 +66,6 @@ impl Layout {
                 src += 1;
             }
         }
-        Self {
-            dims,
-            strides,
-            offset: self.offset,
-        }
+        Self { dims, strides, offset: self.offset }
     }
 }

@@ -4,8 +4,8 @@
 //! the typed front end in `ops/` checks shapes and records the tape, then calls these. The same
 //! kernels serve eager mode and, later, the export runtime and other devices.
 
-mod layout;
 pub mod cpu;
+mod layout;
 
 pub use cpu::Cpu;
 pub use layout::Layout;

@@ -68,11 +68,7 @@ fn compare<S: Shape, E: Dtype, D: Device, T1, T2, O: CmpOp>(
     op: O,
 ) -> Result<Tensor<S, bool, D>> {
     if a.shape != b.shape {
-        return Err(Error::ShapeMismatch {
-            op: O::NAME,
-            lhs: a.dims(),
-            rhs: b.dims(),
-        });
+        return Err(Error::ShapeMismatch { op: O::NAME, lhs: a.dims().to_vec(), rhs: b.dims().to_vec() });
     }
     let out = a.device.compare(&op, &a.data, &a.layout(), &b.data, &b.layout());
     Ok(Tensor::from_storage(a.device.clone(), out, a.shape))
@@ -90,6 +86,7 @@ impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
     /// let y = mask.try_choose(x.clone(), x.clone().neg()).unwrap();
     /// assert_eq!(y.to_vec(), vec![1.0, 2.0, 3.0]);
     /// ```
+    #[allow(clippy::type_complexity)]
     pub fn try_choose<E: Float, L: Tape<D> + Merge<D, R>, R: Tape<D>>(
         &self,
         on_true: Tensor<S, E, D, L>,
@@ -97,11 +94,7 @@ impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
     ) -> Result<Tensor<S, E, D, <L as Merge<D, R>>::Output>> {
         for other in [on_true.dims(), on_false.dims()] {
             if other != self.dims() {
-                return Err(Error::ShapeMismatch {
-                    op: "where",
-                    lhs: self.dims(),
-                    rhs: other,
-                });
+                return Err(Error::ShapeMismatch { op: "where", lhs: self.dims().to_vec(), rhs: other.to_vec() });
             }
         }
         let (cl, al, bl) = (self.layout(), on_true.layout(), on_false.layout());
@@ -117,11 +110,7 @@ impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
                 g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
                     let zero = dev.alloc_zeros::<E>(1);
                     let c = Layout::contiguous(cl.dims);
-                    let zl = Layout {
-                        dims: cl.dims,
-                        strides: Dims::from_slice(&vec![0; cl.dims.len()]),
-                        offset: 0,
-                    };
+                    let zl = Layout { dims: cl.dims, strides: Dims::from_slice(&vec![0; cl.dims.len()]), offset: 0 };
                     let to_a = dev.select_where(&cond, &cl, gy, &c, &zero, &zl);
                     let to_b = dev.select_where(&cond, &cl, &zero, &zl, gy, &c);
                     dev.copy_into(&to_a, &c, ga, &c, true);

@@ -12,7 +12,9 @@ mod shape;
 
 pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis};
 pub use dim::{Const, ConstDim, Dim, Prod, Sum, static_add, static_mul};
-pub use shape::{ConstShape, Dims, MAX_RANK, static_dims_agree, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5, Rank6, Shape};
+pub use shape::{
+    ConstShape, Dims, MAX_RANK, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5, Rank6, Shape, static_dims_agree,
+};
 
 /// The shape left after removing the axes `Ax` (a reduction, or `select` along one axis).
 ///

@@ -30,15 +30,16 @@ impl Dims {
         assert!(s.len() <= MAX_RANK, "rank {} exceeds MAX_RANK", s.len());
         let mut buf = [0; MAX_RANK];
         buf[..s.len()].copy_from_slice(s);
-        Self {
-            buf,
-            len: s.len() as u8,
-        }
+        Self { buf, len: s.len() as u8 }
     }
     /// The values as a slice.
     #[inline]
     pub fn as_slice(&self) -> &[usize] {
         &self.buf[..self.len as usize]
+    }
+    /// The values as a `Vec`.
+    pub fn to_vec(&self) -> Vec<usize> {
+        self.as_slice().to_vec()
     }
     /// The values as a mutable slice.
     #[inline]
@@ -217,11 +218,5 @@ pub type Rank4<const A: usize, const B: usize, const C: usize, const D: usize> =
 pub type Rank5<const A: usize, const B: usize, const C: usize, const D: usize, const E: usize> =
     (Const<A>, Const<B>, Const<C>, Const<D>, Const<E>);
 /// A static rank-6 shape.
-pub type Rank6<
-    const A: usize,
-    const B: usize,
-    const C: usize,
-    const D: usize,
-    const E: usize,
-    const F: usize,
-> = (Const<A>, Const<B>, Const<C>, Const<D>, Const<E>, Const<F>);
+pub type Rank6<const A: usize, const B: usize, const C: usize, const D: usize, const E: usize, const F: usize> =
+    (Const<A>, Const<B>, Const<C>, Const<D>, Const<E>, Const<F>);

@@ -49,6 +49,8 @@ from_array!(f32, f64, f16, bf16, i32, i64, u8, bool);
 /// let e: Tensor<Rank1<4>, f64, Cpu> = dev.randn();
 /// assert_eq!((a.numel(), b.numel(), c.numel(), d.to_vec()[4], e.numel()), (6, 12, 4, 4.0, 4));
 /// ```
+// `from_vec` builds a tensor on this device, so it takes the device as `self`.
+#[allow(clippy::wrong_self_convention)]
 pub trait TensorFactory: Device {
     /// Zeros of a static shape.
     fn zeros<S: ConstShape, E: Dtype>(&self) -> Tensor<S, E, Self> {
@@ -94,11 +96,7 @@ pub trait TensorFactory: Device {
     /// ```
     fn try_from_vec<S: Shape, E: Dtype>(&self, data: Vec<E>, shape: S) -> Result<Tensor<S, E, Self>> {
         if data.len() != shape.numel() {
-            return Err(Error::DataLength {
-                op: "from_vec",
-                expected: shape.numel(),
-                found: data.len(),
-            });
+            return Err(Error::DataLength { op: "from_vec", expected: shape.numel(), found: data.len() });
         }
         Ok(Tensor::from_storage(self.clone(), self.upload(data), shape))
     }
@@ -177,7 +175,9 @@ impl<E: Dtype, D: Device, T, const A: usize, const B: usize> ToArray for Tensor<
         core::array::from_fn(|i| core::array::from_fn(|j| v[i * B + j]))
     }
 }
-impl<E: Dtype, D: Device, T, const A: usize, const B: usize, const C: usize> ToArray for Tensor<Rank3<A, B, C>, E, D, T> {
+impl<E: Dtype, D: Device, T, const A: usize, const B: usize, const C: usize> ToArray
+    for Tensor<Rank3<A, B, C>, E, D, T>
+{
     type Array = [[[E; C]; B]; A];
     fn to_array(&self) -> Self::Array {
         let v = self.to_vec();

@@ -58,15 +58,7 @@ impl<S: Shape, E: Dtype, D: Device> Tensor<S, E, D, NoTape> {
         Self::from_arc(device, Arc::new(storage), shape)
     }
     pub(crate) fn from_arc(device: D, data: Arc<D::Storage<E>>, shape: S) -> Self {
-        Self {
-            id: UniqueId::next(),
-            data,
-            strides: shape.strides(),
-            shape,
-            offset: 0,
-            device,
-            tape: NoTape,
-        }
+        Self { id: UniqueId::next(), data, strides: shape.strides(), shape, offset: 0, device, tape: NoTape }
     }
 }
 
@@ -93,11 +85,7 @@ impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
     }
     /// Sizes, strides and offset of the view.
     pub fn layout(&self) -> Layout {
-        Layout {
-            dims: self.shape.dims(),
-            strides: self.strides,
-            offset: self.offset,
-        }
+        Layout { dims: self.shape.dims(), strides: self.strides, offset: self.offset }
     }
     /// True when the elements are stored row-major without gaps.
     pub fn is_contiguous(&self) -> bool {

@@ -47,11 +47,7 @@ pub struct GradcheckConfig {
 impl Default for GradcheckConfig {
     /// `eps = 1e-6`, `atol = 1e-5`, `rtol = 1e-3`, as `torch.autograd.gradcheck`.
     fn default() -> Self {
-        Self {
-            eps: 1e-6,
-            atol: 1e-5,
-            rtol: 1e-3,
-        }
+        Self { eps: 1e-6, atol: 1e-5, rtol: 1e-3 }
     }
 }
 
@@ -89,12 +85,7 @@ fn value<S: Shape>(t: &Tensor<S, f64, Cpu, OwnedTape<Cpu>>) -> f64 {
 fn compare(input: usize, analytic: &[f64], numeric: &[f64], cfg: GradcheckConfig) -> Result<(), GradcheckError> {
     for (index, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {
         if (a - n).abs() > cfg.atol + cfg.rtol * n.abs() || a.is_nan() != n.is_nan() {
-            return Err(GradcheckError {
-                input,
-                index,
-                analytic: a,
-                numeric: n,
-            });
+            return Err(GradcheckError { input, index, analytic: a, numeric: n });
         }
     }
     Ok(())

@@ -18,21 +18,16 @@ fn extent(l: &Layout) -> usize {
 
 /// `c (+)= a b` for rank-3 views `[batch, m, k] x [batch, k, n] -> [batch, m, n]`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul<E: Float>(
-    a: &[E],
-    al: &Layout,
-    b: &[E],
-    bl: &Layout,
-    c: &mut [E],
-    cl: &Layout,
-    accumulate: bool,
-) {
+pub(crate) fn matmul<E: Float>(a: &[E], al: &Layout, b: &[E], bl: &Layout, c: &mut [E], cl: &Layout, accumulate: bool) {
     let (batch, m, k, n) = (cl.dims[0], al.dims[1], al.dims[2], bl.dims[2]);
     assert!(
         al.dims[0] == batch && bl.dims[0] == batch && bl.dims[1] == k && cl.dims[1] == m && cl.dims[2] == n,
         "matmul kernel: inconsistent views {al:?} {bl:?} {cl:?}"
     );
-    assert!(extent(al) <= a.len() && extent(bl) <= b.len() && extent(cl) <= c.len(), "matmul kernel: view exceeds storage");
+    assert!(
+        extent(al) <= a.len() && extent(bl) <= b.len() && extent(cl) <= c.len(),
+        "matmul kernel: view exceeds storage"
+    );
     // Distinct output elements must not alias: every output stride of a dim > 1 is non-zero.
     assert!((0..3).all(|d| cl.dims[d] <= 1 || cl.strides[d] != 0), "matmul kernel: output view aliases itself");
     if batch == 0 || m == 0 || n == 0 {
@@ -54,11 +49,8 @@ pub(crate) fn matmul<E: Float>(
         };
         let (a32, al32) = widen(a, al);
         let (b32, bl32) = widen(b, bl);
-        let (mut c32, cl32) = if accumulate {
-            widen(c, cl)
-        } else {
-            (vec![0f32; cl.numel()], Layout::contiguous(cl.dims))
-        };
+        let (mut c32, cl32) =
+            if accumulate { widen(c, cl) } else { (vec![0f32; cl.numel()], Layout::contiguous(cl.dims)) };
         gemm_batched(&a32, &al32, &b32, &bl32, &mut c32, &cl32, accumulate, 1.0, 0.0);
         let mut idx = [0usize; 3];
         for v in c32 {

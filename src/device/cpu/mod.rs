@@ -45,10 +45,7 @@ impl Default for Cpu {
 impl Cpu {
     /// A device whose random generator starts from `seed`.
     pub fn seeded(seed: u64) -> Self {
-        Self {
-            rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))),
-            cache: Arc::new(BufferCache::default()),
-        }
+        Self { rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))), cache: Arc::new(BufferCache::default()) }
     }
     /// Re-seeds the random generator.
     ///
@@ -70,25 +67,15 @@ impl Cpu {
     /// A buffer of `len` elements whose contents the caller overwrites entirely.
     fn alloc_for_overwrite<E: Dtype>(&self, len: usize) -> CpuStorage<E> {
         let data = self.cache.take(len).unwrap_or_else(|| vec![E::default(); len]);
-        CpuStorage {
-            data,
-            cache: Some(self.cache.clone()),
-        }
+        CpuStorage { data, cache: Some(self.cache.clone()) }
     }
     fn wrap<E: Dtype>(&self, data: Vec<E>) -> CpuStorage<E> {
-        CpuStorage {
-            data,
-            cache: Some(self.cache.clone()),
-        }
+        CpuStorage { data, cache: Some(self.cache.clone()) }
     }
     /// Reuses `x` as the output when the caller holds its only reference and it is laid out
     /// exactly as the output will be; otherwise allocates.
     fn reuse_or_alloc<E: Dtype>(&self, x: Arc<CpuStorage<E>>, l: &Layout) -> Result<CpuStorage<E>, Arc<CpuStorage<E>>> {
-        if l.offset == 0 && l.is_contiguous() && x.data.len() == l.numel() {
-            Arc::try_unwrap(x)
-        } else {
-            Err(x)
-        }
+        if l.offset == 0 && l.is_contiguous() && x.data.len() == l.numel() { Arc::try_unwrap(x) } else { Err(x) }
     }
 }
 
@@ -143,7 +130,14 @@ impl Device for Cpu {
         out
     }
 
-    fn copy_into<E: Float>(&self, src: &CpuStorage<E>, sl: &Layout, dst: &mut CpuStorage<E>, dl: &Layout, accumulate: bool) {
+    fn copy_into<E: Float>(
+        &self,
+        src: &CpuStorage<E>,
+        sl: &Layout,
+        dst: &mut CpuStorage<E>,
+        dl: &Layout,
+        accumulate: bool,
+    ) {
         assert_eq!(sl.dims, dl.dims, "copy_into: views of different dims");
         if dl.is_contiguous() {
             let n = dl.numel();
@@ -322,7 +316,14 @@ impl Device for Cpu {
         matmul::matmul(&a.data, al, &b.data, bl, &mut c.data, cl, accumulate);
     }
 
-    fn compare<E: Dtype, O: CmpOp>(&self, op: &O, a: &CpuStorage<E>, al: &Layout, b: &CpuStorage<E>, bl: &Layout) -> CpuStorage<bool> {
+    fn compare<E: Dtype, O: CmpOp>(
+        &self,
+        op: &O,
+        a: &CpuStorage<E>,
+        al: &Layout,
+        b: &CpuStorage<E>,
+        bl: &Layout,
+    ) -> CpuStorage<bool> {
         let mut out = self.alloc_for_overwrite::<bool>(al.numel());
         zip_map(&mut out.data, &al.dims, [(&a.data[..], al), (&b.data[..], bl)], |o, [x, y]| *o = op.cmp(x, y));
         out

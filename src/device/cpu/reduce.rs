@@ -65,16 +65,8 @@ pub(crate) fn reduce<E: Float>(kind: ReduceKind, x: &[E], l: &Layout, axes: &[us
     let rank = l.dims.len();
     let kept: Vec<usize> = (0..rank).filter(|d| !axes.contains(d)).collect();
     let pick = |src: &Dims, idx: &[usize]| Dims::from_slice(&idx.iter().map(|&i| src[i]).collect::<Vec<_>>());
-    let kept_layout = Layout {
-        dims: pick(&l.dims, &kept),
-        strides: pick(&l.strides, &kept),
-        offset: l.offset,
-    };
-    let red_layout = Layout {
-        dims: pick(&l.dims, axes),
-        strides: pick(&l.strides, axes),
-        offset: 0,
-    };
+    let kept_layout = Layout { dims: pick(&l.dims, &kept), strides: pick(&l.strides, &kept), offset: l.offset };
+    let red_layout = Layout { dims: pick(&l.dims, axes), strides: pick(&l.strides, axes), offset: 0 };
     let inner = red_layout.numel();
     if inner == 0 {
         out.fill(E::from_acc(identity(kind)));
@@ -96,10 +88,7 @@ pub(crate) fn reduce<E: Float>(kind: ReduceKind, x: &[E], l: &Layout, axes: &[us
         } else if out.len() == 1 && inner >= PAR_THRESHOLD {
             // One long row: fold chunks in parallel, then combine.
             let base = kept_layout.offset;
-            let parts: Vec<E> = x[base..base + inner]
-                .par_chunks(1 << 16)
-                .map(|c| fold_slice(kind, c))
-                .collect();
+            let parts: Vec<E> = x[base..base + inner].par_chunks(1 << 16).map(|c| fold_slice(kind, c)).collect();
             out[0] = fold_slice(kind, &parts);
         } else {
             out.iter_mut().enumerate().for_each(|(o, v)| *v = fold_row(o));
@@ -126,9 +115,7 @@ pub(crate) fn reduce<E: Float>(kind: ReduceKind, x: &[E], l: &Layout, axes: &[us
         };
         const COLS: usize = 1 << 10;
         if rows * cols >= PAR_THRESHOLD {
-            out.par_chunks_mut(COLS)
-                .enumerate()
-                .for_each(|(c, dst)| accumulate_cols(c * COLS, dst));
+            out.par_chunks_mut(COLS).enumerate().for_each(|(c, dst)| accumulate_cols(c * COLS, dst));
         } else {
             accumulate_cols(0, out);
         }

@@ -104,9 +104,7 @@ where
         }
     };
     if out.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, chunk)| work(c * CHUNK, chunk));
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, chunk)| work(c * CHUNK, chunk));
     } else {
         work(0, out);
     }
@@ -130,17 +128,9 @@ mod tests {
         let a: Vec<i32> = (0..6).collect();
         let dims = Dims::from_slice(&[3, 2]);
         // a viewed as its transpose (2x3 stored row-major, read as 3x2)
-        let t = Layout {
-            dims,
-            strides: Dims::from_slice(&[1, 3]),
-            offset: 0,
-        };
+        let t = Layout { dims, strides: Dims::from_slice(&[1, 3]), offset: 0 };
         let b = [10, 20];
-        let bb = Layout {
-            dims,
-            strides: Dims::from_slice(&[0, 1]),
-            offset: 0,
-        };
+        let bb = Layout { dims, strides: Dims::from_slice(&[0, 1]), offset: 0 };
         let mut out = vec![0; 6];
         zip_map(&mut out, &dims, [(&a[..], &t), (&b[..], &bb)], |o, [x, y]| *o = x + y);
         assert_eq!(out, vec![10, 23, 11, 24, 12, 25]);

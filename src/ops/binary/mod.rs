@@ -67,6 +67,7 @@ binary_ops! {
 }
 
 /// Applies a binary op to two tensors of the same shape type; an `Err` when run-time dims differ.
+#[allow(clippy::type_complexity)]
 pub(crate) fn try_binary<S, E, D, L, R, O>(
     a: Tensor<S, E, D, L>,
     b: Tensor<S, E, D, R>,
@@ -81,11 +82,7 @@ where
     O: BinaryOp,
 {
     if a.shape != b.shape {
-        return Err(Error::ShapeMismatch {
-            op: O::NAME,
-            lhs: a.dims(),
-            rhs: b.dims(),
-        });
+        return Err(Error::ShapeMismatch { op: O::NAME, lhs: a.dims().to_vec(), rhs: b.dims().to_vec() });
     }
     let (al, bl) = (a.layout(), b.layout());
     let (a, ta) = a.split_tape();
@@ -110,6 +107,9 @@ where
 
 macro_rules! binary_methods {
     ($($(#[$doc:meta])* $method:ident, $try_method:ident => $op:expr;)*) => {
+        // The inherent methods exist beside the operator traits for their `try_` twins and for
+        // method-call chains; the traits call them.
+        #[allow(clippy::should_implement_trait)]
         impl<S: Shape, E: Float, D: Device, L: Tape<D>> Tensor<S, E, D, L> {$(
             $(#[$doc])*
             pub fn $try_method<R: Tape<D>>(self, rhs: Tensor<S, E, D, R>) -> Result<Tensor<S, E, D, <L as Merge<D, R>>::Output>>

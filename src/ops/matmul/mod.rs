@@ -42,11 +42,7 @@ pub trait MatMul<Rhs> {
 fn as3(l: &Layout, batch: Option<usize>, rows: Option<usize>, cols: Option<usize>) -> Layout {
     let part = |ax: Option<usize>| ax.map_or((1, 0), |a| (l.dims[a], l.strides[a]));
     let (b, r, c) = (part(batch), part(rows), part(cols));
-    Layout {
-        dims: Dims::from_slice(&[b.0, r.0, c.0]),
-        strides: Dims::from_slice(&[b.1, r.1, c.1]),
-        offset: l.offset,
-    }
+    Layout { dims: Dims::from_slice(&[b.0, r.0, c.0]), strides: Dims::from_slice(&[b.1, r.1, c.1]), offset: l.offset }
 }
 
 fn transpose3(l: &Layout) -> Layout {
@@ -55,11 +51,7 @@ fn transpose3(l: &Layout) -> Layout {
 
 fn check_inner(op_dims: (Dims, Dims), k_a: usize, k_b: usize) -> Result<()> {
     if k_a != k_b {
-        return Err(Error::ShapeMismatch {
-            op: "matmul",
-            lhs: op_dims.0,
-            rhs: op_dims.1,
-        });
+        return Err(Error::ShapeMismatch { op: "matmul", lhs: op_dims.0.to_vec(), rhs: op_dims.1.to_vec() });
     }
     Ok(())
 }
@@ -104,19 +96,16 @@ where
     dev.matmul(&a.data, &al, &b.data, &bl, &mut c, &c3, false);
     let out = Tensor::from_storage(dev.clone(), c, shape);
     if <<L as Merge<D, R>>::Output as Tape<D>>::TAPED {
-        let (ga3, gb3) = (
-            broadcast(&a3(&Layout::contiguous(a.shape.dims()))),
-            broadcast(&b3(&Layout::contiguous(b.shape.dims()))),
-        );
+        let (ga3, gb3) =
+            (broadcast(&a3(&Layout::contiguous(a.shape.dims()))), broadcast(&b3(&Layout::contiguous(b.shape.dims()))));
         let (ad, bd, aid, bid, oid) = (a.data, b.data, a.id, b.id, out.id);
         let (na, nb) = (a.shape.numel(), b.shape.numel());
         tape.add_backward_op("matmul", oid, move |g| {
             g.backward_step::<E, 2>(&dev, oid, [(aid, na), (bid, nb)], |gy, [ga, gb]| {
                 // dA = dC Bᵀ and dB = Aᵀ dC, batch by batch where an operand is shared by the batch.
-                for (grad, gl, lhs, lhs_l, rhs, rhs_l) in [
-                    (ga, ga3, gy, c3, &*bd, transpose3(&bl)),
-                    (gb, gb3, &*ad, transpose3(&al), gy, c3),
-                ] {
+                for (grad, gl, lhs, lhs_l, rhs, rhs_l) in
+                    [(ga, ga3, gy, c3, &*bd, transpose3(&bl)), (gb, gb3, &*ad, transpose3(&al), gy, c3)]
+                {
                     if gl.strides[0] == 0 && batch > 1 {
                         for i in 0..batch {
                             let one = |l: &Layout| Layout {
@@ -136,7 +125,6 @@ where
     }
     out.put_tape(tape)
 }
-
 
 /// `(K,) x (K, N) -> (N,)`
 impl<K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, R>, R: Tape<D>> MatMul<Tensor<(K, N), E, D, R>>
@@ -163,8 +151,8 @@ impl<M: Dim, K: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, R>, R: Tape<D>> 
 }
 
 /// `(M, K) x (K, N) -> (M, N)`
-impl<M: Dim, K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, R>, R: Tape<D>>
-    MatMul<Tensor<(K, N), E, D, R>> for Tensor<(M, K), E, D, L>
+impl<M: Dim, K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, R>, R: Tape<D>> MatMul<Tensor<(K, N), E, D, R>>
+    for Tensor<(M, K), E, D, L>
 {
     type Output = Tensor<(M, N), E, D, <L as Merge<D, R>>::Output>;
     fn try_matmul(self, rhs: Tensor<(K, N), E, D, R>) -> Result<Self::Output> {
@@ -225,6 +213,6 @@ impl<B: Dim, H: Dim, M: Dim, K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + M
         let shape = (self.shape.0, self.shape.1, self.shape.2, rhs.shape.3);
         let a = if batch_mergeable(&self.layout()) { self } else { self.contiguous() };
         let b = if batch_mergeable(&rhs.layout()) { rhs } else { rhs.contiguous() };
-        Ok(matmul3(a, b, shape, |l| merge_batch(l), |l| merge_batch(l)))
+        Ok(matmul3(a, b, shape, merge_batch, merge_batch))
     }
 }

@@ -112,11 +112,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
             });
         }
         let x = self.contiguous();
-        let layout = Layout {
-            dims: shape.dims(),
-            strides: shape.strides(),
-            offset: x.offset,
-        };
+        let layout = Layout { dims: shape.dims(), strides: shape.strides(), offset: x.offset };
         Ok(view(x, *shape, layout, ViewGrad::Same))
     }
 
@@ -204,9 +200,9 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     /// let m: Tensor<Rank2<3, 2>, f32, Cpu> = b.broadcast::<_, Axis<0>>();
     /// assert_eq!(m.to_vec(), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
     /// ```
-    pub fn broadcast<Dst: ConstShape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
+    pub fn broadcast<Dst, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
-        Dst: ReduceShapeTo<S, Ax>,
+        Dst: ConstShape + ReduceShapeTo<S, Ax>,
     {
         self.broadcast_like::<Dst, Ax>(&Dst::default())
     }
@@ -216,7 +212,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     /// # Panics
     /// When a run-time dim of `dst` outside `Ax` differs from this tensor's; see
     /// [`Tensor::try_broadcast_like`].
-    pub fn broadcast_like<Dst: Shape, Ax: Axes>(self, dst: &Dst) -> Tensor<Dst, E, D, T>
+    pub fn broadcast_like<Dst, Ax: Axes>(self, dst: &Dst) -> Tensor<Dst, E, D, T>
     where
         Dst: ReduceShapeTo<S, Ax>,
     {
@@ -232,16 +228,12 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     /// assert!(b.clone().try_broadcast_like::<_, Axis<0>>(&(2usize, 3usize)).is_ok());
     /// assert!(b.try_broadcast_like::<_, Axis<0>>(&(2usize, 4usize)).is_err());
     /// ```
-    pub fn try_broadcast_like<Dst: Shape, Ax: Axes>(self, dst: &Dst) -> Result<Tensor<Dst, E, D, T>>
+    pub fn try_broadcast_like<Dst, Ax: Axes>(self, dst: &Dst) -> Result<Tensor<Dst, E, D, T>>
     where
         Dst: ReduceShapeTo<S, Ax>,
     {
         if dst.reduced_to() != self.shape {
-            return Err(Error::ShapeMismatch {
-                op: "broadcast",
-                lhs: self.dims(),
-                rhs: dst.dims(),
-            });
+            return Err(Error::ShapeMismatch { op: "broadcast", lhs: self.dims().to_vec(), rhs: dst.dims().to_vec() });
         }
         let layout = self.layout().broadcast(dst.dims(), Ax::LIST);
         Ok(view(self, *dst, layout, ViewGrad::Broadcast(Ax::LIST)))
@@ -307,11 +299,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     {
         let size = self.dims()[I];
         if index >= size {
-            return Err(Error::IndexOutOfRange {
-                op: "select",
-                index,
-                size,
-            });
+            return Err(Error::IndexOutOfRange { op: "select", index, size });
         }
         let shape = self.shape.reduced();
         let select = |l: Layout| {
@@ -348,6 +336,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     /// let c: Tensor<Rank2<3, 2>, f32, Cpu> = c.realize();
     /// assert_eq!(c.to_array(), [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]);
     /// ```
+    #[allow(clippy::type_complexity)]
     pub fn try_concat_along<const I: usize, S2: Shape, R: Tape<D>>(
         self,
         rhs: Tensor<S2, E, D, R>,
@@ -360,11 +349,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         let (ad, bd) = (self.dims(), rhs.dims());
         let others_agree = (0..ad.len()).all(|d| d == I || ad[d] == bd[d]);
         if !others_agree {
-            return Err(Error::ShapeMismatch {
-                op: "concat",
-                lhs: ad,
-                rhs: bd,
-            });
+            return Err(Error::ShapeMismatch { op: "concat", lhs: ad.to_vec(), rhs: bd.to_vec() });
         }
         let shape = self.shape.concat_shape(&rhs.shape);
         let out_dims = shape.dims();
@@ -456,10 +441,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         S: PrependDim<usize>,
     {
         let Some(first) = items.first() else {
-            return Err(Error::InvalidSize {
-                op: "stack",
-                reason: "no tensors to stack".into(),
-            });
+            return Err(Error::InvalidSize { op: "stack", reason: "no tensors to stack".into() });
         };
         let shape = first.shape.prepend(items.len());
         stack_impl(items, shape)
@@ -472,11 +454,7 @@ fn stack_impl<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
 ) -> Result<Tensor<S2, E, D, T>> {
     let first = items[0].shape;
     if let Some(bad) = items.iter().find(|t| t.shape != first) {
-        return Err(Error::ShapeMismatch {
-            op: "stack",
-            lhs: first.dims(),
-            rhs: bad.dims(),
-        });
+        return Err(Error::ShapeMismatch { op: "stack", lhs: first.dims().to_vec(), rhs: bad.dims().to_vec() });
     }
     let dev = items[0].device.clone();
     let n = first.numel();
@@ -487,10 +465,7 @@ fn stack_impl<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     for (i, t) in items.into_iter().enumerate() {
         let l = t.layout();
         let (t, tt) = t.split_tape();
-        let dst = Layout {
-            offset: i * n,
-            ..Layout::contiguous(first.dims())
-        };
+        let dst = Layout { offset: i * n, ..Layout::contiguous(first.dims()) };
         dev.copy_into(&t.data, &l, &mut out, &dst, false);
         ids.push(t.id);
         tape = Some(match tape {

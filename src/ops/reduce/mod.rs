@@ -149,10 +149,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         let n = reduced_count::<S, Dst, Ax>(&shape);
         let mean = self.clone().mean::<Dst, Ax>().broadcast_like::<S, Ax>(&shape);
         let centered = self - mean;
-        centered
-            .square()
-            .sum::<Dst, Ax>()
-            .mul_scalar(1.0 / (n as f64 - correction as f64))
+        centered.square().sum::<Dst, Ax>().mul_scalar(1.0 / (n as f64 - correction as f64))
     }
 
     /// Standard deviation over `Ax` with Bessel's correction (`torch.std`'s default).

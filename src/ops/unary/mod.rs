@@ -140,7 +140,10 @@ unary_ops! {
 }
 
 /// Applies a unary op and records its backward.
-pub(crate) fn unary<S: Shape, E: Float, D: Device, T: Tape<D>, O: UnaryOp>(x: Tensor<S, E, D, T>, op: O) -> Tensor<S, E, D, T> {
+pub(crate) fn unary<S: Shape, E: Float, D: Device, T: Tape<D>, O: UnaryOp>(
+    x: Tensor<S, E, D, T>,
+    op: O,
+) -> Tensor<S, E, D, T> {
     let layout = x.layout();
     let (x, tape) = x.split_tape();
     if !T::TAPED {
@@ -161,6 +164,7 @@ pub(crate) fn unary<S: Shape, E: Float, D: Device, T: Tape<D>, O: UnaryOp>(x: Te
 
 macro_rules! unary_methods {
     ($($(#[$doc:meta])* $method:ident($($arg:ident: $ty:ty),*) => $op:expr;)*) => {
+        #[allow(clippy::should_implement_trait)]
         impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {$(
             $(#[$doc])*
             pub fn $method(self $(, $arg: $ty)*) -> Self {
