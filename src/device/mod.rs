@@ -126,6 +126,17 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         b: &Self::Storage<E>,
         bl: &Layout,
     ) -> Self::Storage<E>;
+    /// Softmax (`log`: log-softmax) along the last axis of a contiguous view, one row at a time.
+    fn softmax_rows<E: Float>(&self, x: &Self::Storage<E>, l: &Layout, log: bool) -> Self::Storage<E>;
+    /// Adds the gradient of [`Device::softmax_rows`] into `gx`, from its output `y`; rows of `row`.
+    fn softmax_rows_backward<E: Float>(
+        &self,
+        y: &Self::Storage<E>,
+        gy: &Self::Storage<E>,
+        gx: &mut Self::Storage<E>,
+        row: usize,
+        log: bool,
+    );
     /// Uniform samples in `[lo, hi)` from the device's generator.
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> Self::Storage<E>;
     /// Normal samples from the device's generator.

@@ -1,5 +1,8 @@
-//! Softmax and log-softmax over typed axes, built from primitives with the maximum subtracted
-//! first (as PyTorch computes them), so large logits neither overflow nor lose precision.
+//! Softmax and log-softmax over typed axes, with the maximum subtracted first (as PyTorch
+//! computes them), so large logits neither overflow nor lose precision.
+//!
+//! Over the last axis (classifiers, attention) one fused kernel does each pass; over other axes
+//! the ops are composed from primitives.
 
 use crate::autograd::Tape;
 use crate::device::Device;
@@ -11,6 +14,30 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T>
 where
     Self: Sized,
 {
+    /// The fused kernel along the last axis, with its own backward.
+    fn softmax_last_axis(self, log: bool) -> Self {
+        let x = self.contiguous();
+        let l = x.layout();
+        let (x, tape) = x.split_tape();
+        let y = std::sync::Arc::new(x.device.softmax_rows(&x.data, &l, log));
+        let out = Tensor::from_arc(x.device.clone(), y.clone(), x.shape);
+        if T::TAPED {
+            let (dev, xid, oid, n) = (x.device, x.id, out.id, l.numel());
+            let row = l.dims.as_slice().last().copied().unwrap_or(1);
+            tape.add_backward_op(if log { "log_softmax" } else { "softmax" }, oid, move |g| {
+                g.backward_step::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx]| {
+                    dev.softmax_rows_backward(&y, gy, gx, row, log);
+                });
+                Ok(())
+            });
+        }
+        out.put_tape(tape)
+    }
+
+    fn is_last_axis<Ax: Axes>() -> bool {
+        Ax::LIST.len() == 1 && S::RANK > 0 && Ax::LIST[0] == S::RANK - 1
+    }
+
     /// `x - max` over `Ax`, with the maximum held constant (softmax does not depend on it).
     fn shifted_by_max<Ax: Axes>(self) -> Self
     where
@@ -34,6 +61,9 @@ where
     where
         S: ReduceShape<Ax> + ReduceShapeTo<<S as ReduceShape<Ax>>::Reduced, Ax>,
     {
+        if Self::is_last_axis::<Ax>() {
+            return self.softmax_last_axis(true);
+        }
         let shape = self.shape;
         let z = self.shifted_by_max::<Ax>();
         let log_norm = z.clone().exp().sum::<S::Reduced, Ax>().ln();
@@ -51,6 +81,9 @@ where
     where
         S: ReduceShape<Ax> + ReduceShapeTo<<S as ReduceShape<Ax>>::Reduced, Ax>,
     {
+        if Self::is_last_axis::<Ax>() {
+            return self.softmax_last_axis(false);
+        }
         let shape = self.shape;
         let e = self.shifted_by_max::<Ax>().exp();
         let norm = e.clone().sum::<S::Reduced, Ax>();

@@ -1,8 +1,10 @@
 //! The CPU device: rayon for parallel loops, the `gemm` crate for matrix products.
 
 mod cache;
+mod fast_math;
 mod matmul;
 mod reduce;
+mod softmax;
 pub(crate) mod strided;
 
 use super::{Device, Layout};
@@ -351,6 +353,26 @@ impl Device for Cpu {
             }
         }
         out
+    }
+
+    fn softmax_rows<E: Float>(&self, x: &CpuStorage<E>, l: &Layout, log: bool) -> CpuStorage<E> {
+        assert!(l.is_contiguous(), "softmax_rows: the view must be contiguous");
+        let n = l.numel();
+        let row = l.dims.as_slice().last().copied().unwrap_or(1);
+        let mut out = self.alloc_for_overwrite::<E>(n);
+        softmax::forward(&x.data[l.offset..l.offset + n], &mut out.data, row, log);
+        out
+    }
+
+    fn softmax_rows_backward<E: Float>(
+        &self,
+        y: &CpuStorage<E>,
+        gy: &CpuStorage<E>,
+        gx: &mut CpuStorage<E>,
+        row: usize,
+        log: bool,
+    ) {
+        softmax::backward(&y.data, &gy.data, &mut gx.data, row, log);
     }
 
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {

@@ -5,6 +5,7 @@
 //! reduced, whole rows are accumulated at once (the bias-gradient case); otherwise the view is
 //! first copied into the order the fold wants.
 
+use super::fast_math::has_avx2;
 use super::strided::{PAR_THRESHOLD, zip_map};
 use crate::device::Layout;
 use crate::dtypes::Float;
@@ -42,23 +43,48 @@ fn combine<A: Float>(kind: ReduceKind, acc: A, v: A) -> A {
     }
 }
 
-/// Folds a contiguous slice, with eight independent accumulators so the loop vectorises.
-fn fold_slice<E: Float>(kind: ReduceKind, s: &[E]) -> E {
-    let mut lanes = [identity::<E::Acc>(kind); 8];
-    let mut chunks = s.chunks_exact(8);
+/// Folds a contiguous slice with sixteen independent accumulators, so the loop vectorises.
+#[inline(always)]
+fn fold_lanes<E: Float>(s: &[E], init: E::Acc, f: impl Fn(E::Acc, E::Acc) -> E::Acc) -> E {
+    let mut lanes = [init; 16];
+    let mut chunks = s.chunks_exact(16);
     for c in &mut chunks {
-        for i in 0..8 {
-            lanes[i] = combine(kind, lanes[i], c[i].to_acc());
+        for i in 0..16 {
+            lanes[i] = f(lanes[i], c[i].to_acc());
         }
     }
-    let mut acc = identity::<E::Acc>(kind);
+    let mut acc = init;
     for v in chunks.remainder() {
-        acc = combine(kind, acc, v.to_acc());
+        acc = f(acc, v.to_acc());
     }
-    for l in lanes {
-        acc = combine(kind, acc, l);
+    E::from_acc(lanes.into_iter().fold(acc, f))
+}
+
+#[inline(always)]
+fn fold_slice_portable<E: Float>(kind: ReduceKind, s: &[E]) -> E {
+    // One monomorphic loop per kind: the kind is not re-checked per element.
+    match kind {
+        ReduceKind::Sum => fold_lanes(s, identity(kind), |a, v| a + v),
+        ReduceKind::Max => fold_lanes(s, identity(kind), |a, v| combine(ReduceKind::Max, a, v)),
+        ReduceKind::Min => fold_lanes(s, identity(kind), |a, v| combine(ReduceKind::Min, a, v)),
     }
-    E::from_acc(acc)
+}
+
+/// [`fold_slice_portable`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fold_slice_avx2<E: Float>(kind: ReduceKind, s: &[E]) -> E {
+    fold_slice_portable(kind, s)
+}
+
+fn fold_slice<E: Float>(kind: ReduceKind, s: &[E]) -> E {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 and FMA (`has_avx2`), the one requirement of a
+        // `target_feature` function.
+        return unsafe { fold_slice_avx2(kind, s) };
+    }
+    fold_slice_portable(kind, s)
 }
 
 pub(crate) fn reduce<E: Float>(kind: ReduceKind, x: &[E], l: &Layout, axes: &[usize], out: &mut [E]) {

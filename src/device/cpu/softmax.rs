@@ -1,0 +1,138 @@
+//! Softmax and log-softmax over rows in one pass each way (max, exp-sum, normalise), the hot
+//! path of every classifier and attention layer.
+
+use super::fast_math::{exp_f32, has_avx2};
+use super::strided::PAR_THRESHOLD;
+use crate::dtypes::Float;
+use num_traits::{Float as _, Zero as _};
+use rayon::prelude::*;
+use std::any::TypeId;
+
+/// `e^x` in the accumulator type: the vectorised approximation for f32, the library's otherwise.
+#[inline(always)]
+fn exp_acc<A: Float>(x: A) -> A {
+    if TypeId::of::<A>() == TypeId::of::<f32>() { A::cast_f32(exp_f32(x.as_f32())) } else { x.exp() }
+}
+
+/// Maximum of a row with eight lanes (vectorises); NaN wins, as in PyTorch.
+#[inline(always)]
+fn row_max<A: Float>(x: &[A]) -> A {
+    let mut lanes = [A::neg_infinity(); 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            lanes[i] = if c[i] > lanes[i] || c[i].is_nan() { c[i] } else { lanes[i] };
+        }
+    }
+    let mut m = A::neg_infinity();
+    for &v in chunks.remainder().iter().chain(lanes.iter()) {
+        if v > m || v.is_nan() {
+            m = v;
+        }
+    }
+    m
+}
+
+/// Sum of a row with eight lanes (vectorises).
+#[inline(always)]
+fn row_sum<A: Float>(x: &[A]) -> A {
+    let mut lanes = [A::zero(); 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            lanes[i] = lanes[i] + c[i];
+        }
+    }
+    chunks.remainder().iter().chain(lanes.iter()).fold(A::zero(), |a, &v| a + v)
+}
+
+/// One row; `scratch` holds the row in the accumulator type.
+#[inline(always)]
+fn row_forward<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: bool) {
+    scratch.clear();
+    scratch.extend(x.iter().map(|v| v.to_acc()));
+    let max = row_max(scratch);
+    // A row of -inf (fully masked) gives NaN in PyTorch too; shift by 0 so the maths stays defined.
+    let shift = if max.is_finite() { max } else { E::Acc::zero() };
+    if log {
+        scratch.iter_mut().for_each(|v| *v = exp_acc(*v - shift));
+        let offset = shift + row_sum(scratch).ln();
+        for (o, v) in y.iter_mut().zip(x) {
+            *o = E::from_acc(v.to_acc() - offset);
+        }
+    } else {
+        scratch.iter_mut().for_each(|v| *v = exp_acc(*v - shift));
+        let inv = row_sum(scratch).recip();
+        for (o, &e) in y.iter_mut().zip(scratch.iter()) {
+            *o = E::from_acc(e * inv);
+        }
+    }
+}
+
+fn row_backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], log: bool) {
+    if log {
+        // d/dx log_softmax: gx = gy - softmax * Σ gy
+        let total = gy.iter().fold(E::Acc::zero(), |a, g| a + g.to_acc());
+        for ((g, y), gy) in gx.iter_mut().zip(y).zip(gy) {
+            *g = E::from_acc(g.to_acc() + gy.to_acc() - exp_acc(y.to_acc()) * total);
+        }
+    } else {
+        // d/dx softmax: gx = y (gy - Σ gy y)
+        let dot = y.iter().zip(gy).fold(E::Acc::zero(), |a, (y, g)| a + y.to_acc() * g.to_acc());
+        for ((g, y), gy) in gx.iter_mut().zip(y).zip(gy) {
+            *g = E::from_acc(g.to_acc() + y.to_acc() * (gy.to_acc() - dot));
+        }
+    }
+}
+
+/// [`row_forward`] compiled for AVX2 + FMA, so that its loops use 8-wide vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn row_forward_avx2<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: bool) {
+    row_forward(x, y, scratch, log);
+}
+
+fn row_forward_dispatch<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: bool, avx2: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: `avx2` is true only when the CPU supports AVX2 and FMA (`has_avx2`), the one
+        // requirement of a `target_feature` function.
+        unsafe { row_forward_avx2(x, y, scratch, log) };
+        return;
+    }
+    let _ = avx2;
+    row_forward(x, y, scratch, log);
+}
+
+/// Softmax (or log-softmax) of each `row`-long row of the contiguous `x` into `y`.
+pub(crate) fn forward<E: Float>(x: &[E], y: &mut [E], row: usize, log: bool) {
+    if row == 0 {
+        return;
+    }
+    let avx2 = has_avx2();
+    if x.len() >= PAR_THRESHOLD {
+        y.par_chunks_mut(row).zip(x.par_chunks(row)).for_each_init(
+            || Vec::with_capacity(row),
+            |scratch, (y, x)| row_forward_dispatch(x, y, scratch, log, avx2),
+        );
+    } else {
+        let mut scratch = Vec::with_capacity(row);
+        y.chunks_mut(row).zip(x.chunks(row)).for_each(|(y, x)| row_forward_dispatch(x, y, &mut scratch, log, avx2));
+    }
+}
+
+/// Adds the gradient of softmax (or log-softmax) rows into `gx`, given the output `y`.
+pub(crate) fn backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], row: usize, log: bool) {
+    if row == 0 {
+        return;
+    }
+    if y.len() >= PAR_THRESHOLD {
+        gx.par_chunks_mut(row)
+            .zip(y.par_chunks(row).zip(gy.par_chunks(row)))
+            .for_each(|(gx, (y, gy))| row_backward(y, gy, gx, log));
+    } else {
+        gx.chunks_mut(row)
+            .zip(y.chunks(row).zip(gy.chunks(row)))
+            .for_each(|(gx, (y, gy))| row_backward(y, gy, gx, log));
+    }
+}
