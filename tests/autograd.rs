@@ -88,3 +88,26 @@ fn leaky_trace_keeps_intermediate_gradients() {
     assert_eq!(g.get(&y_handle).to_vec(), vec![3.0]);
     assert_eq!(g.get(&x).to_vec(), vec![12.0]);
 }
+
+#[test]
+fn dropout_scales_kept_elements_and_routes_their_gradient() {
+    // PyTorch's generator differs from ours, so the check is against dropout's definition:
+    // y = x * mask / (1 - p), dy/dx = mask / (1 - p).
+    let dev = dev();
+    let x: Tensor<Rank1<2000>, f64, Cpu> = dev.uniform_like(&Default::default(), 0.5, 1.5);
+    let t = x.leaky_trace();
+    let y = t.dropout(0.2);
+    let yv = y.to_vec();
+    let g = y.sum::<Rank0, _>().backward().get(&x).to_vec();
+    let mut kept = 0;
+    for ((xi, yi), gi) in x.to_vec().iter().zip(&yv).zip(&g) {
+        if *yi == 0.0 {
+            assert_eq!(*gi, 0.0);
+        } else {
+            kept += 1;
+            assert!((yi / xi - 1.25).abs() < 1e-12 && (gi - 1.25).abs() < 1e-12);
+        }
+    }
+    // 80 % kept, within five standard deviations
+    assert!((kept as f64 - 1600.0).abs() < 5.0 * (2000.0f64 * 0.8 * 0.2).sqrt(), "kept {kept}");
+}

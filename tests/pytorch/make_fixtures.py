@@ -95,6 +95,9 @@ case("stack", lambda a, b: torch.stack([a.sin(), b.square()]), [rand(3, 4), rand
 case("narrow", lambda x: x.narrow(1, 1, 2).square(), [rand(3, 4)], WIDE)
 case("select", lambda x: x.select(0, 1).exp(), [rand(3, 4)], WIDE)
 
+# dtype conversion: the gradient crosses the round trip through float16
+case("to_dtype", lambda x: x.to(torch.float16).to(x.dtype) * x, [rand(3, 4)], WIDE)
+
 
 def run(fn, inputs, dtype):
     dt = getattr(torch, dtype)
