@@ -1,7 +1,9 @@
 //! Core workloads, timed for tensile and, when `python3 -c "import torch"` works, for PyTorch on
 //! the same machine with 2 threads, printed side by side.
 //!
-//! `cargo bench --bench ops` (set `TENSILE_BENCH_QUICK=1` for fewer repetitions).
+//! `cargo bench --bench ops` (set `TENSILE_BENCH_QUICK=1` for fewer repetitions). Each workload
+//! reports the median of its repetitions; the two sides run alternately twice and each keeps its
+//! better median, which damps the noise of a shared machine.
 
 use std::hint::black_box;
 use std::process::Command;
@@ -88,8 +90,20 @@ fn main() {
     let quick = std::env::var("TENSILE_BENCH_QUICK").is_ok();
     let reps = if quick { 5 } else { 21 };
     println!("threads: {} (rayon)", rayon::current_num_threads());
-    let ours = tensile_times(reps);
-    let theirs = torch_times(reps);
+    // The machine is shared and noisy: alternate the two sides and keep each side's better median.
+    let rounds = if quick { 1 } else { 2 };
+    let mut ours = tensile_times(reps);
+    let mut theirs = torch_times(reps);
+    for _ in 1..rounds {
+        for ((_, best), (_, t)) in ours.iter_mut().zip(tensile_times(reps)) {
+            *best = (*best).min(t);
+        }
+        if let (Some(best), Some(again)) = (theirs.as_mut(), torch_times(reps)) {
+            for ((_, b), (_, t)) in best.iter_mut().zip(again) {
+                *b = b.min(t);
+            }
+        }
+    }
     println!("{:<26} {:>12} {:>12} {:>16}", "workload", "tensile", "pytorch", "speed vs pytorch");
     for (name, t) in &ours {
         let ms = t.as_secs_f64() * 1e3;

@@ -58,7 +58,7 @@ mod tests {
             let want = (x as f64).exp();
             let got = exp_f32(x) as f64;
             worst = worst.max(((got - want) / want).abs());
-            x += 0.001_3;
+            x += if cfg!(miri) { 0.97 } else { 0.001_3 };
         }
         assert!(worst < 4e-7, "worst relative error {worst}");
         assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);

@@ -136,3 +136,30 @@ pub(crate) fn backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], row: usize, lo
             .for_each(|(gx, (y, gy))| row_backward(y, gy, gx, log));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f64], log: bool) -> Vec<f64> {
+        let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = x.iter().map(|v| (v - m).exp()).sum();
+        x.iter().map(|v| if log { v - m - s.ln() } else { (v - m).exp() / s }).collect()
+    }
+
+    #[test]
+    fn rows_match_the_definition_in_f32_and_f64() {
+        let x: Vec<f64> = (0..3 * 19).map(|i| ((i * 37) % 23) as f64 / 4.0 - 3.0).collect();
+        for log in [false, true] {
+            let want: Vec<f64> = x.chunks(19).flat_map(|r| naive(r, log)).collect();
+            let mut y64 = vec![0.0; x.len()];
+            forward(&x, &mut y64, 19, log);
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let mut y32 = vec![0.0f32; x.len()];
+            forward(&x32, &mut y32, 19, log);
+            for ((a, b), w) in y64.iter().zip(&y32).zip(&want) {
+                assert!((a - w).abs() < 1e-12 && (*b as f64 - w).abs() < 1e-6, "{a} {b} {w}");
+            }
+        }
+    }
+}

@@ -137,6 +137,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "long arrays: minutes under Miri, and no unsafe code here")]
     fn parallel_path_matches_serial() {
         let n = PAR_THRESHOLD * 3 + 7;
         let a: Vec<u64> = (0..n as u64).collect();
