@@ -65,6 +65,23 @@ for r in range(1, MAX_RANK + 1):
             f"impl<{gens(ds)}, New: Dim> PrependDim<New> for {tup(ds)} {{\n"
             f"    type Output = {tup(['New'] + ds)};\n"
             f"    fn prepend(&self, new: New) -> Self::Output {{ {tup(['new'] + [f'self.{i}' for i in range(r)])} }}\n}}")
+    # flatten every axis after the first into one computed dim (PyTorch's `flatten(1)`)
+    if r >= 2:
+        prod = ds[-1]
+        prod_val = f"self.{r - 1}.size()"
+        for i in range(r - 2, 0, -1):
+            prod = f"Prod<{ds[i]}, {prod}>"
+            prod_val = f"self.{i}.size() * {prod_val}"
+        if r == 2:
+            out.append(
+                f"impl<{gens(ds)}> FlattenShape for {tup(ds)} {{\n"
+                f"    type Flattened = {tup(ds)};\n"
+                f"    fn flattened(&self) -> Self::Flattened {{ *self }}\n}}")
+        else:
+            out.append(
+                f"impl<{gens(ds)}> FlattenShape for {tup(ds)} {{\n"
+                f"    type Flattened = (D0, {prod});\n"
+                f"    fn flattened(&self) -> Self::Flattened {{ (self.0, Prod::new({prod_val})) }}\n}}")
     if 2 <= r <= PERMUTE_MAX_RANK:
         for perm in itertools.permutations(range(r)):
             out.append(

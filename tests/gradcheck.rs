@@ -215,3 +215,15 @@ proptest! {
         gradcheck2(|a: Taped<M>, b: Taped<M>| weighted(a.t().matmul(b.t()), &w), &a, &b, cfg()).unwrap();
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10))]
+
+    #[test]
+    fn flatten((x, w) in (1usize..3, 1usize..3, 1usize..3, 1usize..3).prop_flat_map(|s| (sized(s), tensor_of((s.0, s.1 * s.2 * s.3), -1.0..1.0)))) {
+        gradcheck(|x: Taped<(usize, usize, usize, usize)>| {
+            let f: Taped<M> = x.permute::<_, Axes4<0, 2, 1, 3>>().flatten().realize();
+            weighted(f.sin(), &w)
+        }, &x, cfg()).unwrap();
+    }
+}

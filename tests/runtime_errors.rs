@@ -65,6 +65,7 @@ fn reshape_and_realize() {
 #[test]
 fn narrow_select() {
     assert!(matches!(m(2, 3).try_narrow(Axis::<1>, 2, 2usize), Err(Error::InvalidSize { op: "narrow", .. })));
+    assert!(m(2, 3).try_narrow(Axis::<1>, usize::MAX, 2usize).is_err(), "no overflow panic");
     assert!(matches!(
         m(2, 3).try_select(Axis::<0>, 2),
         Err(Error::IndexOutOfRange { op: "select", index: 2, size: 2 })

@@ -7,7 +7,7 @@
 //! | add, sub, mul, div, maximum, minimum, pow | `binary/mod.rs` |
 //! | sum, max, min, mean, var, std, logsumexp | `reduce/mod.rs` |
 //! | matmul (vector, matrix, batched) | `matmul/mod.rs` |
-//! | reshape, realize, permute, t, broadcast, narrow, select, concat, stack, contiguous | `movement/mod.rs` |
+//! | reshape, flatten, realize, permute, t, broadcast, narrow, select, concat, stack, contiguous | `movement/mod.rs` |
 //! | softmax, log_softmax | `softmax.rs` |
 //! | eq, ne, lt, le, gt, ge, choose (where) | `compare.rs` |
 //! | dropout | `dropout.rs` |

@@ -94,6 +94,12 @@ impl<D0: Dim, D1: Dim, New: Dim> PrependDim<New> for (D0, D1) {
         (new, self.0, self.1)
     }
 }
+impl<D0: Dim, D1: Dim> FlattenShape for (D0, D1) {
+    type Flattened = (D0, D1);
+    fn flattened(&self) -> Self::Flattened {
+        *self
+    }
+}
 impl<D0: Dim, D1: Dim> PermuteShape<Axes2<0, 1>> for (D0, D1) {
     type Permuted = (D0, D1);
     fn permuted(&self) -> Self::Permuted {
@@ -223,6 +229,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, New: Dim> PrependDim<New> for (D0, D1, D2) {
     type Output = (New, D0, D1, D2);
     fn prepend(&self, new: New) -> Self::Output {
         (new, self.0, self.1, self.2)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim> FlattenShape for (D0, D1, D2) {
+    type Flattened = (D0, Prod<D1, D2>);
+    fn flattened(&self) -> Self::Flattened {
+        (self.0, Prod::new(self.1.size() * self.2.size()))
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim> PermuteShape<Axes3<0, 1, 2>> for (D0, D1, D2) {
@@ -478,6 +490,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, New: Dim> PrependDim<New> for (D0, D1, 
     type Output = (New, D0, D1, D2, D3);
     fn prepend(&self, new: New) -> Self::Output {
         (new, self.0, self.1, self.2, self.3)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim> FlattenShape for (D0, D1, D2, D3) {
+    type Flattened = (D0, Prod<D1, Prod<D2, D3>>);
+    fn flattened(&self) -> Self::Flattened {
+        (self.0, Prod::new(self.1.size() * self.2.size() * self.3.size()))
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim> PermuteShape<Axes4<0, 1, 2, 3>> for (D0, D1, D2, D3) {
@@ -1039,6 +1057,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, New: Dim> PrependDim<New> for 
     type Output = (New, D0, D1, D2, D3, D4);
     fn prepend(&self, new: New) -> Self::Output {
         (new, self.0, self.1, self.2, self.3, self.4)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim> FlattenShape for (D0, D1, D2, D3, D4) {
+    type Flattened = (D0, Prod<D1, Prod<D2, Prod<D3, D4>>>);
+    fn flattened(&self) -> Self::Flattened {
+        (self.0, Prod::new(self.1.size() * self.2.size() * self.3.size() * self.4.size()))
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim> PermuteShape<Axes5<0, 1, 2, 3, 4>> for (D0, D1, D2, D3, D4) {
@@ -2688,6 +2712,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, R: Dim> ConcatShape<(
     type Output = (D0, D1, D2, D3, D4, Sum<D5, R>);
     fn concat_shape(&self, rhs: &(D0, D1, D2, D3, D4, R)) -> Self::Output {
         (self.0, self.1, self.2, self.3, self.4, Sum::new(self.5.size() + rhs.5.size()))
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim> FlattenShape for (D0, D1, D2, D3, D4, D5) {
+    type Flattened = (D0, Prod<D1, Prod<D2, Prod<D3, Prod<D4, D5>>>>);
+    fn flattened(&self) -> Self::Flattened {
+        (self.0, Prod::new(self.1.size() * self.2.size() * self.3.size() * self.4.size() * self.5.size()))
     }
 }
 impl<New: Dim> PrependDim<New> for () {

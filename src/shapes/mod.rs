@@ -120,3 +120,19 @@ pub trait PrependDim<New: Dim>: Shape {
     /// Its value.
     fn prepend(&self, new: New) -> Self::Output;
 }
+
+/// The shape with every axis after the first merged into one computed dim: `(B, C, H, W)` becomes
+/// `(B, Prod<C, Prod<H, W>>)`, static when `C`, `H` and `W` are (PyTorch's `flatten(1)`).
+///
+/// ```
+/// use tensile::prelude::*;
+/// let f = FlattenShape::flattened(&<Rank4<8, 64, 5, 5>>::default());
+/// assert_eq!(f.dims().as_slice(), &[8, 1600]);
+/// assert_eq!(<<Rank4<8, 64, 5, 5> as FlattenShape>::Flattened as Shape>::NUMEL, Some(12800));
+/// ```
+pub trait FlattenShape: Shape {
+    /// The flattened shape.
+    type Flattened: Shape;
+    /// Its value.
+    fn flattened(&self) -> Self::Flattened;
+}

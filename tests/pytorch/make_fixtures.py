@@ -92,6 +92,7 @@ case("broadcast", lambda x: x.expand(3, 4).square(), [rand(4)], WIDE)
 case("concat_axis0", lambda a, b: torch.cat([a, b.exp()], 0), [rand(2, 4), rand(3, 4)], WIDE)
 case("concat_axis1", lambda a, b: torch.cat([a, b.exp()], 1), [rand(3, 2), rand(3, 4)], WIDE)
 case("stack", lambda a, b: torch.stack([a.sin(), b.square()]), [rand(3, 4), rand(3, 4)], WIDE)
+case("flatten", lambda x: x.permute(0, 2, 1).flatten(1).sin(), [rand(2, 3, 4)], WIDE)
 case("narrow", lambda x: x.narrow(1, 1, 2).square(), [rand(3, 4)], WIDE)
 case("select", lambda x: x.select(0, 1).exp(), [rand(3, 4)], WIDE)
 

@@ -116,6 +116,25 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         Ok(view(x, *shape, layout, ViewGrad::Same))
     }
 
+    /// Merges every axis after the first into one (PyTorch's `flatten(1)`). The new dim is the
+    /// computed [`Prod`](crate::shapes::Prod) of the merged dims, static when they are, so a layer
+    /// after it is checked at build time. No copy when the tensor is contiguous.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x: Tensor<Rank4<2, 3, 4, 5>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// let f = x.flatten();
+    /// assert_eq!(f.dims().as_slice(), &[2, 60]);
+    /// let f: Tensor<Rank2<2, 60>, f32, Cpu> = f.realize();
+    /// ```
+    pub fn flatten(self) -> Tensor<S::Flattened, E, D, T>
+    where
+        S: crate::shapes::FlattenShape,
+    {
+        let shape = self.shape.flattened();
+        self.try_reshape_like(&shape).unwrap_or_else(|e| unreachable!("flatten keeps the element count: {e}"))
+    }
+
     /// A contiguous tensor with the same values (the same tensor when it already is one).
     ///
     /// The copy keeps the id: its values, in logical order, are the source's, so gradients
@@ -259,10 +278,10 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         S: ReplaceDim<Axis<I>, New>,
     {
         let size = self.dims()[I];
-        if start + len.size() > size {
+        if start.checked_add(len.size()).is_none_or(|end| end > size) {
             return Err(Error::InvalidSize {
                 op: "narrow",
-                reason: format!("range {start}..{} exceeds axis {I} of size {size}", start + len.size()),
+                reason: format!("a range of {} from {start} exceeds axis {I} of size {size}", len.size()),
             });
         }
         let shape = self.shape.replace(len);
