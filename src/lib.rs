@@ -16,14 +16,16 @@
 //! assert_eq!(g.get(&w).dims().as_slice(), &[784, 10]);
 //! ```
 //!
-//! A shape mismatch between static dims is a compile error that prints the sizes:
+//! A shape mismatch between static dims is a compile error that names the op and prints the
+//! sizes (`matmul: cannot multiply Tensor<(Const<8>, Const<784>), f32> by Tensor<(Const<512>,
+//! Const<10>), f32>`):
 //!
 //! ```compile_fail
 //! use tensile::prelude::*;
 //! let dev = Cpu::seeded(0);
 //! let a: Tensor<Rank2<8, 784>, f32, Cpu> = dev.zeros();
 //! let w: Tensor<Rank2<512, 10>, f32, Cpu> = dev.zeros();
-//! let _ = a.matmul(w); // expected `784`, found `512`
+//! let _ = a.matmul(w); // 784 columns against 512 rows
 //! ```
 //!
 //! See `docs/ARCHITECTURE.md` for the layers and how to add an op.
