@@ -43,13 +43,13 @@ fn combine<A: Float>(kind: ReduceKind, acc: A, v: A) -> A {
     }
 }
 
-/// Folds a contiguous slice with sixteen independent accumulators, so the loop vectorises.
+/// Folds a contiguous slice with eight independent accumulators, so the loop vectorises.
 #[inline(always)]
 fn fold_lanes<E: Float>(s: &[E], init: E::Acc, f: impl Fn(E::Acc, E::Acc) -> E::Acc) -> E {
-    let mut lanes = [init; 16];
-    let mut chunks = s.chunks_exact(16);
+    let mut lanes = [init; 8];
+    let mut chunks = s.chunks_exact(8);
     for c in &mut chunks {
-        for i in 0..16 {
+        for i in 0..8 {
             lanes[i] = f(lanes[i], c[i].to_acc());
         }
     }
@@ -110,7 +110,9 @@ pub(crate) fn reduce<E: Float>(kind: ReduceKind, x: &[E], l: &Layout, axes: &[us
             fold_slice(kind, &x[base..base + inner])
         };
         if out.len() * inner >= PAR_THRESHOLD && out.len() > 1 {
-            out.par_iter_mut().enumerate().for_each(|(o, v)| *v = fold_row(o));
+            // Enough rows per task that each covers at least a few pages of input.
+            let min_rows = (PAR_THRESHOLD / inner).max(1);
+            out.par_iter_mut().enumerate().with_min_len(min_rows).for_each(|(o, v)| *v = fold_row(o));
         } else if out.len() == 1 && inner >= PAR_THRESHOLD {
             // One long row: fold chunks in parallel, then combine.
             let base = kept_layout.offset;

@@ -16,55 +16,75 @@ fn exp_acc<A: Float>(x: A) -> A {
 
 /// Maximum of a row with eight lanes (vectorises); NaN wins, as in PyTorch.
 #[inline(always)]
-fn row_max<A: Float>(x: &[A]) -> A {
-    let mut lanes = [A::neg_infinity(); 8];
+fn row_max<E: Float>(x: &[E]) -> E::Acc {
+    let pick = |m: E::Acc, v: E::Acc| if v > m || v.is_nan() { v } else { m };
+    let mut lanes = [E::Acc::neg_infinity(); 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {
         for i in 0..8 {
-            lanes[i] = if c[i] > lanes[i] || c[i].is_nan() { c[i] } else { lanes[i] };
+            lanes[i] = pick(lanes[i], c[i].to_acc());
         }
     }
-    let mut m = A::neg_infinity();
-    for &v in chunks.remainder().iter().chain(lanes.iter()) {
-        if v > m || v.is_nan() {
-            m = v;
-        }
-    }
-    m
+    chunks.remainder().iter().map(|v| v.to_acc()).chain(lanes).fold(E::Acc::neg_infinity(), pick)
 }
 
-/// Sum of a row with eight lanes (vectorises).
+/// `out[i] = e^(x[i] - shift)`, stored through `store`, as one simple loop (the loop vectoriser
+/// handles it; fusing the sum in here defeats it).
 #[inline(always)]
-fn row_sum<A: Float>(x: &[A]) -> A {
+fn exp_into<E: Float, O>(x: &[E], out: &mut [O], shift: E::Acc, store: impl Fn(E::Acc) -> O) {
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = store(exp_acc(v.to_acc() - shift));
+    }
+}
+
+/// Sum of a row with eight lanes (vectorises), each value mapped by `f` first.
+#[inline(always)]
+fn lane_sum<T: Copy, A: Float>(x: &[T], f: impl Fn(T) -> A) -> A {
     let mut lanes = [A::zero(); 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {
         for i in 0..8 {
-            lanes[i] = lanes[i] + c[i];
+            lanes[i] = lanes[i] + f(c[i]);
         }
     }
-    chunks.remainder().iter().chain(lanes.iter()).fold(A::zero(), |a, &v| a + v)
+    chunks.remainder().iter().map(|&v| f(v)).chain(lanes).fold(A::zero(), |a, v| a + v)
 }
 
-/// One row; `scratch` holds the row in the accumulator type.
+/// One row. When `E` computes in itself (f32, f64) the exponentials go straight into `y`; half
+/// types keep them in `scratch` at f32 so the normalisation rounds once.
 #[inline(always)]
 fn row_forward<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: bool) {
-    scratch.clear();
-    scratch.extend(x.iter().map(|v| v.to_acc()));
-    let max = row_max(scratch);
+    let max = row_max(x);
     // A row of -inf (fully masked) gives NaN in PyTorch too; shift by 0 so the maths stays defined.
     let shift = if max.is_finite() { max } else { E::Acc::zero() };
-    if log {
-        scratch.iter_mut().for_each(|v| *v = exp_acc(*v - shift));
-        let offset = shift + row_sum(scratch).ln();
-        for (o, v) in y.iter_mut().zip(x) {
-            *o = E::from_acc(v.to_acc() - offset);
+    let native = TypeId::of::<E>() == TypeId::of::<E::Acc>();
+    if native {
+        exp_into(x, y, shift, E::from_acc);
+        let sum = lane_sum(y, |v: E| v.to_acc());
+        if log {
+            let offset = shift + sum.ln();
+            for (o, v) in y.iter_mut().zip(x) {
+                *o = E::from_acc(v.to_acc() - offset);
+            }
+        } else {
+            let inv = sum.recip();
+            y.iter_mut().for_each(|o| *o = E::from_acc(o.to_acc() * inv));
         }
     } else {
-        scratch.iter_mut().for_each(|v| *v = exp_acc(*v - shift));
-        let inv = row_sum(scratch).recip();
-        for (o, &e) in y.iter_mut().zip(scratch.iter()) {
-            *o = E::from_acc(e * inv);
+        scratch.clear();
+        scratch.resize(x.len(), E::Acc::zero());
+        exp_into(x, scratch, shift, |e| e);
+        let sum = lane_sum(scratch, |v: E::Acc| v);
+        if log {
+            let offset = shift + sum.ln();
+            for (o, v) in y.iter_mut().zip(x) {
+                *o = E::from_acc(v.to_acc() - offset);
+            }
+        } else {
+            let inv = sum.recip();
+            for (o, &e) in y.iter_mut().zip(scratch.iter()) {
+                *o = E::from_acc(e * inv);
+            }
         }
     }
 }
@@ -148,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_match_the_definition_in_f32_and_f64() {
+    fn rows_match_the_definition_in_f64_f32_and_f16() {
         let x: Vec<f64> = (0..3 * 19).map(|i| ((i * 37) % 23) as f64 / 4.0 - 3.0).collect();
         for log in [false, true] {
             let want: Vec<f64> = x.chunks(19).flat_map(|r| naive(r, log)).collect();
@@ -157,8 +177,13 @@ mod tests {
             let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             let mut y32 = vec![0.0f32; x.len()];
             forward(&x32, &mut y32, 19, log);
-            for ((a, b), w) in y64.iter().zip(&y32).zip(&want) {
+            // half types take the f32 scratch path
+            let x16: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f64(v)).collect();
+            let mut y16 = vec![half::f16::ZERO; x.len()];
+            forward(&x16, &mut y16, 19, log);
+            for (((a, b), h), w) in y64.iter().zip(&y32).zip(&y16).zip(&want) {
                 assert!((a - w).abs() < 1e-12 && (*b as f64 - w).abs() < 1e-6, "{a} {b} {w}");
+                assert!((h.to_f64() - w).abs() < 1e-2 * w.abs().max(1.0), "{h} {w}");
             }
         }
     }
