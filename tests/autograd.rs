@@ -111,3 +111,16 @@ fn dropout_scales_kept_elements_and_routes_their_gradient() {
     // 80 % kept, within five standard deviations
     assert!((kept as f64 - 1600.0).abs() < 5.0 * (2000.0f64 * 0.8 * 0.2).sqrt(), "kept {kept}");
 }
+
+#[test]
+fn the_tape_records_each_op_with_its_inputs() {
+    let x = dev().tensor([[1.0f64, 2.0]]);
+    let w = dev().tensor([[1.0f64], [2.0]]);
+    let y = x.leaky_trace().matmul(w.clone()).relu().t();
+    let ops = y.tape().recorded_ops();
+    assert_eq!(ops.iter().map(|r| r.name).collect::<Vec<_>>(), ["matmul", "relu", "permute"]);
+    assert_eq!(ops[0].inputs, vec![x.id(), w.id()]);
+    assert_eq!(ops[1].inputs, vec![ops[0].output]);
+    assert_eq!(ops[2].output, y.id());
+    assert_eq!(ops[0].output_dims.as_slice(), &[1, 1]);
+}

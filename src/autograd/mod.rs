@@ -6,11 +6,12 @@
 //! tensor can be cloned: the clones share one recording, so a tensor used twice, a residual
 //! connection or a model with several outputs need no tape juggling, and their gradients add up.
 //!
-//! Every op records through [`Tape::add_backward_op`] with its name and output id; a recorder for
-//! export (tracing) is another implementation of the same trait.
+//! Every op records through [`Tape::add_backward_op`] with an [`OpRecord`] (its name, input and
+//! output ids, output sizes); a recorder for export (tracing) is another implementation of the same
+//! trait, and [`OwnedTape::recorded_ops`] lists what a tape holds.
 
 mod gradients;
 mod tape;
 
 pub use gradients::{Gradients, UniqueId};
-pub use tape::{Merge, NoTape, OwnedTape, Tape};
+pub use tape::{Merge, NoTape, OpRecord, OwnedTape, Tape};

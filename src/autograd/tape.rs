@@ -3,10 +3,42 @@
 use super::gradients::{Gradients, UniqueId};
 use crate::device::Device;
 use crate::error::Result;
+use crate::shapes::Dims;
 use std::sync::{Arc, Mutex};
 
 /// A backward closure: reads the output's gradient, adds into the inputs'.
 pub(crate) type BackwardOp<D> = Box<dyn FnOnce(&mut Gradients<D>) -> Result<()> + Send>;
+
+/// What an op tells its tape about itself: enough for a recorder (such as export's tracer) to
+/// rebuild the graph of forward ops.
+///
+/// ```
+/// use tensile::prelude::*;
+/// let dev = Cpu::seeded(0);
+/// let x = dev.tensor([1.0f32, 2.0]);
+/// let y = x.leaky_trace().exp().sum::<Rank0, _>();
+/// let names: Vec<&str> = y.tape().recorded_ops().iter().map(|r| r.name).collect();
+/// assert_eq!(names, ["exp", "sum"]);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct OpRecord {
+    /// The op (`"matmul"`, `"exp"`, `"permute"`, ...).
+    pub name: &'static str,
+    /// The ids of its tensor inputs, in order.
+    pub inputs: Vec<UniqueId>,
+    /// The id of its output.
+    pub output: UniqueId,
+    /// The output's sizes.
+    pub output_dims: Dims,
+}
+
+impl OpRecord {
+    /// A record of the op `name` from `inputs` to `output` (of sizes `output_dims`).
+    pub fn new(name: &'static str, inputs: Vec<UniqueId>, output: UniqueId, output_dims: Dims) -> Self {
+        Self { name, inputs, output, output_dims }
+    }
+}
 
 /// What an op's output carries: either nothing ([`NoTape`]) or a recording ([`OwnedTape`]).
 pub trait Tape<D: Device>:
@@ -14,8 +46,8 @@ pub trait Tape<D: Device>:
 {
     /// Whether ops record backward closures.
     const TAPED: bool;
-    /// Records the backward closure of the op `name` whose output is `out`.
-    fn add_backward_op<F>(&self, name: &'static str, out: UniqueId, op: F)
+    /// Records an op (what it was, and the closure that computes its backward).
+    fn add_backward_op<F>(&self, record: OpRecord, op: F)
     where
         F: FnOnce(&mut Gradients<D>) -> Result<()> + Send + 'static;
 }
@@ -42,7 +74,7 @@ pub struct NoTape;
 impl<D: Device> Tape<D> for NoTape {
     const TAPED: bool = false;
     #[inline]
-    fn add_backward_op<F>(&self, _name: &'static str, _out: UniqueId, _op: F)
+    fn add_backward_op<F>(&self, _record: OpRecord, _op: F)
     where
         F: FnOnce(&mut Gradients<D>) -> Result<()> + Send + 'static,
     {
@@ -50,7 +82,7 @@ impl<D: Device> Tape<D> for NoTape {
 }
 
 pub(crate) struct Recording<D: Device> {
-    pub(crate) ops: Vec<(UniqueId, &'static str, BackwardOp<D>)>,
+    pub(crate) ops: Vec<(OpRecord, BackwardOp<D>)>,
     pub(crate) grads: Gradients<D>,
 }
 
@@ -111,6 +143,20 @@ impl<D: Device> OwnedTape<D> {
         }
     }
 
+    /// The ops recorded so far, in the order they ran.
+    pub fn recorded_ops(&self) -> Vec<OpRecord> {
+        let root = self.root();
+        let node = root.lock().expect("tape lock");
+        match &*node {
+            Node::Live(rec) => {
+                let mut ops: Vec<OpRecord> = rec.ops.iter().map(|(r, _)| r.clone()).collect();
+                ops.sort_by_key(|r| r.output);
+                ops
+            }
+            Node::Merged(_) => unreachable!("root() returns a live node"),
+        }
+    }
+
     /// Takes the recording out (for `backward`), leaving an empty one behind.
     pub(crate) fn take_recording(&self) -> Recording<D> {
         let root = self.root();
@@ -125,13 +171,13 @@ impl<D: Device> OwnedTape<D> {
 
 impl<D: Device> Tape<D> for OwnedTape<D> {
     const TAPED: bool = true;
-    fn add_backward_op<F>(&self, name: &'static str, out: UniqueId, op: F)
+    fn add_backward_op<F>(&self, record: OpRecord, op: F)
     where
         F: FnOnce(&mut Gradients<D>) -> Result<()> + Send + 'static,
     {
         let root = self.root();
         if let Node::Live(rec) = &mut *root.lock().expect("tape lock") {
-            rec.ops.push((out, name, Box::new(op)));
+            rec.ops.push((record, Box::new(op)));
         }
     }
 }

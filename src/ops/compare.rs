@@ -106,7 +106,7 @@ impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
         let out = Tensor::from_storage(dev.clone(), out, self.shape);
         if <<L as Merge<D, R>>::Output as Tape<D>>::TAPED {
             let (cond, aid, bid, oid, n) = (self.data.clone(), a.id, b.id, out.id, cl.numel());
-            tape.add_backward_op("where", oid, move |g| {
+            tape.add_backward_op(crate::autograd::OpRecord::new("where", vec![aid, bid], oid, cl.dims), move |g| {
                 g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
                     let zero = dev.alloc_zeros::<E>(1);
                     let c = Layout::contiguous(cl.dims);

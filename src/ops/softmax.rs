@@ -24,7 +24,8 @@ where
         if T::TAPED {
             let (dev, xid, oid, n) = (x.device, x.id, out.id, l.numel());
             let row = l.dims.as_slice().last().copied().unwrap_or(1);
-            tape.add_backward_op(if log { "log_softmax" } else { "softmax" }, oid, move |g| {
+            let name = if log { "log_softmax" } else { "softmax" };
+            tape.add_backward_op(crate::autograd::OpRecord::new(name, vec![xid], oid, l.dims), move |g| {
                 g.backward_step::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx]| {
                     dev.softmax_rows_backward(&y, gy, gx, row, log);
                 });

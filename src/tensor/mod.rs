@@ -220,8 +220,8 @@ impl<E: Float, D: Device> Tensor<Rank0, E, D, OwnedTape<D>> {
         let (t, tape) = self.split_tape();
         let mut rec = tape.take_recording();
         rec.grads.seed::<E>(&t.device, t.id, 1);
-        rec.ops.sort_by_key(|(id, _, _)| core::cmp::Reverse(*id));
-        for (_, _, op) in rec.ops {
+        rec.ops.sort_by_key(|(r, _)| core::cmp::Reverse(r.output));
+        for (_, op) in rec.ops {
             op(&mut rec.grads)?;
         }
         rec.grads.retain_kept();

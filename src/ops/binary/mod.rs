@@ -96,7 +96,7 @@ where
     let out = Tensor::from_storage(a.device.clone(), out, a.shape);
     let (dev, oid, n) = (a.device, out.id, al.numel());
     let (ad, aid, bd, bid) = (a.data, a.id, b.data, b.id);
-    tape.add_backward_op(O::NAME, oid, move |g| {
+    tape.add_backward_op(crate::autograd::OpRecord::new(O::NAME, vec![aid, bid], oid, al.dims), move |g| {
         g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
             dev.binary_backward(&op, &ad, &al, &bd, &bl, gy, Some(ga), Some(gb));
         });

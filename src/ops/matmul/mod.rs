@@ -100,28 +100,31 @@ where
             (broadcast(&a3(&Layout::contiguous(a.shape.dims()))), broadcast(&b3(&Layout::contiguous(b.shape.dims()))));
         let (ad, bd, aid, bid, oid) = (a.data, b.data, a.id, b.id, out.id);
         let (na, nb) = (a.shape.numel(), b.shape.numel());
-        tape.add_backward_op("matmul", oid, move |g| {
-            g.backward_step::<E, 2>(&dev, oid, [(aid, na), (bid, nb)], |gy, [ga, gb]| {
-                // dA = dC Bᵀ and dB = Aᵀ dC, batch by batch where an operand is shared by the batch.
-                for (grad, gl, lhs, lhs_l, rhs, rhs_l) in
-                    [(ga, ga3, gy, c3, &*bd, transpose3(&bl)), (gb, gb3, &*ad, transpose3(&al), gy, c3)]
-                {
-                    if gl.strides[0] == 0 && batch > 1 {
-                        for i in 0..batch {
-                            let one = |l: &Layout| Layout {
-                                dims: Dims::from_slice(&[1, l.dims[1], l.dims[2]]),
-                                offset: l.offset + i * l.strides[0],
-                                ..*l
-                            };
-                            dev.matmul(lhs, &one(&lhs_l), rhs, &one(&rhs_l), grad, &one(&gl), true);
+        tape.add_backward_op(
+            crate::autograd::OpRecord::new("matmul", vec![aid, bid], oid, out.shape.dims()),
+            move |g| {
+                g.backward_step::<E, 2>(&dev, oid, [(aid, na), (bid, nb)], |gy, [ga, gb]| {
+                    // dA = dC Bᵀ and dB = Aᵀ dC, batch by batch where an operand is shared by the batch.
+                    for (grad, gl, lhs, lhs_l, rhs, rhs_l) in
+                        [(ga, ga3, gy, c3, &*bd, transpose3(&bl)), (gb, gb3, &*ad, transpose3(&al), gy, c3)]
+                    {
+                        if gl.strides[0] == 0 && batch > 1 {
+                            for i in 0..batch {
+                                let one = |l: &Layout| Layout {
+                                    dims: Dims::from_slice(&[1, l.dims[1], l.dims[2]]),
+                                    offset: l.offset + i * l.strides[0],
+                                    ..*l
+                                };
+                                dev.matmul(lhs, &one(&lhs_l), rhs, &one(&rhs_l), grad, &one(&gl), true);
+                            }
+                        } else {
+                            dev.matmul(lhs, &lhs_l, rhs, &rhs_l, grad, &gl, true);
                         }
-                    } else {
-                        dev.matmul(lhs, &lhs_l, rhs, &rhs_l, grad, &gl, true);
                     }
-                }
-            });
-            Ok(())
-        });
+                });
+                Ok(())
+            },
+        );
     }
     out.put_tape(tape)
 }

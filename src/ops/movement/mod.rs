@@ -43,7 +43,13 @@ fn view<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     };
     if T::TAPED {
         let (dev, xid, oid, xdims, ydims) = (x.device, x.id, out.id, x.shape.dims(), shape.dims());
-        tape.add_backward_op("view", oid, move |g| {
+        let name = match &grad {
+            ViewGrad::Same => "reshape",
+            ViewGrad::Permute(_) => "permute",
+            ViewGrad::Broadcast(_) => "broadcast",
+            ViewGrad::Region(_) => "slice",
+        };
+        tape.add_backward_op(crate::autograd::OpRecord::new(name, vec![xid], oid, ydims), move |g| {
             g.backward_step::<E, 1>(&dev, oid, [(xid, xdims.numel())], |gy, [gx]| {
                 let yl = Layout::contiguous(ydims);
                 let xl = Layout::contiguous(xdims);
@@ -390,7 +396,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         let out = Tensor::from_storage(dev.clone(), out, shape);
         if <<T as Merge<D, R>>::Output as Tape<D>>::TAPED {
             let (aid, bid, oid) = (a.id, b.id, out.id);
-            tape.add_backward_op("concat", oid, move |g| {
+            tape.add_backward_op(crate::autograd::OpRecord::new("concat", vec![aid, bid], oid, out_dims), move |g| {
                 g.backward_step::<E, 2>(&dev, oid, [(aid, ad.numel()), (bid, bd.numel())], |gy, [ga, gb]| {
                     dev.copy_into(gy, &ra, ga, &Layout::contiguous(ad), true);
                     dev.copy_into(gy, &rb, gb, &Layout::contiguous(bd), true);
@@ -496,7 +502,7 @@ fn stack_impl<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     let out = Tensor::from_storage(dev.clone(), out, shape);
     if T::TAPED {
         let oid = out.id;
-        tape.add_backward_op("stack", oid, move |g| {
+        tape.add_backward_op(crate::autograd::OpRecord::new("stack", ids.clone(), oid, out.shape.dims()), move |g| {
             for (i, id) in ids.into_iter().enumerate() {
                 // Each piece's gradient is one contiguous block of the output's.
                 let Some(gy) = g.storage::<E>(oid) else { return Ok(()) };

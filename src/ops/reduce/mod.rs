@@ -49,7 +49,7 @@ where
     let out = Tensor::from_arc(x.device.clone(), y.clone(), dst);
     if T::TAPED {
         let (dev, xd, xid, oid) = (x.device, x.data, x.id, out.id);
-        tape.add_backward_op(kind.name(), oid, move |g| {
+        tape.add_backward_op(crate::autograd::OpRecord::new(kind.name(), vec![xid], oid, out.shape.dims()), move |g| {
             g.backward_step::<E, 1>(&dev, oid, [(xid, l.numel())], |gy, [gx]| {
                 dev.reduce_backward(kind, &xd, &l, Ax::LIST, &y, gy, gx);
             });

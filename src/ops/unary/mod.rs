@@ -153,7 +153,7 @@ pub(crate) fn unary<S: Shape, E: Float, D: Device, T: Tape<D>, O: UnaryOp>(
     let y = Arc::new(x.device.unary(&op, x.data.clone(), &layout));
     let out = Tensor::from_arc(x.device.clone(), y.clone(), x.shape);
     let (dev, xd, xid, oid, n) = (x.device, x.data, x.id, out.id, layout.numel());
-    tape.add_backward_op(O::NAME, oid, move |g| {
+    tape.add_backward_op(crate::autograd::OpRecord::new(O::NAME, vec![xid], oid, layout.dims), move |g| {
         g.backward_step::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx]| {
             dev.unary_backward(&op, &xd, &layout, &y, gy, gx);
         });
