@@ -16,6 +16,12 @@ pub struct UniqueId(u64);
 
 impl UniqueId {
     /// A fresh id.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::autograd::UniqueId;
+    /// assert!(UniqueId::next() < UniqueId::next());
+    /// ```
     pub fn next() -> Self {
         static COUNTER: AtomicU64 = AtomicU64::new(1);
         UniqueId(COUNTER.fetch_add(1, Ordering::Relaxed))
@@ -65,17 +71,46 @@ impl<D: Device> core::fmt::Debug for Gradients<D> {
 
 impl<D: Device> Gradients<D> {
     /// Gradients that keep every tensor's gradient, intermediates included.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([1.0f64]);
+    /// let y = x.trace(Gradients::leaky()).exp();
+    /// let y2 = y.clone();
+    /// let g = y.sum::<Rank0, _>().backward();
+    /// assert!(g.contains(&y2)); // intermediates are kept
+    /// ```
     pub fn leaky() -> Self {
         Self { grads: HashMap::new(), keep: Keep::All, _device: core::marker::PhantomData }
     }
 
     /// Gradients that keep only the tensors later passed to [`Gradients::keep`] (or allocated by
     /// [`Tensor::alloc_grads`]).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([1.0f64]);
+    /// let mut g = Gradients::only_kept();
+    /// g.keep(&x);
+    /// let y = x.trace(g).exp();
+    /// let y2 = y.clone();
+    /// let g = y.sum::<Rank0, _>().backward();
+    /// assert!(g.contains(&x) && !g.contains(&y2));
+    /// ```
     pub fn only_kept() -> Self {
         Self { grads: HashMap::new(), keep: Keep::Only(HashSet::new()), _device: core::marker::PhantomData }
     }
 
     /// Keeps `t`'s gradient after the backward pass, allocating it as zeros.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let (a, b) = (dev.tensor([1.0f64]), dev.tensor([2.0f64]));
+    /// let mut g = a.alloc_grads();
+    /// g.keep(&b);
+    /// assert!(g.contains(&a) && g.contains(&b));
+    /// ```
     pub fn keep<S: Shape, E: Float, T>(&mut self, t: &Tensor<S, E, D, T>) {
         if let Keep::Only(set) = &mut self.keep {
             set.insert(t.id);
@@ -87,11 +122,28 @@ impl<D: Device> Gradients<D> {
     ///
     /// # Panics
     /// When the backward pass did not reach `t`; [`Gradients::try_get`] returns an `Err` instead.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([[1.0f64, 2.0]]);
+    /// let g = x.leaky_trace().sum::<Rank0, _>().backward();
+    /// let gx: Tensor<Rank2<1, 2>, f64, Cpu> = g.get(&x);
+    /// assert_eq!(gx.to_array(), [[1.0, 1.0]]);
+    /// ```
     pub fn get<S: Shape, E: Float, T>(&self, t: &Tensor<S, E, D, T>) -> Tensor<S, E, D> {
         self.try_get(t).expect("Gradients::get: no gradient for this tensor")
     }
 
     /// The gradient of `t`, or [`Error::NoGradient`].
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let (x, other) = (dev.tensor([1.0f64]), dev.tensor([1.0f64]));
+    /// let g = x.leaky_trace().sum::<Rank0, _>().backward();
+    /// assert!(g.try_get(&x).is_ok());
+    /// assert_eq!(g.try_get(&other).unwrap_err(), Error::NoGradient);
+    /// ```
     pub fn try_get<S: Shape, E: Float, T>(&self, t: &Tensor<S, E, D, T>) -> Result<Tensor<S, E, D>> {
         let g = self.storage::<E>(t.id).ok_or(Error::NoGradient)?;
         let data = t.device.download(g, &Layout::contiguous(t.shape.dims()));
@@ -99,25 +151,41 @@ impl<D: Device> Gradients<D> {
     }
 
     /// True when a gradient for `t` is held.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([1.0f32]);
+    /// assert!(x.alloc_grads().contains(&x));
+    /// ```
     pub fn contains<S, E: Float, T>(&self, t: &Tensor<S, E, D, T>) -> bool {
         self.grads.contains_key(&t.id)
     }
 
-    /// Sets every held gradient to zero (the buffers are kept for the next pass).
-    pub fn zero_grad<E: Float>(&mut self, dev: &D) {
-        for g in self.grads.values_mut() {
-            if let Some(s) = g.downcast_mut::<D::Storage<E>>() {
-                *s = dev.alloc_zeros(D::storage_len(s));
-            }
-        }
-    }
-
-    /// Drops every held gradient.
-    pub fn clear(&mut self) {
+    /// Drops every held gradient, as PyTorch's `zero_grad()` (whose default sets them to `None`):
+    /// the next backward pass starts from zero. Which tensors are kept does not change, and the
+    /// freed buffers go back to the device's cache for that pass.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([1.0f64]);
+    /// let mut g = x.leaky_trace().square().sum::<Rank0, _>().backward();
+    /// g.zero_grad();
+    /// assert!(!g.contains(&x));
+    /// let g = x.trace(g).square().sum::<Rank0, _>().backward();
+    /// assert_eq!(g.get(&x).to_vec(), vec![2.0]); // not 4: the first pass was dropped
+    /// ```
+    pub fn zero_grad(&mut self) {
         self.grads.clear();
     }
 
     /// The raw buffer of the gradient with this id.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([1.0f32, 2.0]);
+    /// let g = x.leaky_trace().sum::<Rank0, _>().backward();
+    /// assert_eq!(g.storage::<f32>(x.id()).unwrap().as_slice(), &[1.0, 1.0]);
+    /// ```
     pub fn storage<E: Float>(&self, id: UniqueId) -> Option<&D::Storage<E>> {
         self.grads.get(&id)?.downcast_ref()
     }

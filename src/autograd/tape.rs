@@ -35,6 +35,13 @@ pub struct OpRecord {
 
 impl OpRecord {
     /// A record of the op `name` from `inputs` to `output` (of sizes `output_dims`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::autograd::{OpRecord, UniqueId};
+    /// let r = OpRecord::new("exp", vec![UniqueId::next()], UniqueId::next(), Dims::from_slice(&[3]));
+    /// assert_eq!(r.name, "exp");
+    /// ```
     pub fn new(name: &'static str, inputs: Vec<UniqueId>, output: UniqueId, output_dims: Dims) -> Self {
         Self { name, inputs, output, output_dims }
     }
@@ -124,6 +131,14 @@ impl<D: Device> core::fmt::Debug for OwnedTape<D> {
 
 impl<D: Device> OwnedTape<D> {
     /// A tape that records into `grads`.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([1.0f64]);
+    /// let tape = OwnedTape::new(x.alloc_grads());
+    /// let g = x.trace_on(&tape).exp().sum::<Rank0, _>().backward();
+    /// assert!((g.get(&x).to_vec()[0] - 1f64.exp()).abs() < 1e-12);
+    /// ```
     pub fn new(grads: Gradients<D>) -> Self {
         Self { node: Arc::new(Mutex::new(Node::Live(Recording { ops: Vec::new(), grads }))) }
     }

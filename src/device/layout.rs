@@ -24,14 +24,34 @@ pub struct Layout {
 
 impl Layout {
     /// Row-major, starting at 0.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::device::Layout;
+    /// let l = Layout::contiguous(Dims::from_slice(&[2, 3]));
+    /// assert_eq!((l.strides.as_slice(), l.offset), (&[3, 1][..], 0));
+    /// ```
     pub fn contiguous(dims: Dims) -> Self {
         Self { dims, strides: dims.contiguous_strides(), offset: 0 }
     }
     /// Number of logical elements.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::device::Layout;
+    /// assert_eq!(Layout::contiguous(Dims::from_slice(&[2, 3])).numel(), 6);
+    /// ```
     pub fn numel(&self) -> usize {
         self.dims.numel()
     }
     /// True when the elements are stored row-major with no gaps (the offset may be non-zero).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::device::Layout;
+    /// let l = Layout::contiguous(Dims::from_slice(&[2, 3]));
+    /// assert!(l.is_contiguous() && !l.permuted(&[1, 0]).is_contiguous());
+    /// ```
     pub fn is_contiguous(&self) -> bool {
         let mut expected = 1;
         for i in (0..self.dims.len()).rev() {
@@ -43,10 +63,24 @@ impl Layout {
         true
     }
     /// The storage offset of a logical multi-index.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::device::Layout;
+    /// let l = Layout::contiguous(Dims::from_slice(&[2, 3]));
+    /// assert_eq!(l.offset_of(&[1, 2]), 5);
+    /// ```
     pub fn offset_of(&self, index: &[usize]) -> usize {
         self.offset + index.iter().zip(self.strides.as_slice()).map(|(i, s)| i * s).sum::<usize>()
     }
     /// The same layout with its axes reordered: axis `i` of the result is axis `perm[i]` here.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::device::Layout;
+    /// let l = Layout::contiguous(Dims::from_slice(&[2, 3])).permuted(&[1, 0]);
+    /// assert_eq!((l.dims.as_slice(), l.strides.as_slice()), (&[3, 2][..], &[1, 3][..]));
+    /// ```
     pub fn permuted(&self, perm: &[usize]) -> Self {
         let mut dims = self.dims;
         let mut strides = self.strides;
@@ -57,6 +91,14 @@ impl Layout {
         Self { dims, strides, offset: self.offset }
     }
     /// A view of this layout broadcast to `dims`, where `axes` are the new axes of `dims` (stride 0).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::device::Layout;
+    /// let row = Layout::contiguous(Dims::from_slice(&[3]));
+    /// let l = row.broadcast(Dims::from_slice(&[2, 3]), &[0]);
+    /// assert_eq!(l.strides.as_slice(), &[0, 1]);
+    /// ```
     pub fn broadcast(&self, dims: Dims, axes: &[usize]) -> Self {
         let mut strides = Dims::from_slice(&vec![0; dims.len()]);
         let mut src = 0;

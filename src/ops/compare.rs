@@ -123,6 +123,14 @@ impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
     }
 
     /// [`Tensor::try_choose`], panicking when run-time dims differ.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let x = dev.tensor([1.0f32, -1.0]);
+    /// let y = x.gt_scalar(0.0).choose(x.clone(), x.clone() * 0.1);
+    /// assert_eq!(y.to_vec(), vec![1.0, -0.1]);
+    /// ```
     pub fn choose<E: Float, L: Tape<D> + Merge<D, R>, R: Tape<D>>(
         &self,
         on_true: Tensor<S, E, D, L>,

@@ -26,6 +26,11 @@ pub struct Dims {
 
 impl Dims {
     /// Copies at most [`MAX_RANK`] values (panics on a longer slice: ranks are bounded by the types).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(Dims::from_slice(&[4, 5]).len(), 2);
+    /// ```
     pub fn from_slice(s: &[usize]) -> Self {
         assert!(s.len() <= MAX_RANK, "rank {} exceeds MAX_RANK", s.len());
         let mut buf = [0; MAX_RANK];
@@ -34,34 +39,72 @@ impl Dims {
     }
     /// The values as a slice.
     #[inline]
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(Dims::from_slice(&[4, 5]).as_slice(), &[4, 5]);
+    /// ```
     pub fn as_slice(&self) -> &[usize] {
         &self.buf[..self.len as usize]
     }
     /// The values as a `Vec`.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(Dims::from_slice(&[4, 5]).to_vec(), vec![4, 5]);
+    /// ```
     pub fn to_vec(&self) -> Vec<usize> {
         self.as_slice().to_vec()
     }
     /// The values as a mutable slice.
     #[inline]
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let mut d = Dims::from_slice(&[4, 5]);
+    /// d.as_mut_slice()[0] = 7;
+    /// assert_eq!(d.as_slice(), &[7, 5]);
+    /// ```
     pub fn as_mut_slice(&mut self) -> &mut [usize] {
         &mut self.buf[..self.len as usize]
     }
     /// Number of entries (the rank).
     #[inline]
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(Dims::from_slice(&[4, 5, 6]).len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         self.len as usize
     }
     /// True for rank 0.
     #[inline]
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert!(Dims::from_slice(&[]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
     /// Product of the entries (1 for rank 0).
     #[inline]
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(Dims::from_slice(&[4, 5]).numel(), 20);
+    /// assert_eq!(Dims::from_slice(&[]).numel(), 1);
+    /// ```
     pub fn numel(&self) -> usize {
         self.as_slice().iter().product()
     }
     /// Row-major strides for these sizes.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(Dims::from_slice(&[4, 5]).contiguous_strides().as_slice(), &[5, 1]);
+    /// ```
     pub fn contiguous_strides(&self) -> Dims {
         let mut out = *self;
         let mut acc = 1;
@@ -72,6 +115,13 @@ impl Dims {
         out
     }
     /// Appends a value.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let mut d = Dims::from_slice(&[4]);
+    /// d.push(5);
+    /// assert_eq!(d.as_slice(), &[4, 5]);
+    /// ```
     pub fn push(&mut self, v: usize) {
         assert!(self.len() < MAX_RANK, "rank exceeds MAX_RANK");
         self.buf[self.len as usize] = v;

@@ -64,30 +64,76 @@ impl<S: Shape, E: Dtype, D: Device> Tensor<S, E, D, NoTape> {
 
 impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
     /// The shape value.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<(usize, Const<3>), f32, Cpu> = Cpu::seeded(0).zeros_like(&(2, Const));
+    /// assert_eq!(t.shape().0, 2);
+    /// ```
     pub fn shape(&self) -> &S {
         &self.shape
     }
     /// The sizes of the dims.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<Rank2<2, 3>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// assert_eq!(t.dims().as_slice(), &[2, 3]);
+    /// ```
     pub fn dims(&self) -> Dims {
         self.shape.dims()
     }
     /// The number of elements.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<Rank2<2, 3>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// assert_eq!(t.numel(), 6);
+    /// ```
     pub fn numel(&self) -> usize {
         self.shape.numel()
     }
     /// The device the data lives on.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let t: Tensor<Rank1<2>, f32, Cpu> = dev.zeros();
+    /// let u: Tensor<Rank1<2>, f32, Cpu> = t.device().ones();
+    /// assert_eq!(u.to_vec(), vec![1.0, 1.0]);
+    /// ```
     pub fn device(&self) -> &D {
         &self.device
     }
     /// The id gradients are keyed by.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<Rank1<2>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// assert_eq!(t.clone().id(), t.id());
+    /// assert_ne!(t.detach().id(), t.id());
+    /// ```
     pub fn id(&self) -> UniqueId {
         self.id
     }
     /// Sizes, strides and offset of the view.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<Rank2<2, 3>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// assert_eq!(t.t().layout().strides.as_slice(), &[1, 3]);
+    /// ```
     pub fn layout(&self) -> Layout {
         Layout { dims: self.shape.dims(), strides: self.strides, offset: self.offset }
     }
     /// True when the elements are stored row-major without gaps.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<Rank2<2, 3>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// assert!(t.is_contiguous());
+    /// assert!(!t.t().is_contiguous());
+    /// ```
     pub fn is_contiguous(&self) -> bool {
         self.layout().is_contiguous()
     }
@@ -104,6 +150,14 @@ impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
     }
 
     /// Separates the tape from the value.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x: Tensor<Rank1<2>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// let (value, tape) = x.leaky_trace().split_tape();
+    /// let again = value.put_tape(tape);
+    /// assert_eq!(again.numel(), 2);
+    /// ```
     pub fn split_tape(self) -> (Tensor<S, E, D, NoTape>, T) {
         (
             Tensor {
@@ -120,6 +174,14 @@ impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
     }
 
     /// The same value carrying `tape`.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x: Tensor<Rank1<2>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// let t = x.leaky_trace();
+    /// let y = x.clone().put_tape(t.tape().clone()) + t;
+    /// assert_eq!(y.tape().recorded_ops().len(), 1);
+    /// ```
     pub fn put_tape<T2>(self, tape: T2) -> Tensor<S, E, D, T2> {
         Tensor {
             id: self.id,
@@ -166,6 +228,13 @@ impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
 impl<S: Shape, E: Float, D: Device> Tensor<S, E, D, NoTape> {
     /// Starts recording into `grads`: ops on the result are differentiated, and their gradients
     /// accumulate into `grads`.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let w = Cpu::seeded(0).tensor([1.0f64, 2.0]);
+    /// let g = w.trace(w.alloc_grads()).sum::<Rank0, _>().backward();
+    /// assert_eq!(g.get(&w).to_vec(), vec![1.0, 1.0]);
+    /// ```
     pub fn trace(&self, grads: Gradients<D>) -> Tensor<S, E, D, OwnedTape<D>> {
         self.clone().put_tape(OwnedTape::new(grads))
     }
@@ -189,11 +258,25 @@ impl<S: Shape, E: Float, D: Device> Tensor<S, E, D, NoTape> {
         self.clone().put_tape(tape.clone())
     }
     /// Starts recording into fresh gradients that keep every intermediate gradient.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([3.0f64]);
+    /// let g = x.leaky_trace().square().sum::<Rank0, _>().backward();
+    /// assert_eq!(g.get(&x).to_vec(), vec![6.0]);
+    /// ```
     pub fn leaky_trace(&self) -> Tensor<S, E, D, OwnedTape<D>> {
         self.trace(Gradients::leaky())
     }
     /// Gradients that hold (zeros for) this tensor and keep only it and others added with
     /// [`Gradients::keep`].
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let w = Cpu::seeded(0).tensor([1.0f32]);
+    /// let g = w.alloc_grads();
+    /// assert_eq!(g.get(&w).to_vec(), vec![0.0]);
+    /// ```
     pub fn alloc_grads(&self) -> Gradients<D> {
         let mut g = Gradients::only_kept();
         g.keep(self);
@@ -216,6 +299,13 @@ impl<E: Float, D: Device> Tensor<Rank0, E, D, OwnedTape<D>> {
     }
 
     /// [`Tensor::backward`], returning an error from a backward closure instead of panicking.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([2.0f64]);
+    /// let g = x.leaky_trace().exp().sum::<Rank0, _>().try_backward().unwrap();
+    /// assert!((g.get(&x).to_vec()[0] - 2f64.exp()).abs() < 1e-12);
+    /// ```
     pub fn try_backward(self) -> Result<Gradients<D>> {
         let (t, tape) = self.split_tape();
         let mut rec = tape.take_recording();
@@ -231,6 +321,13 @@ impl<E: Float, D: Device> Tensor<Rank0, E, D, OwnedTape<D>> {
 
 impl<S: Shape, E: Dtype, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     /// The tape (a clone of the handle).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([1.0f32]);
+    /// let y = x.leaky_trace().sin();
+    /// assert_eq!(y.tape().recorded_ops()[0].name, "sin");
+    /// ```
     pub fn tape(&self) -> &T {
         &self.tape
     }

@@ -104,6 +104,13 @@ fn numeric_grad(x: &[f64], eps: f64, mut eval: impl FnMut(Vec<f64>) -> f64) -> V
 }
 
 /// Checks the gradient of a scalar function of one tensor against central finite differences.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::testing::{gradcheck, GradcheckConfig};
+/// let x = Cpu::seeded(0).tensor([0.5f64, -1.0]);
+/// gradcheck(|x| x.exp().sum::<Rank0, _>(), &x, GradcheckConfig::default()).unwrap();
+/// ```
 pub fn gradcheck<S: Shape>(
     f: impl Fn(Taped<S>) -> Taped<Rank0>,
     x: &Tensor<S, f64, Cpu>,
@@ -117,6 +124,14 @@ pub fn gradcheck<S: Shape>(
 }
 
 /// Checks the gradients of a scalar function of two tensors (both recorded on one tape).
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::testing::{gradcheck2, GradcheckConfig};
+/// let dev = Cpu::seeded(0);
+/// let (a, b) = (dev.tensor([[1.0f64, 2.0]]), dev.tensor([[0.5f64], [-1.0]]));
+/// gradcheck2(|a, b| a.matmul(b).sum::<Rank0, _>(), &a, &b, GradcheckConfig::default()).unwrap();
+/// ```
 pub fn gradcheck2<S1: Shape, S2: Shape>(
     f: impl Fn(Taped<S1>, Taped<S2>) -> Taped<Rank0>,
     a: &Tensor<S1, f64, Cpu>,
@@ -139,11 +154,26 @@ pub fn gradcheck2<S1: Shape, S2: Shape>(
 }
 
 /// A proptest strategy for f64 tensors of `shape` with elements drawn from `range`.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::testing::{sample, tensor_of};
+/// let t = sample(tensor_of((2usize, 3usize), -1.0..1.0), 7);
+/// assert!(t.to_vec().iter().all(|v| (-1.0..1.0).contains(v)));
+/// ```
 pub fn tensor_of<S: Shape>(shape: S, range: core::ops::Range<f64>) -> impl Strategy<Value = Tensor<S, f64, Cpu>> {
     proptest::collection::vec(range, shape.numel()).prop_map(move |v| Cpu::seeded(0).from_vec(v, shape))
 }
 
 /// Draws one value from a strategy with a fixed seed (handy outside `proptest!`).
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::testing::{sample, tensor_of};
+/// let a = sample(tensor_of((4usize,), 0.0..1.0), 1);
+/// let b = sample(tensor_of((4usize,), 0.0..1.0), 1);
+/// assert_eq!(a.to_vec(), b.to_vec());
+/// ```
 pub fn sample<T: Strategy>(strategy: T, seed: u64) -> T::Value {
     let mut bytes = [0u8; 32];
     bytes[..8].copy_from_slice(&seed.to_le_bytes());

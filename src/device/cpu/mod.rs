@@ -46,6 +46,14 @@ impl Default for Cpu {
 
 impl Cpu {
     /// A device whose random generator starts from `seed`.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let (a, b) = (Cpu::seeded(3), Cpu::seeded(3));
+    /// let x: Tensor<Rank1<3>, f32, Cpu> = a.randn();
+    /// let y: Tensor<Rank1<3>, f32, Cpu> = b.randn();
+    /// assert_eq!(x.to_vec(), y.to_vec());
+    /// ```
     pub fn seeded(seed: u64) -> Self {
         Self { rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))), cache: Arc::new(BufferCache::default()) }
     }
@@ -63,6 +71,13 @@ impl Cpu {
         *self.rng.lock().expect("rng lock") = StdRng::seed_from_u64(seed);
     }
     /// Frees the buffers kept for reuse.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// drop(dev.zeros::<Rank1<100_000>, f32>()); // its buffer goes to the cache
+    /// dev.empty_cache();                       // and is freed here
+    /// ```
     pub fn empty_cache(&self) {
         self.cache.clear();
     }
@@ -89,6 +104,13 @@ pub struct CpuStorage<E: Dtype> {
 
 impl<E: Dtype> CpuStorage<E> {
     /// The elements.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x = Cpu::seeded(0).tensor([1.0f32, 2.0]);
+    /// let g = x.leaky_trace().sum::<Rank0, _>().backward();
+    /// assert_eq!(g.storage::<f32>(x.id()).unwrap().as_slice(), &[1.0, 1.0]);
+    /// ```
     pub fn as_slice(&self) -> &[E] {
         &self.data
     }

@@ -145,6 +145,15 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     ///
     /// The copy keeps the id: its values, in logical order, are the source's, so gradients
     /// recorded against either are the same buffer.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t = Cpu::seeded(0).tensor([[1.0f32, 2.0], [3.0, 4.0]]).t();
+    /// assert!(!t.is_contiguous());
+    /// let c = t.contiguous();
+    /// assert!(c.is_contiguous());
+    /// assert_eq!(c.to_vec(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// ```
     pub fn contiguous(mut self) -> Self {
         if self.is_contiguous() {
             return self;
@@ -181,6 +190,13 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     }
 
     /// [`Tensor::realize`] with run-time checking only.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<(usize,), f32, Cpu> = Cpu::seeded(0).arange(3);
+    /// assert!(t.clone().try_realize::<Rank1<3>>().is_ok());
+    /// assert!(t.try_realize::<Rank1<4>>().is_err());
+    /// ```
     pub fn try_realize<S2: Shape>(self) -> Result<Tensor<S2, E, D, T>> {
         let Some(shape) = S2::from_dims(self.dims().as_slice()) else {
             return Err(Error::InvalidSize {
@@ -237,6 +253,13 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     /// # Panics
     /// When a run-time dim of `dst` outside `Ax` differs from this tensor's; see
     /// [`Tensor::try_broadcast_like`].
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let b: Tensor<(usize,), f32, Cpu> = Cpu::seeded(0).arange(2);
+    /// let m = b.broadcast_like::<_, Axis<0>>(&(3usize, 2usize));
+    /// assert_eq!(m.to_vec(), vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
+    /// ```
     pub fn broadcast_like<Dst, Ax: Axes>(self, dst: &Dst) -> Tensor<Dst, E, D, T>
     where
         Dst: ReduceShapeTo<S, Ax>,
@@ -303,6 +326,12 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     }
 
     /// [`Tensor::try_narrow`], panicking when the range exceeds the axis.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t = Cpu::seeded(0).tensor([1.0f32, 2.0, 3.0, 4.0]);
+    /// assert_eq!(t.narrow(Axis::<0>, 1, Const::<2>).to_array(), [2.0, 3.0]);
+    /// ```
     pub fn narrow<const I: usize, New: Dim>(self, axis: Axis<I>, start: usize, len: New) -> Tensor<S::Output, E, D, T>
     where
         S: ReplaceDim<Axis<I>, New>,
@@ -341,6 +370,12 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     }
 
     /// [`Tensor::try_select`], panicking when the index is out of range.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t = Cpu::seeded(0).tensor([[1.0f32, 2.0], [3.0, 4.0]]);
+    /// assert_eq!(t.select(Axis::<1>, 0).to_array(), [1.0, 3.0]);
+    /// ```
     pub fn select<const I: usize>(self, axis: Axis<I>, index: usize) -> Tensor<S::Reduced, E, D, T>
     where
         S: ReduceShape<Axis<I>>,
@@ -408,6 +443,13 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     }
 
     /// [`Tensor::try_concat_along`], panicking when run-time dims differ.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let c = dev.tensor([1.0f32]).concat_along(dev.tensor([2.0f32, 3.0]), Axis::<0>);
+    /// assert_eq!(c.to_vec(), vec![1.0, 2.0, 3.0]);
+    /// ```
     pub fn concat_along<const I: usize, S2: Shape, R: Tape<D>>(
         self,
         rhs: Tensor<S2, E, D, R>,

@@ -104,6 +104,12 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     }
 
     /// Minimum over the axes `Ax` (the gradient is shared between ties, as `torch.amin`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t = Cpu::seeded(0).tensor([[1.0f32, 7.0], [4.0, -5.0]]);
+    /// assert_eq!(t.min::<_, Axis<1>>().to_vec(), vec![1.0, -5.0]);
+    /// ```
     pub fn min<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
@@ -141,6 +147,12 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     }
 
     /// Variance over `Ax` dividing by `n - correction` (0 gives the population variance).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t = Cpu::seeded(0).tensor([1.0f64, 3.0]);
+    /// assert_eq!(t.var_with_correction::<Rank0, _>(0).to_vec(), vec![1.0]);
+    /// ```
     pub fn var_with_correction<Dst: Shape, Ax: Axes>(self, correction: usize) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
@@ -153,6 +165,12 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     }
 
     /// Standard deviation over `Ax` with Bessel's correction (`torch.std`'s default).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t = Cpu::seeded(0).tensor([1.0f64, 3.0]);
+    /// assert!((t.std::<Rank0, _>().to_vec()[0] - 2f64.sqrt()).abs() < 1e-12);
+    /// ```
     pub fn std<Dst: Shape, Ax: Axes>(self) -> Tensor<Dst, E, D, T>
     where
         S: ReduceShapeTo<Dst, Ax>,
