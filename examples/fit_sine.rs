@@ -30,7 +30,7 @@ fn main() {
 
         let hidden = x.clone().matmul(w1.trace_on(&tape)) + b1.trace_on(&tape).broadcast::<_, Axis<0>>();
         let pred = hidden.tanh().matmul(w2.trace_on(&tape)) + b2.trace_on(&tape).broadcast::<_, Axis<0>>();
-        let loss = (pred - y.clone()).square().mean::<Rank0, _>();
+        let loss = (pred - y.clone()).square().mean::<Rank0, _>().ensure_finite().expect("the loss diverged");
         let value = loss.to_vec()[0];
         first.get_or_insert(value);
         last = value;

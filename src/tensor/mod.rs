@@ -319,6 +319,27 @@ impl<E: Float, D: Device> Tensor<Rank0, E, D, OwnedTape<D>> {
     }
 }
 
+impl<S: Shape, E: Float, D: Device, T> Tensor<S, E, D, T> {
+    /// This tensor, or [`Error::NonFinite`](crate::Error::NonFinite) when an element is NaN or
+    /// infinite: the check to put on a loss when a diverging run should stop with an error.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let ok = dev.tensor([1.0f32, 2.0]);
+    /// assert!(ok.ensure_finite().is_ok());
+    /// let bad = dev.tensor([1.0f32, 0.0]).ln() * 0.0; // ln 0 = -inf, and -inf * 0 = NaN
+    /// assert_eq!(bad.ensure_finite().unwrap_err(), Error::NonFinite { op: "ensure_finite" });
+    /// ```
+    pub fn ensure_finite(self) -> Result<Self> {
+        if self.to_vec().iter().all(|v| v.is_finite()) {
+            Ok(self)
+        } else {
+            Err(crate::Error::NonFinite { op: "ensure_finite" })
+        }
+    }
+}
+
 impl<S: Shape, E: Dtype, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     /// The tape (a clone of the handle).
     ///
