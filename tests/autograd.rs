@@ -126,3 +126,12 @@ fn the_tape_records_each_op_with_its_inputs() {
     assert_eq!(ops[2].output, y.id());
     assert_eq!(ops[0].output_dims.as_slice(), &[1, 1]);
 }
+
+#[test]
+fn stacking_one_tensor_twice_sums_both_gradients() {
+    let x = dev().tensor([1.0f64, 2.0]);
+    let t = x.leaky_trace();
+    let s = Tensor::stack([t.clone(), t.clone(), t * 3.0]);
+    let g = s.sum::<Rank0, _>().backward();
+    assert_eq!(g.get(&x).to_vec(), vec![5.0, 5.0]);
+}

@@ -234,40 +234,45 @@ impl<D: Device> Gradients<D> {
         ins: [(UniqueId, usize); N],
         f: impl FnOnce(&D::Storage<E>, [&mut D::Storage<E>; N]),
     ) {
+        self.backward_step_many::<E>(dev, out, &ins, |gy, bufs| {
+            let mut refs = bufs.iter_mut();
+            f(gy, core::array::from_fn(|_| refs.next().expect("one buffer per input")));
+        });
+    }
+
+    /// [`Gradients::backward_step`] for any number of inputs (stack).
+    pub(crate) fn backward_step_many<E: Float>(
+        &mut self,
+        dev: &D,
+        out: UniqueId,
+        ins: &[(UniqueId, usize)],
+        f: impl FnOnce(&D::Storage<E>, &mut [D::Storage<E>]),
+    ) {
         let Some(gy) = self.grads.remove(&out) else { return };
         let gy = *gy.downcast::<D::Storage<E>>().expect("a tensor id was used with two dtypes");
-        let mut bufs: Vec<(UniqueId, D::Storage<E>, bool)> = Vec::with_capacity(N);
+        let is_dup = |i: usize| ins[..i].iter().any(|(j, _)| *j == ins[i].0);
+        let mut bufs: Vec<D::Storage<E>> = Vec::with_capacity(ins.len());
         for (i, &(id, len)) in ins.iter().enumerate() {
-            let dup = ins[..i].iter().any(|(j, _)| *j == id);
-            let buf = if dup {
-                dev.alloc_zeros::<E>(len)
-            } else {
-                match self.grads.remove(&id) {
-                    Some(b) => *b.downcast::<D::Storage<E>>().expect("a tensor id was used with two dtypes"),
-                    None => dev.alloc_zeros::<E>(len),
-                }
-            };
-            bufs.push((id, buf, dup));
+            let taken = if is_dup(i) { None } else { self.grads.remove(&id) };
+            bufs.push(match taken {
+                Some(b) => *b.downcast::<D::Storage<E>>().expect("a tensor id was used with two dtypes"),
+                None => dev.alloc_zeros::<E>(len),
+            });
         }
-        {
-            let mut refs = bufs.iter_mut().map(|(_, b, _)| b);
-            let arr: [&mut D::Storage<E>; N] = core::array::from_fn(|_| refs.next().expect("N buffers"));
-            f(&gy, arr);
-        }
-        // Put the inputs back (scratch buffers of duplicates are added to the first slot).
-        let mut pending: Vec<(UniqueId, D::Storage<E>)> = Vec::new();
-        for (id, buf, dup) in bufs {
-            if dup {
-                pending.push((id, buf));
+        f(&gy, &mut bufs);
+        // Put the inputs back; a duplicate's scratch buffer is added to its first slot.
+        let mut scratch = Vec::new();
+        for (i, buf) in bufs.into_iter().enumerate() {
+            if is_dup(i) {
+                scratch.push((ins[i].0, buf));
             } else {
-                self.grads.insert(id, Box::new(buf));
+                self.grads.insert(ins[i].0, Box::new(buf));
             }
         }
-        for (id, buf) in pending {
+        for (id, buf) in scratch {
             let len = D::storage_len(&buf);
             let l = Layout::contiguous(Dims::from_slice(&[len]));
-            let dst = self.get_or_zeros::<E>(dev, id, len);
-            dev.copy_into(&buf, &l, dst, &l, true);
+            dev.copy_into(&buf, &l, self.get_or_zeros::<E>(dev, id, len), &l, true);
         }
         if self.is_kept(out) {
             self.grads.insert(out, Box::new(gy));

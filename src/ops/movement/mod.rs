@@ -1,7 +1,7 @@
 //! Ops that move or re-view data: reshape, realize, permute, broadcast, narrow, select, concat,
 //! stack. Views share storage; only concat, stack and the reshape of a non-contiguous tensor copy.
 
-use crate::autograd::{Merge, Tape};
+use crate::autograd::{Merge, Tape, UniqueId};
 use crate::device::{Device, Layout};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
@@ -545,14 +545,13 @@ fn stack_impl<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     if T::TAPED {
         let oid = out.id;
         tape.add_backward_op(crate::autograd::OpRecord::new("stack", ids.clone(), oid, out.shape.dims()), move |g| {
-            for (i, id) in ids.into_iter().enumerate() {
+            let ins: Vec<(UniqueId, usize)> = ids.iter().map(|&id| (id, n)).collect();
+            g.backward_step_many::<E>(&dev, oid, &ins, |gy, gxs| {
                 // Each piece's gradient is one contiguous block of the output's.
-                let Some(gy) = g.storage::<E>(oid) else { return Ok(()) };
-                let part = dev.download(gy, &Layout { offset: i * n, ..flat });
-                let part = dev.upload(part);
-                let gx = g.get_or_zeros::<E>(&dev, id, n);
-                dev.copy_into(&part, &flat, gx, &flat, true);
-            }
+                for (i, gx) in gxs.iter_mut().enumerate() {
+                    dev.copy_into(gy, &Layout { offset: i * n, ..flat }, gx, &flat, true);
+                }
+            });
             Ok(())
         });
     }
