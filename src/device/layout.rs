@@ -34,6 +34,52 @@ impl Layout {
     pub fn contiguous(dims: Dims) -> Self {
         Self { dims, strides: dims.contiguous_strides(), offset: 0 }
     }
+    /// A view of `dims` in which every index reads the element at offset 0 (a scalar repeated).
+    ///
+    /// ```
+    /// use tensile::device::Layout;
+    /// use tensile::shapes::Dims;
+    /// let l = Layout::repeated_element(Dims::from_slice(&[2, 3]));
+    /// assert_eq!(l.offset_of(&[1, 2]), 0);
+    /// ```
+    pub fn repeated_element(dims: Dims) -> Self {
+        Self { dims, strides: Dims::from_slice(&[0; crate::shapes::MAX_RANK][..dims.len()]), offset: 0 }
+    }
+    /// True when the view is the whole of a `len`-element buffer, in order: an op may then write
+    /// its result over it.
+    ///
+    /// ```
+    /// use tensile::device::Layout;
+    /// use tensile::shapes::Dims;
+    /// let l = Layout::contiguous(Dims::from_slice(&[2, 3]));
+    /// assert!(l.is_whole_buffer(6) && !l.is_whole_buffer(7) && !l.permuted(&[1, 0]).is_whole_buffer(6));
+    /// ```
+    pub fn is_whole_buffer(&self, len: usize) -> bool {
+        self.offset == 0 && self.is_contiguous() && len == self.numel()
+    }
+    /// The storage offset of every logical element, in row-major order.
+    ///
+    /// ```
+    /// use tensile::device::Layout;
+    /// use tensile::shapes::Dims;
+    /// let l = Layout::contiguous(Dims::from_slice(&[2, 3])).permuted(&[1, 0]);
+    /// assert_eq!(l.offsets().collect::<Vec<_>>(), vec![0, 3, 1, 4, 2, 5]);
+    /// ```
+    pub fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        let rank = self.dims.len();
+        let mut idx = [0usize; crate::shapes::MAX_RANK];
+        (0..self.numel()).map(move |_| {
+            let off = self.offset_of(&idx[..rank]);
+            for d in (0..rank).rev() {
+                idx[d] += 1;
+                if idx[d] < self.dims[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+            off
+        })
+    }
     /// Number of logical elements.
     ///
     /// ```

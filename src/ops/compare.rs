@@ -4,7 +4,7 @@ use crate::autograd::{Merge, Tape};
 use crate::device::{Device, Layout};
 use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};
-use crate::shapes::{Dims, Shape};
+use crate::shapes::Shape;
 use crate::tensor::Tensor;
 
 /// An element-wise comparison.
@@ -40,7 +40,7 @@ macro_rules! cmp_ops {
             pub fn $scalar(&self, rhs: E) -> Tensor<S, bool, D> {
                 let l = self.layout();
                 let s = self.device.upload(vec![rhs]);
-                let sl = Layout { dims: l.dims, strides: Dims::from_slice(&vec![0; l.dims.len()]), offset: 0 };
+                let sl = Layout::repeated_element(l.dims);
                 Tensor::from_storage(self.device.clone(), self.device.compare(&$name, &self.data, &l, &s, &sl), self.shape)
             }
         )*}
@@ -110,7 +110,7 @@ impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
                 g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
                     let zero = dev.alloc_zeros::<E>(1);
                     let c = Layout::contiguous(cl.dims);
-                    let zl = Layout { dims: cl.dims, strides: Dims::from_slice(&vec![0; cl.dims.len()]), offset: 0 };
+                    let zl = Layout::repeated_element(cl.dims);
                     let to_a = dev.select_where(&cond, &cl, gy, &c, &zero, &zl);
                     let to_b = dev.select_where(&cond, &cl, &zero, &zl, gy, &c);
                     dev.copy_into(&to_a, &c, ga, &c, true);

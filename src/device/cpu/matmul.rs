@@ -52,16 +52,8 @@ pub(crate) fn matmul<E: Float>(a: &[E], al: &Layout, b: &[E], bl: &Layout, c: &m
         let (mut c32, cl32) =
             if accumulate { widen(c, cl) } else { (vec![0f32; cl.numel()], Layout::contiguous(cl.dims)) };
         gemm_batched(&a32, &al32, &b32, &bl32, &mut c32, &cl32, accumulate, 1.0, 0.0);
-        let mut idx = [0usize; 3];
-        for v in c32 {
-            c[cl.offset_of(&idx)] = E::cast_f32(v);
-            for d in (0..3).rev() {
-                idx[d] += 1;
-                if idx[d] < cl.dims[d] {
-                    break;
-                }
-                idx[d] = 0;
-            }
+        for (off, v) in cl.offsets().zip(c32) {
+            c[off] = E::cast_f32(v);
         }
     }
 }

@@ -92,7 +92,7 @@ impl Cpu {
     /// Reuses `x` as the output when the caller holds its only reference and it is laid out
     /// exactly as the output will be; otherwise allocates.
     fn reuse_or_alloc<E: Dtype>(&self, x: Arc<CpuStorage<E>>, l: &Layout) -> Result<CpuStorage<E>, Arc<CpuStorage<E>>> {
-        if l.offset == 0 && l.is_contiguous() && x.data.len() == l.numel() { Arc::try_unwrap(x) } else { Err(x) }
+        if l.is_whole_buffer(x.data.len()) { Arc::try_unwrap(x) } else { Err(x) }
     }
 }
 
@@ -175,24 +175,13 @@ impl Device for Cpu {
         }
         // A strided destination: gather the source contiguously, then scatter (serially: views
         // written here are narrow slices of a gradient, never hot loops).
-        let vals = self.download(src, sl);
-        let rank = dl.dims.len();
-        let mut idx = [0usize; crate::shapes::MAX_RANK];
-        for v in vals {
-            let off = dl.offset_of(&idx[..rank]);
+        for (off, v) in dl.offsets().zip(self.download(src, sl)) {
             dst.data[off] = if accumulate { dst.data[off] + v } else { v };
-            for d in (0..rank).rev() {
-                idx[d] += 1;
-                if idx[d] < dl.dims[d] {
-                    break;
-                }
-                idx[d] = 0;
-            }
         }
     }
 
     fn contiguous<E: Dtype>(&self, s: Arc<CpuStorage<E>>, l: &Layout) -> Arc<CpuStorage<E>> {
-        if l.offset == 0 && l.is_contiguous() && s.data.len() == l.numel() {
+        if l.is_whole_buffer(s.data.len()) {
             return s;
         }
         let mut out = self.alloc_for_overwrite::<E>(l.numel());
@@ -362,14 +351,9 @@ impl Device for Cpu {
         b: &CpuStorage<E>,
         bl: &Layout,
     ) -> CpuStorage<E> {
-        let n = al.numel();
-        let mut picked = vec![false; n];
-        zip_map(&mut picked, &cl.dims, [(&cond.data[..], cl)], |o, [c]| *o = c);
-        let mut out = self.alloc_for_overwrite::<E>(n);
-        zip_map(&mut out.data, &al.dims, [(&a.data[..], al)], |o, [x]| *o = x);
-        let mut other = vec![E::default(); n];
-        zip_map(&mut other, &bl.dims, [(&b.data[..], bl)], |o, [y]| *o = y);
-        for ((o, p), y) in out.data.iter_mut().zip(picked).zip(other) {
+        let picked = self.download(cond, cl);
+        let mut out = self.wrap(self.download(a, al));
+        for ((o, p), y) in out.data.iter_mut().zip(picked).zip(self.download(b, bl)) {
             if !p {
                 *o = y;
             }
