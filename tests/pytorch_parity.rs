@@ -112,6 +112,24 @@ fn forward<E: Float>(name: &str, c: &Case<E>) -> Taped<(usize,), E> {
             let x = x2();
             flat(x.clone().to_dtype::<half::f16>().to_dtype::<E>() * x)
         }
+        "conv2d" => flat(c.input::<B4>(0).conv2d(c.input::<B4>(1), ConvOpts::<1>)),
+        "conv2d_s2p1d2g2" => flat(c.input::<B4>(0).conv2d(c.input::<B4>(1), ConvOpts::<2, 1, 2, 2>)),
+        "conv2d_pointwise" => flat(c.input::<B4>(0).conv2d(c.input::<B4>(1), ConvOpts::<1>)),
+        "conv1d_s2p1" => flat(c.input::<B3>(0).conv1d(c.input::<B3>(1), ConvOpts::<2, 1>)),
+        "conv_transpose2d_s2p1op1" => {
+            flat(c.input::<B4>(0).conv_transpose2d(c.input::<B4>(1), ConvTransposeOpts::<2, 1, 1, 1, 1>))
+        }
+        "conv_transpose1d_s3d2g2" => {
+            flat(c.input::<B3>(0).conv_transpose1d(c.input::<B3>(1), ConvTransposeOpts::<3, 0, 2, 2>))
+        }
+        "max_pool2d_k3s2p1" => flat(c.input::<B4>(0).max_pool2d(PoolOpts::<3, 2, 1>)),
+        "max_pool1d_k2s1d2" => flat(c.input::<B3>(0).max_pool1d(PoolOpts::<2, 1, 0, 2>)),
+        "avg_pool2d_k3s2p1" => flat(c.input::<B4>(0).avg_pool2d(PoolOpts::<3, 2, 1>)),
+        "avg_pool2d_k3s2p1_exclude_pad" => flat(c.input::<B4>(0).try_avg_pool2d(PoolOpts::<3, 2, 1>, false).unwrap()),
+        "avg_pool1d_k2s2p1" => flat(c.input::<B3>(0).avg_pool1d(PoolOpts::<2, 2, 1>)),
+        "adaptive_avg_pool2d_3x2" => flat(c.input::<B4>(0).adaptive_avg_pool2d::<3, 2>()),
+        "global_avg_pool2d" => flat(c.input::<B4>(0).global_avg_pool2d()),
+        "global_max_pool2d" => flat(c.input::<B4>(0).global_max_pool2d()),
         other => panic!("no tensile op for fixture case `{other}`: add it to pytorch_parity.rs"),
     }
 }
@@ -188,20 +206,20 @@ fn check_all(dtype: &str, tol: f64, run: fn(&Value) -> Outcome) -> usize {
 
 #[test]
 fn float64_matches_pytorch() {
-    assert!(check_all("float64", 1e-6, run::<f64>) >= 62);
+    assert!(check_all("float64", 1e-6, run::<f64>) >= 76);
 }
 
 #[test]
 fn float32_matches_pytorch() {
-    assert!(check_all("float32", 1e-4, run::<f32>) >= 62);
+    assert!(check_all("float32", 1e-4, run::<f32>) >= 76);
 }
 
 #[test]
 fn float16_matches_pytorch() {
-    assert!(check_all("float16", 1e-2, run::<f16>) >= 33);
+    assert!(check_all("float16", 1e-2, run::<f16>) >= 37);
 }
 
 #[test]
 fn bfloat16_matches_pytorch() {
-    assert!(check_all("bfloat16", 4e-2, run::<bf16>) >= 33);
+    assert!(check_all("bfloat16", 4e-2, run::<bf16>) >= 37);
 }

@@ -102,3 +102,58 @@ fn missing_gradient() {
     let g = x.leaky_trace().sum::<Rank0, _>().backward();
     assert_eq!(g.try_get(&y).unwrap_err(), Error::NoGradient);
 }
+
+type R4 = Tensor<(usize, usize, usize, usize), f32, Cpu>;
+type R3 = Tensor<(usize, usize, usize), f32, Cpu>;
+
+fn t4(s: (usize, usize, usize, usize)) -> R4 {
+    dev().zeros_like(&s)
+}
+
+fn t3(s: (usize, usize, usize)) -> R3 {
+    dev().zeros_like(&s)
+}
+
+#[test]
+fn convolution() {
+    let err = t4((1, 3, 4, 4)).try_conv2d(t4((2, 3, 5, 5)), ConvOpts::<1>).unwrap_err();
+    assert!(matches!(err, Error::InvalidSize { op: "conv2d", .. }), "{err}");
+    assert!(err.to_string().contains("kernel of 5"), "{err}");
+    assert!(t4((1, 3, 4, 4)).try_conv2d(t4((2, 3, 5, 5)), ConvOpts::<1, 1>).is_ok());
+    // channels: the weight expects 2, the input has 3; groups that do not divide
+    assert!(matches!(
+        t4((1, 3, 4, 4)).try_conv2d(t4((2, 2, 3, 3)), ConvOpts::<1>),
+        Err(Error::InvalidSize { op: "conv2d", .. })
+    ));
+    assert!(t4((1, 4, 4, 4)).try_conv2d(t4((3, 2, 3, 3)), ConvOpts::<1, 0, 1, 2>).is_err());
+    assert!(matches!(
+        t3((1, 4, 9)).try_conv1d(t3((6, 2, 3)), ConvOpts::<1, 0, 1, 4>),
+        Err(Error::InvalidSize { op: "conv1d", .. })
+    ));
+    assert!(matches!(
+        t4((1, 3, 4, 4)).try_conv_transpose2d(t4((4, 2, 3, 3)), ConvTransposeOpts::<1>),
+        Err(Error::ShapeMismatch { op: "conv_transpose2d", .. })
+    ));
+    assert!(matches!(
+        t3((1, 2, 4)).try_conv_transpose1d(t3((2, 1, 3)), ConvTransposeOpts::<1, 0, 1, 1, 1>),
+        Err(Error::InvalidSize { op: "conv_transpose1d", .. })
+    ));
+}
+
+#[test]
+fn pooling() {
+    assert!(matches!(
+        t4((1, 1, 2, 2)).try_max_pool2d(PoolOpts::<3, 1>),
+        Err(Error::InvalidSize { op: "max_pool2d", .. })
+    ));
+    assert!(matches!(
+        t4((1, 1, 2, 2)).try_avg_pool2d(PoolOpts::<3, 1>, true),
+        Err(Error::InvalidSize { op: "avg_pool2d", .. })
+    ));
+    assert!(t4((1, 1, 2, 2)).try_avg_pool2d(PoolOpts::<3, 1, 1>, true).is_ok());
+    assert!(matches!(t3((1, 1, 2)).try_max_pool1d(PoolOpts::<3, 1>), Err(Error::InvalidSize { op: "max_pool1d", .. })));
+    assert!(matches!(
+        t3((1, 1, 2)).try_avg_pool1d(PoolOpts::<3, 1>, false),
+        Err(Error::InvalidSize { op: "avg_pool1d", .. })
+    ));
+}

@@ -5,9 +5,11 @@
 //! kernels serve eager mode and, later, the export runtime and other devices.
 
 pub mod cpu;
+mod geometry;
 mod layout;
 
 pub use cpu::Cpu;
+pub use geometry::{ConvGeometry, PoolGeometry, PoolWindows};
 pub use layout::Layout;
 
 use crate::dtypes::{Dtype, Float};
@@ -136,6 +138,55 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         gx: &mut Self::Storage<E>,
         row: usize,
         log: bool,
+    );
+    /// `y = x ⋆ w` (`y += x ⋆ w` when `accumulate`), a 2-D convolution over contiguous buffers
+    /// laid out as `g` says (PyTorch's cross-correlation, NCHW).
+    fn conv2d<E: Float>(
+        &self,
+        x: &Self::Storage<E>,
+        w: &Self::Storage<E>,
+        g: &ConvGeometry,
+        y: &mut Self::Storage<E>,
+        accumulate: bool,
+    );
+    /// `gx +=` the gradient of [`Device::conv2d`] with respect to `x`, given `gy` (also the
+    /// forward of a transposed convolution).
+    fn conv2d_input_grad<E: Float>(
+        &self,
+        gy: &Self::Storage<E>,
+        w: &Self::Storage<E>,
+        g: &ConvGeometry,
+        gx: &mut Self::Storage<E>,
+    );
+    /// `gw +=` the gradient of [`Device::conv2d`] with respect to `w`, given `gy`.
+    fn conv2d_weight_grad<E: Float>(
+        &self,
+        x: &Self::Storage<E>,
+        gy: &Self::Storage<E>,
+        g: &ConvGeometry,
+        gw: &mut Self::Storage<E>,
+    );
+    /// Max pooling: the output and, per output, the index of the chosen tap in its flattened
+    /// input plane; `x` contiguous.
+    fn max_pool2d<E: Float>(&self, x: &Self::Storage<E>, g: &PoolGeometry) -> (Self::Storage<E>, Self::Storage<i64>);
+    /// `gx[plane, indices] += gy` (the gradient of [`Device::max_pool2d`]).
+    fn max_pool2d_backward<E: Float>(
+        &self,
+        indices: &Self::Storage<i64>,
+        gy: &Self::Storage<E>,
+        g: &PoolGeometry,
+        gx: &mut Self::Storage<E>,
+    );
+    /// Average pooling (sliding or adaptive windows); `x` contiguous.
+    fn avg_pool2d<E: Float>(&self, x: &Self::Storage<E>, g: &PoolGeometry, count_include_pad: bool)
+    -> Self::Storage<E>;
+    /// `gx +=` the gradient of [`Device::avg_pool2d`].
+    fn avg_pool2d_backward<E: Float>(
+        &self,
+        gy: &Self::Storage<E>,
+        g: &PoolGeometry,
+        count_include_pad: bool,
+        gx: &mut Self::Storage<E>,
     );
     /// Uniform samples in `[lo, hi)` from the device's generator.
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> Self::Storage<E>;

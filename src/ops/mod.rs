@@ -8,16 +8,20 @@
 //! | sum, max, min, mean, var, std, logsumexp | `reduce/mod.rs` |
 //! | matmul (vector, matrix, batched) | `matmul/mod.rs` |
 //! | reshape, flatten, realize, permute, t, broadcast, narrow, select, concat, stack, contiguous | `movement/mod.rs` |
+//! | max_pool1d/2d, avg_pool1d/2d, adaptive_avg_pool2d, global_avg_pool2d, global_max_pool2d | `pool/mod.rs` |
 //! | softmax, log_softmax | `softmax.rs` |
+//! | conv1d, conv2d, conv_transpose1d, conv_transpose2d | `conv/mod.rs` |
 //! | eq, ne, lt, le, gt, ge, choose (where) | `compare.rs` |
 //! | dropout | `dropout.rs` |
 //! | to_dtype | `to_dtype.rs` |
 
 mod binary;
 mod compare;
+mod conv;
 mod dropout;
 mod matmul;
 mod movement;
+mod pool;
 pub(crate) mod reduce;
 mod softmax;
 mod to_dtype;
@@ -25,6 +29,8 @@ pub(crate) mod unary;
 
 pub use binary::{Add, BinaryOp, Div, Maximum, Minimum, Mul, Pow, Sub};
 pub use compare::{CmpOp, EqOp, GeOp, GtOp, LeOp, LtOp, NeOp};
+pub use conv::{Conv2dShape, ConvLen, ConvOpts, ConvTranspose2dShape, ConvTransposeLen, ConvTransposeOpts};
 pub use matmul::MatMul;
+pub use pool::{Pool2dShape, PoolLen, PoolOpts};
 pub use reduce::ReduceKind;
 pub use unary::UnaryOp;

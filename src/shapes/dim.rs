@@ -158,3 +158,130 @@ computed_dim!(
     /// ```
     Prod<A, B> = static_mul(A::STATIC, B::STATIC)
 );
+
+/// The output length of a sliding window (convolution, pooling) along one axis, as PyTorch
+/// computes it: `(input + 2 padding - dilation (kernel - 1) - 1) / stride + 1`. `None` when the
+/// dilated kernel does not fit in the padded input, or the stride or dilation is 0.
+///
+/// ```
+/// use tensile::shapes::window_out;
+/// assert_eq!(window_out(28, 3, 1, 1, 1), Some(28));
+/// assert_eq!(window_out(28, 2, 2, 0, 1), Some(14));
+/// assert_eq!(window_out(2, 5, 1, 0, 1), None);
+/// ```
+pub const fn window_out(input: usize, kernel: usize, stride: usize, padding: usize, dilation: usize) -> Option<usize> {
+    if stride == 0 || dilation == 0 || kernel == 0 {
+        return None;
+    }
+    let span = dilation * (kernel - 1) + 1;
+    let padded = input + 2 * padding;
+    if padded < span { None } else { Some((padded - span) / stride + 1) }
+}
+
+/// The output length of a transposed convolution along one axis:
+/// `(input - 1) stride - 2 padding + dilation (kernel - 1) + output_padding + 1`. `None` when
+/// that is not positive, or when the output padding is not smaller than the stride or the
+/// dilation (PyTorch's rule).
+///
+/// ```
+/// use tensile::shapes::transposed_window_out;
+/// assert_eq!(transposed_window_out(14, 2, 2, 0, 1, 0), Some(28));
+/// assert_eq!(transposed_window_out(1, 1, 1, 1, 1, 0), None);
+/// ```
+pub const fn transposed_window_out(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    dilation: usize,
+    output_padding: usize,
+) -> Option<usize> {
+    if stride == 0 || dilation == 0 || kernel == 0 || input == 0 {
+        return None;
+    }
+    if output_padding >= stride && output_padding >= dilation {
+        return None;
+    }
+    let full = (input - 1) * stride + dilation * (kernel - 1) + output_padding + 1;
+    if full <= 2 * padding { None } else { Some(full - 2 * padding) }
+}
+
+const fn all_static<const N: usize>(dims: [Option<usize>; N]) -> Option<[usize; N]> {
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        match dims[i] {
+            Some(d) => out[i] = d,
+            None => return None,
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+/// [`window_out`] over static sizes; a build-time error when the window does not fit.
+pub const fn static_window_out(
+    input: Option<usize>,
+    kernel: Option<usize>,
+    stride: Option<usize>,
+    padding: Option<usize>,
+    dilation: Option<usize>,
+) -> Option<usize> {
+    let Some([i, k, s, p, d]) = all_static([input, kernel, stride, padding, dilation]) else { return None };
+    match window_out(i, k, s, p, d) {
+        Some(o) => Some(o),
+        None => panic!(
+            "conv/pool: the kernel (times the dilation) is larger than the padded input, or the stride or dilation \
+             is 0 (see the sizes in the `ConvOut<input, kernel, stride, padding, dilation>` type of this error)"
+        ),
+    }
+}
+
+/// [`transposed_window_out`] over static sizes; a build-time error when it has no valid size.
+pub const fn static_transposed_window_out(
+    input: Option<usize>,
+    kernel: Option<usize>,
+    stride: Option<usize>,
+    padding: Option<usize>,
+    dilation: Option<usize>,
+    output_padding: Option<usize>,
+) -> Option<usize> {
+    let Some([i, k, s, p, d, op]) = all_static([input, kernel, stride, padding, dilation, output_padding]) else {
+        return None;
+    };
+    match transposed_window_out(i, k, s, p, d, op) {
+        Some(o) => Some(o),
+        None => panic!(
+            "conv_transpose: the padding removes the whole output, or the output padding is not smaller than the \
+             stride or dilation (see the sizes in the `ConvTransposeOut<..>` type of this error)"
+        ),
+    }
+}
+
+computed_dim!(
+    /// The output length of a convolution or pooling window along one axis, from the input length
+    /// `H`, the kernel `K` and the `Const` stride `S`, padding `P` and dilation `L`
+    /// (see [`window_out`]). Static when `H` and `K` are; a kernel that does not fit is a build
+    /// error then.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// type Out = ConvOut<Const<28>, Const<5>, Const<1>, Const<0>, Const<1>>;
+    /// assert_eq!(<Out as Dim>::STATIC, Some(24));
+    /// ```
+    ConvOut<H, K, S, P, L> = static_window_out(H::STATIC, K::STATIC, S::STATIC, P::STATIC, L::STATIC)
+);
+
+computed_dim!(
+    /// The output length of a transposed convolution along one axis, from the input length `H`,
+    /// the kernel `K` and the `Const` stride `S`, padding `P`, dilation `L` and output padding
+    /// `A` (see [`transposed_window_out`]).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// type Out = ConvTransposeOut<Const<14>, Const<2>, Const<2>, Const<0>, Const<1>, Const<0>>;
+    /// assert_eq!(<Out as Dim>::STATIC, Some(28));
+    /// ```
+    ConvTransposeOut<H, K, S, P, L, A> =
+        static_transposed_window_out(H::STATIC, K::STATIC, S::STATIC, P::STATIC, L::STATIC, A::STATIC)
+);

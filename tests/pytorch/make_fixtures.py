@@ -100,6 +100,29 @@ case("select", lambda x: x.select(0, 1).exp(), [rand(3, 4)], WIDE)
 case("to_dtype", lambda x: x.to(torch.float16).to(x.dtype) * x, [rand(3, 4)], WIDE)
 
 
+# convolution (f16/bf16 too: tensile computes them in f32 and rounds once)
+case("conv2d", lambda x, w: F.conv2d(x, w), [rand(2, 3, 5, 6), rand(4, 3, 3, 3)])
+case("conv2d_s2p1d2g2", lambda x, w: F.conv2d(x, w, stride=2, padding=1, dilation=2, groups=2),
+     [rand(2, 4, 7, 6), rand(6, 2, 3, 2)])
+case("conv2d_pointwise", lambda x, w: F.conv2d(x, w), [rand(2, 3, 4, 4), rand(5, 3, 1, 1)], WIDE)
+case("conv1d_s2p1", lambda x, w: F.conv1d(x, w, stride=2, padding=1), [rand(2, 3, 9), rand(4, 3, 3)])
+case("conv_transpose2d_s2p1op1", lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+     [rand(2, 3, 4, 5), rand(3, 2, 3, 3)])
+case("conv_transpose1d_s3d2g2", lambda x, w: F.conv_transpose1d(x, w, stride=3, dilation=2, groups=2),
+     [rand(2, 4, 5), rand(4, 1, 3)], WIDE)
+
+# pooling
+case("max_pool2d_k3s2p1", lambda x: F.max_pool2d(x, 3, 2, 1), [rand(2, 3, 7, 6)], WIDE)
+case("max_pool1d_k2s1d2", lambda x: F.max_pool1d(x, 2, 1, 0, 2), [rand(2, 3, 8)], WIDE)
+case("avg_pool2d_k3s2p1", lambda x: F.avg_pool2d(x, 3, 2, 1), [rand(2, 3, 7, 6)], WIDE)
+case("avg_pool2d_k3s2p1_exclude_pad", lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+     [rand(2, 3, 7, 6)], WIDE)
+case("avg_pool1d_k2s2p1", lambda x: F.avg_pool1d(x, 2, 2, 1), [rand(2, 3, 7)], WIDE)
+case("adaptive_avg_pool2d_3x2", lambda x: F.adaptive_avg_pool2d(x, (3, 2)), [rand(2, 3, 7, 5)], WIDE)
+case("global_avg_pool2d", lambda x: x.mean((2, 3)), [rand(2, 3, 4, 5)], WIDE)
+case("global_max_pool2d", lambda x: x.amax((2, 3)), [rand(2, 3, 4, 5)], WIDE)
+
+
 def run(fn, inputs, dtype):
     dt = getattr(torch, dtype)
     xs = [x.detach().clone().to(dt).requires_grad_(True) for x in inputs]

@@ -58,7 +58,7 @@ pub(crate) fn matmul<E: Float>(a: &[E], al: &Layout, b: &[E], bl: &Layout, c: &m
     }
 }
 
-fn downcast<E: 'static, T: 'static>(s: &[E]) -> Option<&[T]> {
+pub(crate) fn downcast<E: 'static, T: 'static>(s: &[E]) -> Option<&[T]> {
     if std::any::TypeId::of::<E>() == std::any::TypeId::of::<T>() {
         // SAFETY: E and T are the same type (equal TypeIds), so the slice is reinterpreted as itself.
         Some(unsafe { core::slice::from_raw_parts(s.as_ptr() as *const T, s.len()) })
@@ -67,7 +67,7 @@ fn downcast<E: 'static, T: 'static>(s: &[E]) -> Option<&[T]> {
     }
 }
 
-fn downcast_mut<E: 'static, T: 'static>(s: &mut [E]) -> Option<&mut [T]> {
+pub(crate) fn downcast_mut<E: 'static, T: 'static>(s: &mut [E]) -> Option<&mut [T]> {
     if std::any::TypeId::of::<E>() == std::any::TypeId::of::<T>() {
         // SAFETY: E and T are the same type (equal TypeIds), so the slice is reinterpreted as itself.
         Some(unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut T, s.len()) })
@@ -122,6 +122,93 @@ fn gemm_batched<T: 'static + Copy>(
                 par,
             );
         }
+    }
+}
+
+/// The element types the `gemm` crate multiplies natively and that tensile's kernels compute in
+/// (half types are widened to f32 first).
+pub(crate) trait GemmScalar: Copy + Default + Send + Sync + 'static + core::ops::Add<Output = Self> {
+    const ONE: Self;
+    const ZERO: Self;
+}
+impl GemmScalar for f32 {
+    const ONE: Self = 1.0;
+    const ZERO: Self = 0.0;
+}
+impl GemmScalar for f64 {
+    const ONE: Self = 1.0;
+    const ZERO: Self = 0.0;
+}
+
+/// A read-only matrix inside a slice: `rows x cols`, element `(i, j)` at `i * row_stride + j * col_stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+impl<'a, T> MatRef<'a, T> {
+    /// A row-major matrix.
+    pub fn rows(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+    fn fits(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `c (+)= a b` with `c` row-major (`a.rows x b.cols`, rows `c_row_stride` apart); on all
+/// threads when `parallel`.
+pub(crate) fn gemm_into<T: GemmScalar>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [T],
+    c_row_stride: usize,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k, "gemm: inner dims {k} and {} differ", b.rows);
+    let c_fits = m == 0 || n == 0 || (m - 1) * c_row_stride + n <= c.len();
+    assert!(a.fits() && b.fits() && c_fits && c_row_stride >= n, "gemm: a matrix exceeds its slice");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let par = if parallel { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
+    // SAFETY: the asserts above check that every element each matrix addresses lies inside its
+    // slice, and that distinct output elements do not alias (`c_row_stride >= n`, unit column
+    // stride); `c` is borrowed mutably, so it overlaps neither `a` nor `b`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            c_row_stride as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            if accumulate { T::ONE } else { T::ZERO },
+            T::ONE,
+            false,
+            false,
+            false,
+            par,
+        );
     }
 }
 

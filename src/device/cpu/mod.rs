@@ -1,13 +1,15 @@
 //! The CPU device: rayon for parallel loops, the `gemm` crate for matrix products.
 
 mod cache;
+mod conv;
 mod fast_math;
 mod matmul;
+mod pool;
 mod reduce;
 mod softmax;
 pub(crate) mod strided;
 
-use super::{Device, Layout};
+use super::{ConvGeometry, Device, Layout, PoolGeometry};
 use crate::dtypes::{Dtype, Float};
 use crate::ops::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
 use cache::BufferCache;
@@ -379,6 +381,70 @@ impl Device for Cpu {
         log: bool,
     ) {
         softmax::backward(&y.data, &gy.data, &mut gx.data, row, log);
+    }
+
+    fn conv2d<E: Float>(
+        &self,
+        x: &CpuStorage<E>,
+        w: &CpuStorage<E>,
+        g: &ConvGeometry,
+        y: &mut CpuStorage<E>,
+        accumulate: bool,
+    ) {
+        conv::conv2d_forward(&x.data, &w.data, g, &mut y.data, accumulate);
+    }
+
+    fn conv2d_input_grad<E: Float>(
+        &self,
+        gy: &CpuStorage<E>,
+        w: &CpuStorage<E>,
+        g: &ConvGeometry,
+        gx: &mut CpuStorage<E>,
+    ) {
+        conv::conv2d_input_grad(&gy.data, &w.data, g, &mut gx.data);
+    }
+
+    fn conv2d_weight_grad<E: Float>(
+        &self,
+        x: &CpuStorage<E>,
+        gy: &CpuStorage<E>,
+        g: &ConvGeometry,
+        gw: &mut CpuStorage<E>,
+    ) {
+        conv::conv2d_weight_grad(&x.data, &gy.data, g, &mut gw.data);
+    }
+
+    fn max_pool2d<E: Float>(&self, x: &CpuStorage<E>, g: &PoolGeometry) -> (CpuStorage<E>, CpuStorage<i64>) {
+        let len = g.planes * g.output[0] * g.output[1];
+        let (mut y, mut idx) = (self.alloc_for_overwrite::<E>(len), self.alloc_for_overwrite::<i64>(len));
+        pool::max_pool2d(&x.data, g, &mut y.data, &mut idx.data);
+        (y, idx)
+    }
+
+    fn max_pool2d_backward<E: Float>(
+        &self,
+        idx: &CpuStorage<i64>,
+        gy: &CpuStorage<E>,
+        g: &PoolGeometry,
+        gx: &mut CpuStorage<E>,
+    ) {
+        pool::max_pool2d_backward(&idx.data, &gy.data, g, &mut gx.data);
+    }
+
+    fn avg_pool2d<E: Float>(&self, x: &CpuStorage<E>, g: &PoolGeometry, count_include_pad: bool) -> CpuStorage<E> {
+        let mut y = self.alloc_for_overwrite::<E>(g.planes * g.output[0] * g.output[1]);
+        pool::avg_pool2d(&x.data, g, count_include_pad, &mut y.data);
+        y
+    }
+
+    fn avg_pool2d_backward<E: Float>(
+        &self,
+        gy: &CpuStorage<E>,
+        g: &PoolGeometry,
+        count_include_pad: bool,
+        gx: &mut CpuStorage<E>,
+    ) {
+        pool::avg_pool2d_backward(&gy.data, g, count_include_pad, &mut gx.data);
     }
 
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {

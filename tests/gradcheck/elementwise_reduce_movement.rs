@@ -1,50 +1,9 @@
-//! One property test per differentiable op: autograd's gradient against central finite
-//! differences in f64, over random values and (for run-time dims) random sizes.
-//!
-//! Each op's output is reduced with random weights (`Σ w·y`) so that every output element's
-//! gradient is checked, not only their sum.
+//! The core ops: element-wise, reductions, movement, matmul, softmax.
 
+use super::*;
 use proptest::prelude::*;
 use tensile::prelude::*;
-use tensile::testing::{GradcheckConfig, gradcheck, gradcheck2, tensor_of};
-
-type Taped<S> = Tensor<S, f64, Cpu, OwnedTape<Cpu>>;
-type M = (usize, usize);
-
-fn cfg() -> GradcheckConfig {
-    GradcheckConfig::default()
-}
-
-/// `Σ w·y` for fixed weights `w`.
-fn weighted<S: Shape>(y: Taped<S>, w: &Tensor<S, f64, Cpu>) -> Taped<Rank0>
-where
-    Taped<S>: SumAll<S>,
-{
-    (y * w.clone()).sum_all()
-}
-
-trait SumAll<S: Shape> {
-    fn sum_all(self) -> Taped<Rank0>;
-}
-macro_rules! sum_all {
-    ($($s:ty),*) => {$(
-        impl SumAll<$s> for Taped<$s> {
-            fn sum_all(self) -> Taped<Rank0> {
-                self.sum::<Rank0, _>()
-            }
-        }
-    )*};
-}
-sum_all!((usize,), (usize, usize), (usize, usize, usize), (usize, usize, usize, usize));
-
-/// A random matrix shape and, for it, an input in `range` and output weights.
-fn matrix(range: core::ops::Range<f64>) -> impl Strategy<Value = (Tensor<M, f64, Cpu>, Tensor<M, f64, Cpu>)> {
-    (1usize..5, 1usize..5).prop_flat_map(move |s| (tensor_of(s, range.clone()), tensor_of(s, -1.0..1.0)))
-}
-
-fn sized<S: Shape>(shape: S) -> impl Strategy<Value = Tensor<S, f64, Cpu>> {
-    tensor_of(shape, -2.0..2.0)
-}
+use tensile::testing::{gradcheck, gradcheck2, tensor_of};
 
 macro_rules! unary_checks {
     ($($name:ident, $range:expr, |$x:ident| $body:expr;)*) => {

@@ -1,0 +1,167 @@
+//! 2-D pooling over independent planes (batch times channels), one plane per task. A window's
+//! taps that fall in the padding are skipped: max pooling treats padding as -inf, average
+//! pooling divides by the whole window (`count_include_pad`) or by the taps inside.
+
+use crate::device::{PoolGeometry, PoolWindows};
+use crate::dtypes::{Dtype, Float};
+use num_traits::Zero;
+use rayon::prelude::*;
+
+/// Planes smaller than this many elements are pooled on one thread.
+const PAR_LEN: usize = 1 << 15;
+
+/// The taps of output index `o` along `axis` that land inside the input: `(first, count, step)`.
+fn valid_taps(g: &PoolGeometry, axis: usize, o: usize) -> (usize, usize, usize) {
+    let (start, taps, step) = g.window(axis, o);
+    let n = g.input[axis] as isize;
+    let mut first = 0;
+    while first < taps && start + ((first * step) as isize) < 0 {
+        first += 1;
+    }
+    let mut last = taps;
+    while last > first && start + (((last - 1) * step) as isize) >= n {
+        last -= 1;
+    }
+    ((start + (first * step) as isize).max(0) as usize, last - first, step)
+}
+
+/// Runs `f(plane index, output plane)` over every plane, in parallel when the work is large.
+fn planes<E: Send>(out: &mut [E], plane_len: usize, work: usize, f: impl Fn(usize, &mut [E]) + Sync + Send) {
+    if plane_len == 0 {
+        return;
+    }
+    if work >= PAR_LEN {
+        out.par_chunks_mut(plane_len).enumerate().for_each(|(p, o)| f(p, o));
+    } else {
+        out.chunks_mut(plane_len).enumerate().for_each(|(p, o)| f(p, o));
+    }
+}
+
+/// Max pooling: each output is the largest tap of its window, and its index in the flattened
+/// input plane (PyTorch's `return_indices`).
+pub(crate) fn max_pool2d<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E], indices: &mut [i64]) {
+    let ([h, w], [oh, ow]) = (g.input, g.output);
+    assert!(x.len() == g.planes * h * w && y.len() == g.planes * oh * ow && indices.len() == y.len());
+    let mut pairs: Vec<(E, i64)> = vec![(E::zero(), 0); y.len()];
+    planes(&mut pairs, oh * ow, x.len(), |p, out| {
+        let x = &x[p * h * w..(p + 1) * h * w];
+        for oi in 0..oh {
+            let (r0, rn, rs) = valid_taps(g, 0, oi);
+            for oj in 0..ow {
+                let (c0, cn, cs) = valid_taps(g, 1, oj);
+                let mut best = (E::neg_infinity(), -1i64);
+                for r in 0..rn {
+                    let row = (r0 + r * rs) * w;
+                    for c in 0..cn {
+                        let i = row + c0 + c * cs;
+                        // NaN propagates, as in PyTorch.
+                        if best.1 < 0 || x[i] > best.0 || (x[i].is_nan() && !best.0.is_nan()) {
+                            best = (x[i], i as i64);
+                        }
+                    }
+                }
+                out[oi * ow + oj] = best;
+            }
+        }
+    });
+    for ((y, i), (v, idx)) in y.iter_mut().zip(indices.iter_mut()).zip(pairs) {
+        *y = v;
+        *i = idx;
+    }
+}
+
+/// `gx[plane, indices] += gy`.
+pub(crate) fn max_pool2d_backward<E: Float>(indices: &[i64], gy: &[E], g: &PoolGeometry, gx: &mut [E]) {
+    let (plane_in, plane_out) = (g.input[0] * g.input[1], g.output[0] * g.output[1]);
+    assert!(gx.len() == g.planes * plane_in && gy.len() == g.planes * plane_out && indices.len() == gy.len());
+    planes(gx, plane_in, gy.len(), |p, gx| {
+        for (&i, &v) in indices[p * plane_out..(p + 1) * plane_out].iter().zip(&gy[p * plane_out..]) {
+            if i >= 0 {
+                gx[i as usize] = gx[i as usize] + v;
+            }
+        }
+    });
+}
+
+/// The number an average window divides by.
+fn divisor(g: &PoolGeometry, rows: usize, cols: usize, count_include_pad: bool) -> usize {
+    match g.windows {
+        PoolWindows::Sliding { kernel, .. } if count_include_pad => kernel[0] * kernel[1],
+        _ => rows * cols,
+    }
+}
+
+/// Average pooling (adaptive windows included).
+pub(crate) fn avg_pool2d<E: Float>(x: &[E], g: &PoolGeometry, count_include_pad: bool, y: &mut [E]) {
+    let ([h, w], [oh, ow]) = (g.input, g.output);
+    assert!(x.len() == g.planes * h * w && y.len() == g.planes * oh * ow);
+    planes(y, oh * ow, x.len(), |p, out| {
+        let x = &x[p * h * w..(p + 1) * h * w];
+        for oi in 0..oh {
+            let (r0, rn, rs) = valid_taps(g, 0, oi);
+            for oj in 0..ow {
+                let (c0, cn, cs) = valid_taps(g, 1, oj);
+                let mut sum: E::Acc = Zero::zero();
+                for r in 0..rn {
+                    let row = (r0 + r * rs) * w;
+                    for c in 0..cn {
+                        sum = sum + x[row + c0 + c * cs].to_acc();
+                    }
+                }
+                let n = divisor(g, rn, cn, count_include_pad).max(1);
+                out[oi * ow + oj] = E::from_acc(sum / <E::Acc as Dtype>::cast_f64(n as f64));
+            }
+        }
+    });
+}
+
+/// `gx +=` the gradient of [`avg_pool2d`]: each output's gradient spread evenly over its taps.
+pub(crate) fn avg_pool2d_backward<E: Float>(gy: &[E], g: &PoolGeometry, count_include_pad: bool, gx: &mut [E]) {
+    let ([h, w], [oh, ow]) = (g.input, g.output);
+    assert!(gx.len() == g.planes * h * w && gy.len() == g.planes * oh * ow);
+    planes(gx, h * w, gx.len(), |p, gx| {
+        let gy = &gy[p * oh * ow..(p + 1) * oh * ow];
+        for oi in 0..oh {
+            let (r0, rn, rs) = valid_taps(g, 0, oi);
+            for oj in 0..ow {
+                let (c0, cn, cs) = valid_taps(g, 1, oj);
+                let n = divisor(g, rn, cn, count_include_pad).max(1);
+                let share = gy[oi * ow + oj].to_acc() / <E::Acc as Dtype>::cast_f64(n as f64);
+                for r in 0..rn {
+                    let row = (r0 + r * rs) * w;
+                    for c in 0..cn {
+                        let i = row + c0 + c * cs;
+                        gx[i] = E::from_acc(gx[i].to_acc() + share);
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_windows_skip_the_padding() {
+        let w = PoolWindows::Sliding { kernel: [3, 3], stride: [2, 2], padding: [1, 1], dilation: [1, 1] };
+        let g = PoolGeometry { planes: 1, input: [4, 4], output: [2, 2], windows: w };
+        let x: Vec<f64> = (0..16).map(f64::from).collect();
+        let (mut y, mut idx) = (vec![0.0; 4], vec![0; 4]);
+        max_pool2d(&x, &g, &mut y, &mut idx);
+        assert_eq!(y, vec![5.0, 7.0, 13.0, 15.0]);
+        assert_eq!(idx, vec![5, 7, 13, 15]);
+        let mut avg = vec![0.0; 4];
+        avg_pool2d(&x, &g, true, &mut avg);
+        assert_eq!(avg[0], (0.0 + 1.0 + 4.0 + 5.0) / 9.0);
+        avg_pool2d(&x, &g, false, &mut avg);
+        assert_eq!(avg[0], (0.0 + 1.0 + 4.0 + 5.0) / 4.0);
+    }
+
+    #[test]
+    fn adaptive_windows_overlap_like_pytorch() {
+        let g = PoolGeometry { planes: 1, input: [1, 5], output: [1, 3], windows: PoolWindows::Adaptive };
+        assert_eq!((0..3).map(|o| g.window(1, o)).collect::<Vec<_>>(), vec![(0, 2, 1), (1, 3, 1), (3, 2, 1)]);
+    }
+}
