@@ -5,24 +5,12 @@
 //! reports the median of its repetitions; the two sides run alternately twice and each keeps its
 //! better median, which damps the noise of a shared machine.
 
-use std::hint::black_box;
-use std::process::Command;
-use std::time::{Duration, Instant};
-use tensile::prelude::*;
+mod common;
 
-fn median(mut f: impl FnMut(), reps: usize) -> Duration {
-    f(); // warm up: page in buffers, fill the buffer cache
-    f();
-    let mut times: Vec<Duration> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[reps / 2]
-}
+use common::median;
+use std::hint::black_box;
+use std::time::Duration;
+use tensile::prelude::*;
 
 type T<S> = Tensor<S, f32, Cpu>;
 
@@ -72,50 +60,6 @@ s = torch.randn(4096, 1024)
 print("softmax 4096x1024", median(lambda: torch.softmax(s, 1), reps))
 "#;
 
-fn torch_times(reps: usize) -> Option<Vec<(String, f64)>> {
-    let out = Command::new("python3").args(["-c", TORCH, &reps.to_string()]).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(out.stdout).ok()?;
-    text.lines()
-        .map(|l| {
-            let (name, secs) = l.rsplit_once(' ')?;
-            Some((name.to_string(), secs.parse().ok()?))
-        })
-        .collect()
-}
-
 fn main() {
-    let quick = std::env::var("TENSILE_BENCH_QUICK").is_ok();
-    let reps = if quick { 5 } else { 21 };
-    println!("threads: {} (rayon)", rayon::current_num_threads());
-    // The machine is shared and noisy: alternate the two sides and keep each side's better median.
-    let rounds = if quick { 1 } else { 2 };
-    let mut ours = tensile_times(reps);
-    let mut theirs = torch_times(reps);
-    for _ in 1..rounds {
-        for ((_, best), (_, t)) in ours.iter_mut().zip(tensile_times(reps)) {
-            *best = (*best).min(t);
-        }
-        if let (Some(best), Some(again)) = (theirs.as_mut(), torch_times(reps)) {
-            for ((_, b), (_, t)) in best.iter_mut().zip(again) {
-                *b = b.min(t);
-            }
-        }
-    }
-    println!("{:<26} {:>12} {:>12} {:>16}", "workload", "tensile", "pytorch", "speed vs pytorch");
-    for (name, t) in &ours {
-        let ms = t.as_secs_f64() * 1e3;
-        match theirs.as_ref().and_then(|v| v.iter().find(|(n, _)| n == name)) {
-            Some((_, secs)) => {
-                let pt = secs * 1e3;
-                println!("{name:<26} {ms:>9.3} ms {pt:>9.3} ms {:>15.2}x", pt / ms);
-            }
-            None => println!("{name:<26} {ms:>9.3} ms {:>12} {:>16}", "-", "-"),
-        }
-    }
-    if theirs.is_none() {
-        println!("(PyTorch not importable: `pip install torch` to see its times beside these)");
-    }
+    common::compare(tensile_times, TORCH);
 }

@@ -25,6 +25,13 @@ fn valid_taps(g: &PoolGeometry, axis: usize, o: usize) -> (usize, usize, usize) 
     ((start + (first * step) as isize).max(0) as usize, last - first, step)
 }
 
+/// The valid taps of every output row and column.
+type Taps = Vec<(usize, usize, usize)>;
+fn windows(g: &PoolGeometry) -> (Taps, Taps) {
+    let along = |axis: usize| (0..g.output[axis]).map(|o| valid_taps(g, axis, o)).collect();
+    (along(0), along(1))
+}
+
 /// Runs `f(plane index, output plane)` over every plane, in parallel when the work is large.
 fn planes<E: Send>(out: &mut [E], plane_len: usize, work: usize, f: impl Fn(usize, &mut [E]) + Sync + Send) {
     if plane_len == 0 {
@@ -42,13 +49,14 @@ fn planes<E: Send>(out: &mut [E], plane_len: usize, work: usize, f: impl Fn(usiz
 pub(crate) fn max_pool2d<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E], indices: &mut [i64]) {
     let ([h, w], [oh, ow]) = (g.input, g.output);
     assert!(x.len() == g.planes * h * w && y.len() == g.planes * oh * ow && indices.len() == y.len());
-    let mut pairs: Vec<(E, i64)> = vec![(E::zero(), 0); y.len()];
-    planes(&mut pairs, oh * ow, x.len(), |p, out| {
+    if y.is_empty() {
+        return;
+    }
+    let (rows, cols) = windows(g);
+    let plane = |p: usize, y: &mut [E], idx: &mut [i64]| {
         let x = &x[p * h * w..(p + 1) * h * w];
-        for oi in 0..oh {
-            let (r0, rn, rs) = valid_taps(g, 0, oi);
-            for oj in 0..ow {
-                let (c0, cn, cs) = valid_taps(g, 1, oj);
+        for (oi, &(r0, rn, rs)) in rows.iter().enumerate() {
+            for (oj, &(c0, cn, cs)) in cols.iter().enumerate() {
                 let mut best = (E::neg_infinity(), -1i64);
                 for r in 0..rn {
                     let row = (r0 + r * rs) * w;
@@ -60,13 +68,16 @@ pub(crate) fn max_pool2d<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E], indic
                         }
                     }
                 }
-                out[oi * ow + oj] = best;
+                (y[oi * ow + oj], idx[oi * ow + oj]) = best;
             }
         }
-    });
-    for ((y, i), (v, idx)) in y.iter_mut().zip(indices.iter_mut()).zip(pairs) {
-        *y = v;
-        *i = idx;
+    };
+    let chunks = y.chunks_mut(oh * ow).zip(indices.chunks_mut(oh * ow)).enumerate();
+    if x.len() >= PAR_LEN {
+        let chunks: Vec<_> = chunks.collect();
+        chunks.into_par_iter().for_each(|(p, (y, idx))| plane(p, y, idx));
+    } else {
+        chunks.for_each(|(p, (y, idx))| plane(p, y, idx));
     }
 }
 
@@ -95,12 +106,11 @@ fn divisor(g: &PoolGeometry, rows: usize, cols: usize, count_include_pad: bool) 
 pub(crate) fn avg_pool2d<E: Float>(x: &[E], g: &PoolGeometry, count_include_pad: bool, y: &mut [E]) {
     let ([h, w], [oh, ow]) = (g.input, g.output);
     assert!(x.len() == g.planes * h * w && y.len() == g.planes * oh * ow);
+    let (rows, cols) = windows(g);
     planes(y, oh * ow, x.len(), |p, out| {
         let x = &x[p * h * w..(p + 1) * h * w];
-        for oi in 0..oh {
-            let (r0, rn, rs) = valid_taps(g, 0, oi);
-            for oj in 0..ow {
-                let (c0, cn, cs) = valid_taps(g, 1, oj);
+        for (oi, &(r0, rn, rs)) in rows.iter().enumerate() {
+            for (oj, &(c0, cn, cs)) in cols.iter().enumerate() {
                 let mut sum: E::Acc = Zero::zero();
                 for r in 0..rn {
                     let row = (r0 + r * rs) * w;
@@ -119,12 +129,11 @@ pub(crate) fn avg_pool2d<E: Float>(x: &[E], g: &PoolGeometry, count_include_pad:
 pub(crate) fn avg_pool2d_backward<E: Float>(gy: &[E], g: &PoolGeometry, count_include_pad: bool, gx: &mut [E]) {
     let ([h, w], [oh, ow]) = (g.input, g.output);
     assert!(gx.len() == g.planes * h * w && gy.len() == g.planes * oh * ow);
+    let (rows, cols) = windows(g);
     planes(gx, h * w, gx.len(), |p, gx| {
         let gy = &gy[p * oh * ow..(p + 1) * oh * ow];
-        for oi in 0..oh {
-            let (r0, rn, rs) = valid_taps(g, 0, oi);
-            for oj in 0..ow {
-                let (c0, cn, cs) = valid_taps(g, 1, oj);
+        for (oi, &(r0, rn, rs)) in rows.iter().enumerate() {
+            for (oj, &(c0, cn, cs)) in cols.iter().enumerate() {
                 let n = divisor(g, rn, cn, count_include_pad).max(1);
                 let share = gy[oi * ow + oj].to_acc() / <E::Acc as Dtype>::cast_f64(n as f64);
                 for r in 0..rn {
