@@ -162,3 +162,34 @@ macro_rules! float_half {
 }
 float_half!(f16, 1e-2);
 float_half!(bf16, 5e-2);
+
+/// An integer element type that can index a tensor (PyTorch uses int64; int32 and uint8 work too).
+///
+/// ```
+/// use tensile::dtypes::IndexDtype;
+/// assert_eq!(3i64.to_index(), Some(3));
+/// assert_eq!((-1i32).to_index(), None);
+/// assert_eq!(<i64 as IndexDtype>::from_index(5), 5);
+/// ```
+pub trait IndexDtype: Dtype {
+    /// The value as an index; `None` when negative.
+    fn to_index(self) -> Option<usize>;
+    /// The index as this type (saturating).
+    fn from_index(i: usize) -> Self;
+}
+
+macro_rules! index_dtype {
+    ($($t:ty),*) => {$(
+        impl IndexDtype for $t {
+            #[inline]
+            fn to_index(self) -> Option<usize> {
+                usize::try_from(self).ok()
+            }
+            #[inline]
+            fn from_index(i: usize) -> Self {
+                <$t>::try_from(i).unwrap_or(<$t>::MAX)
+            }
+        }
+    )*};
+}
+index_dtype!(i32, i64, u8);

@@ -36,8 +36,8 @@ pub enum Error {
     IndexOutOfRange {
         /// The op.
         op: &'static str,
-        /// The index given.
-        index: usize,
+        /// The index given (negative indices are out of range too).
+        index: i64,
         /// The size of the axis.
         size: usize,
     },

@@ -16,11 +16,19 @@ struct Case<E: Float> {
     dev: Cpu,
     tape: OwnedTape<Cpu>,
     inputs: Vec<(Vec<usize>, Vec<f64>)>,
+    indices: Vec<(Vec<usize>, Vec<f64>)>,
     ids: RefCell<Vec<UniqueId>>,
     _e: core::marker::PhantomData<E>,
 }
 
 impl<E: Float> Case<E> {
+    /// Index tensor `i` of the case (int64, no gradient).
+    fn index<S: Shape>(&self, i: usize) -> Tensor<S, i64, Cpu> {
+        let (shape, data) = &self.indices[i];
+        let shape = S::from_dims(shape).expect("fixture shape fits the test's shape type");
+        self.dev.from_vec(data.iter().map(|&v| v as i64).collect(), shape)
+    }
+
     fn input<S: Shape>(&self, i: usize) -> Taped<S, E> {
         let (shape, data) = &self.inputs[i];
         let shape = S::from_dims(shape).expect("fixture shape fits the test's shape type");
@@ -130,6 +138,27 @@ fn forward<E: Float>(name: &str, c: &Case<E>) -> Taped<(usize,), E> {
         "adaptive_avg_pool2d_3x2" => flat(c.input::<B4>(0).adaptive_avg_pool2d::<3, 2>()),
         "global_avg_pool2d" => flat(c.input::<B4>(0).global_avg_pool2d()),
         "global_max_pool2d" => flat(c.input::<B4>(0).global_max_pool2d()),
+        "gather_axis1" => flat(x2().gather(Axis::<1>, &c.index::<M>(0))),
+        "index_select_axis0" => flat(x2().index_select(Axis::<0>, &c.index::<(usize,)>(0))),
+        "embedding" => flat(x2().embedding(&c.index::<M>(0))),
+        "scatter_add_axis1" => flat(x2().scatter_add(Axis::<1>, &c.index::<M>(0), y2().square())),
+        "masked_fill" => {
+            let x = x2();
+            let mask = x.gt_scalar(E::cast_f64(0.5));
+            flat(x.masked_fill(&mask, 2.0).exp())
+        }
+        "flip_roll" => flat(x2().flip(Axis::<1>).roll(Axis::<0>, 1).sin()),
+        "slice_step2" => flat(x2().try_slice(Axis::<1>, 1, 4, 2).unwrap().exp()),
+        "tril_triu" => {
+            let x = c.input::<B3>(0);
+            flat(x.clone().tril(0).exp() + x.triu(1).square())
+        }
+        "topk2" => flat(x2().try_topk(Axis::<1>, 2usize, true).unwrap().0),
+        "sort_ascending" => flat(x2().sort(Axis::<1>, false).0.square()),
+        "max_along1" => flat(x2().max_along(Axis::<1>).0),
+        "min_along0" => flat(x2().min_along(Axis::<0>).0),
+        "cumsum_axis1" => flat(x2().cumsum(Axis::<1>).sin()),
+        "cumprod_axis1" => flat(x2().cumprod(Axis::<1>)),
         other => panic!("no tensile op for fixture case `{other}`: add it to pytorch_parity.rs"),
     }
 }
@@ -150,6 +179,7 @@ fn run<E: Float>(case: &Value) -> Outcome {
         dev: dev.clone(),
         tape: OwnedTape::new(Gradients::leaky()),
         inputs: case["inputs"].as_array().expect("inputs").iter().map(shaped).collect(),
+        indices: case["indices"].as_array().map_or(vec![], |v| v.iter().map(shaped).collect()),
         ids: RefCell::new(Vec::new()),
         _e: core::marker::PhantomData,
     };
@@ -206,12 +236,12 @@ fn check_all(dtype: &str, tol: f64, run: fn(&Value) -> Outcome) -> usize {
 
 #[test]
 fn float64_matches_pytorch() {
-    assert!(check_all("float64", 1e-6, run::<f64>) >= 76);
+    assert!(check_all("float64", 1e-6, run::<f64>) >= 90);
 }
 
 #[test]
 fn float32_matches_pytorch() {
-    assert!(check_all("float32", 1e-4, run::<f32>) >= 76);
+    assert!(check_all("float32", 1e-4, run::<f32>) >= 90);
 }
 
 #[test]

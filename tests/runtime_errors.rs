@@ -157,3 +157,37 @@ fn pooling() {
         Err(Error::InvalidSize { op: "avg_pool1d", .. })
     ));
 }
+
+#[test]
+fn indexing() {
+    let idx = |v: Vec<i64>| dev().from_vec(v.clone(), (v.len(),));
+    // gather: the index's other dims must match; indices must be inside the axis
+    let i2: Tensor<(usize, usize), i64, Cpu> = dev().from_vec(vec![0, 1, 0], (3, 1));
+    assert!(matches!(m(2, 3).try_gather(Axis::<1>, &i2), Err(Error::ShapeMismatch { op: "gather", .. })));
+    let i2: Tensor<(usize, usize), i64, Cpu> = dev().from_vec(vec![0, 3], (2, 1));
+    assert_eq!(
+        m(2, 3).try_gather(Axis::<1>, &i2).unwrap_err(),
+        Error::IndexOutOfRange { op: "gather", index: 3, size: 3 }
+    );
+    assert!(matches!(
+        m(2, 3).try_index_select(Axis::<0>, &idx(vec![0, -1])),
+        Err(Error::IndexOutOfRange { index: -1, .. })
+    ));
+    assert!(matches!(m(4, 2).try_embedding(&idx(vec![4])), Err(Error::IndexOutOfRange { size: 4, .. })));
+    let src = m(2, 1);
+    assert!(matches!(
+        m(2, 3).try_scatter_add(Axis::<1>, &i2, src),
+        Err(Error::IndexOutOfRange { op: "scatter_add", .. })
+    ));
+    assert!(matches!(idx(vec![0, 5]).try_one_hot::<_, f32>(5usize), Err(Error::IndexOutOfRange { op: "one_hot", .. })));
+    assert!(matches!(m(2, 3).try_masked_fill(&m(3, 2).gt_scalar(0.0), 1.0), Err(Error::ShapeMismatch { .. })));
+}
+
+#[test]
+fn slicing_and_sorting() {
+    assert!(matches!(m(2, 3).try_slice(Axis::<1>, 0, 4, 1), Err(Error::InvalidSize { op: "slice", .. })));
+    assert!(m(2, 3).try_slice(Axis::<1>, 0, 3, 0).is_err());
+    assert!(matches!(m(2, 3).try_split(Axis::<1>, 0), Err(Error::InvalidSize { op: "split", .. })));
+    assert!(matches!(m(2, 3).try_chunk(Axis::<1>, 0), Err(Error::InvalidSize { op: "chunk", .. })));
+    assert!(matches!(m(2, 3).try_topk(Axis::<1>, 4usize, true), Err(Error::InvalidSize { op: "topk", .. })));
+}

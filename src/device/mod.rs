@@ -9,10 +9,12 @@ mod geometry;
 mod layout;
 
 pub use cpu::Cpu;
+pub use cpu::ScanKind;
 pub use geometry::{ConvGeometry, PoolGeometry, PoolWindows};
 pub use layout::Layout;
 
-use crate::dtypes::{Dtype, Float};
+use crate::dtypes::{Dtype, Float, IndexDtype};
+use crate::error::Result;
 use crate::ops::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
 use std::sync::Arc;
 
@@ -186,6 +188,42 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         gy: &Self::Storage<E>,
         g: &PoolGeometry,
         count_include_pad: bool,
+        gx: &mut Self::Storage<E>,
+    );
+    /// `out[o, j, i] = x[o, index[o, j, i], i]` over rank-3 views `[outer, n, inner]` (`x`) and
+    /// `[outer, m, inner]` (`index`, possibly broadcast); the output is contiguous. `Err` when an
+    /// index is outside `0..n`.
+    fn gather<E: Dtype, I: IndexDtype>(
+        &self,
+        x: &Self::Storage<E>,
+        xl: &Layout,
+        index: &Self::Storage<I>,
+        il: &Layout,
+    ) -> Result<Self::Storage<E>>;
+    /// `dst[o, index[o, j, i], i] += src[o, j, i]`, with `src` contiguous `[outer, m, inner]` and
+    /// `dst` contiguous `[outer, n, inner]`; `Err` (and `dst` unchanged) when an index is outside `0..n`.
+    fn scatter_add<E: Float, I: IndexDtype>(
+        &self,
+        src: &Self::Storage<E>,
+        index: &Self::Storage<I>,
+        il: &Layout,
+        dst: &mut Self::Storage<E>,
+        n: usize,
+    ) -> Result<()>;
+    /// The indices of the `k` largest (`largest`) or smallest elements along the middle axis of a
+    /// rank-3 view, in order, ties in their original order; contiguous `[outer, k, inner]`.
+    fn topk_indices<E: Float>(&self, x: &Self::Storage<E>, xl: &Layout, k: usize, largest: bool) -> Self::Storage<i64>;
+    /// Running sums or products along the middle axis of a contiguous `[outer, n, inner]` buffer,
+    /// from the end when `reverse`.
+    fn scan<E: Float>(&self, kind: ScanKind, x: &Self::Storage<E>, dims: [usize; 3], reverse: bool)
+    -> Self::Storage<E>;
+    /// Adds the gradient of a running product into `gx` (all contiguous `[outer, n, inner]`).
+    fn cumprod_backward<E: Float>(
+        &self,
+        x: &Self::Storage<E>,
+        y: &Self::Storage<E>,
+        gy: &Self::Storage<E>,
+        dims: [usize; 3],
         gx: &mut Self::Storage<E>,
     );
     /// Uniform samples in `[lo, hi)` from the device's generator.

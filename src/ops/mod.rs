@@ -9,9 +9,12 @@
 //! | matmul (vector, matrix, batched) | `matmul/mod.rs` |
 //! | reshape, flatten, realize, permute, t, broadcast, narrow, select, concat, stack, contiguous | `movement/mod.rs` |
 //! | max_pool1d/2d, avg_pool1d/2d, adaptive_avg_pool2d, global_avg_pool2d, global_max_pool2d | `pool/mod.rs` |
+//! | sort, argsort, topk, argmax, argmin, max_along, min_along | `sort/mod.rs` |
+//! | cumsum, cumprod | `scan/mod.rs` |
 //! | softmax, log_softmax | `softmax.rs` |
 //! | conv1d, conv2d, conv_transpose1d, conv_transpose2d | `conv/mod.rs` |
 //! | eq, ne, lt, le, gt, ge, choose (where) | `compare.rs` |
+//! | gather, scatter_add, index_select, embedding, masked_fill, one_hot, flip, roll, slice (with a step), split, chunk, tril, triu | `index/mod.rs` |
 //! | dropout | `dropout.rs` |
 //! | to_dtype | `to_dtype.rs` |
 
@@ -19,11 +22,14 @@ mod binary;
 mod compare;
 mod conv;
 mod dropout;
+pub(crate) mod index;
 mod matmul;
 mod movement;
 mod pool;
 pub(crate) mod reduce;
+mod scan;
 mod softmax;
+mod sort;
 mod to_dtype;
 pub(crate) mod unary;
 

@@ -139,3 +139,34 @@ pub trait FlattenShape: Shape {
     /// Its value.
     fn flattened(&self) -> Self::Flattened;
 }
+
+/// The shape with a new trailing dim (one-hot encoding, embedding lookup).
+///
+/// ```
+/// use tensile::prelude::*;
+/// let s = AppendDim::<Const<3>>::append(&<Rank1<2>>::default(), Const);
+/// assert_eq!(s.dims().as_slice(), &[2, 3]);
+/// ```
+pub trait AppendDim<New: Dim>: Shape {
+    /// The longer shape.
+    type Output: Shape;
+    /// Its value.
+    fn append(&self, new: New) -> Self::Output;
+}
+
+macro_rules! append_dim {
+    ($($d:ident $i:tt),*) => {
+        impl<$($d: Dim,)* New: Dim> AppendDim<New> for ($($d,)*) {
+            type Output = ($($d,)* New,);
+            fn append(&self, new: New) -> Self::Output {
+                ($(self.$i,)* new,)
+            }
+        }
+    };
+}
+append_dim!();
+append_dim!(D0 0);
+append_dim!(D0 0, D1 1);
+append_dim!(D0 0, D1 1, D2 2);
+append_dim!(D0 0, D1 1, D2 2, D3 3);
+append_dim!(D0 0, D1 1, D2 2, D3 3, D4 4);

@@ -6,6 +6,7 @@
 
 mod conv_pool;
 mod elementwise_reduce_movement;
+mod index_sort_scan;
 
 use proptest::prelude::*;
 use tensile::prelude::*;

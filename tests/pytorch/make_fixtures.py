@@ -32,8 +32,13 @@ def pos(*shape):
 CASES = []
 
 
-def case(name, fn, inputs, dtypes=ALL):
-    CASES.append((name, fn, inputs, dtypes))
+def case(name, fn, inputs, dtypes=ALL, indices=()):
+    """`fn` takes the float inputs, then the int64 `indices` (constants, no gradient)."""
+    CASES.append((name, fn, inputs, dtypes, list(indices)))
+
+
+def idx(*rows):
+    return torch.tensor(rows, dtype=torch.int64)
 
 
 # element-wise, one input
@@ -123,10 +128,30 @@ case("global_avg_pool2d", lambda x: x.mean((2, 3)), [rand(2, 3, 4, 5)], WIDE)
 case("global_max_pool2d", lambda x: x.amax((2, 3)), [rand(2, 3, 4, 5)], WIDE)
 
 
-def run(fn, inputs, dtype):
+# indexing (the index tensors are fixed; the inputs random)
+case("gather_axis1", lambda x, i: torch.gather(x, 1, i), [rand(3, 4)], WIDE, [idx([3, 0], [1, 1], [2, 0])])
+case("index_select_axis0", lambda x, i: x.index_select(0, i), [rand(3, 4)], WIDE, [idx(2, 0, 2, 1)])
+case("embedding", lambda t, i: F.embedding(i, t), [rand(5, 3)], WIDE, [idx([4, 0, 4], [1, 2, 1])])
+case("scatter_add_axis1", lambda x, s, i: x.scatter_add(1, i, s.square()), [rand(3, 4), rand(3, 2)], WIDE,
+     [idx([3, 3], [0, 1], [2, 2])])
+case("masked_fill", lambda x: x.masked_fill(x > 0.5, 2.0).exp(), [rand(3, 4)], WIDE)
+case("flip_roll", lambda x: torch.roll(torch.flip(x, (1,)), 1, 0).sin(), [rand(3, 4)], WIDE)
+case("slice_step2", lambda x: x[:, 1:4:2].exp(), [rand(3, 5)], WIDE)
+case("tril_triu", lambda x: x.tril(0).exp() + x.triu(1).square(), [rand(2, 3, 4)], WIDE)
+
+# sorting and scans
+case("topk2", lambda x: x.topk(2, 1).values, [rand(3, 5)], WIDE)
+case("sort_ascending", lambda x: x.sort(1).values.square(), [rand(3, 5)], WIDE)
+case("max_along1", lambda x: x.max(1).values, [rand(3, 5)], WIDE)
+case("min_along0", lambda x: x.min(0).values, [rand(3, 5)], WIDE)
+case("cumsum_axis1", lambda x: x.cumsum(1).sin(), [rand(3, 4)], WIDE)
+case("cumprod_axis1", lambda x: x.cumprod(1), [rand(3, 4)], WIDE)
+
+
+def run(fn, inputs, indices, dtype):
     dt = getattr(torch, dtype)
     xs = [x.detach().clone().to(dt).requires_grad_(True) for x in inputs]
-    y = fn(*xs)
+    y = fn(*xs, *indices)
     w = WEIGHTS[y.shape]
     (y * w.to(dt)).sum().backward()
     return {
@@ -137,16 +162,17 @@ def run(fn, inputs, dtype):
 
 WEIGHTS = {}
 out = []
-for name, fn, inputs, dtypes in CASES:
+for name, fn, inputs, dtypes, indices in CASES:
     with torch.no_grad():
-        shape = fn(*inputs).shape
+        shape = fn(*inputs, *indices).shape
     if shape not in WEIGHTS:
         WEIGHTS[shape] = rand(*shape, lo=-1.0, hi=1.0)
     out.append({
         "name": name,
         "inputs": [{"shape": list(x.shape), "data": x.flatten().tolist()} for x in inputs],
+        "indices": [{"shape": list(i.shape), "data": i.flatten().tolist()} for i in indices],
         "weights": {"shape": list(shape), "data": WEIGHTS[shape].flatten().tolist()},
-        "results": {dt: run(fn, inputs, dt) for dt in dtypes},
+        "results": {dt: run(fn, inputs, indices, dt) for dt in dtypes},
     })
 
 path = pathlib.Path(__file__).with_name("fixtures.json")

@@ -3,14 +3,17 @@
 mod cache;
 mod conv;
 mod fast_math;
+mod index;
 mod matmul;
 mod pool;
 mod reduce;
 mod softmax;
 pub(crate) mod strided;
 
+pub use index::ScanKind;
+
 use super::{ConvGeometry, Device, Layout, PoolGeometry};
-use crate::dtypes::{Dtype, Float};
+use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::ops::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
 use cache::BufferCache;
 use rand::SeedableRng;
@@ -445,6 +448,52 @@ impl Device for Cpu {
         gx: &mut CpuStorage<E>,
     ) {
         pool::avg_pool2d_backward(&gy.data, g, count_include_pad, &mut gx.data);
+    }
+
+    fn gather<E: Dtype, I: IndexDtype>(
+        &self,
+        x: &CpuStorage<E>,
+        xl: &Layout,
+        index: &CpuStorage<I>,
+        il: &Layout,
+    ) -> crate::error::Result<CpuStorage<E>> {
+        let mut out = self.alloc_for_overwrite::<E>(xl.dims[0] * il.dims[1] * xl.dims[2]);
+        index::gather(&x.data, xl, &index.data, il, &mut out.data)?;
+        Ok(out)
+    }
+
+    fn scatter_add<E: Float, I: IndexDtype>(
+        &self,
+        src: &CpuStorage<E>,
+        index: &CpuStorage<I>,
+        il: &Layout,
+        dst: &mut CpuStorage<E>,
+        n: usize,
+    ) -> crate::error::Result<()> {
+        index::scatter_add(&src.data, &index.data, il, &mut dst.data, n)
+    }
+
+    fn topk_indices<E: Float>(&self, x: &CpuStorage<E>, xl: &Layout, k: usize, largest: bool) -> CpuStorage<i64> {
+        let mut out = self.alloc_for_overwrite::<i64>(xl.dims[0] * k * xl.dims[2]);
+        index::topk_indices(&x.data, xl, k, largest, &mut out.data);
+        out
+    }
+
+    fn scan<E: Float>(&self, kind: ScanKind, x: &CpuStorage<E>, dims: [usize; 3], reverse: bool) -> CpuStorage<E> {
+        let mut out = self.alloc_for_overwrite::<E>(x.data.len());
+        index::scan(kind, &x.data, dims, reverse, &mut out.data);
+        out
+    }
+
+    fn cumprod_backward<E: Float>(
+        &self,
+        x: &CpuStorage<E>,
+        y: &CpuStorage<E>,
+        gy: &CpuStorage<E>,
+        dims: [usize; 3],
+        gx: &mut CpuStorage<E>,
+    ) {
+        index::cumprod_backward(&x.data, &y.data, &gy.data, dims, &mut gx.data);
     }
 
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {

@@ -325,6 +325,29 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         Ok(view(self, shape, layout, ViewGrad::Region(region)))
     }
 
+    /// `len` elements from `start`, `step` apart, along axis `I` (checked by the caller): a view.
+    pub(crate) fn narrow_strided<const I: usize>(
+        self,
+        start: usize,
+        len: usize,
+        step: usize,
+    ) -> Result<Tensor<S::Output, E, D, T>>
+    where
+        S: ReplaceDim<Axis<I>, usize>,
+    {
+        let shape = self.shape.replace(len);
+        let narrow = |l: Layout| {
+            let mut out = l;
+            out.dims[I] = len;
+            out.offset += start * l.strides[I];
+            out.strides[I] *= step;
+            out
+        };
+        let layout = narrow(self.layout());
+        let region = narrow(Layout::contiguous(self.dims()));
+        Ok(view(self, shape, layout, ViewGrad::Region(region)))
+    }
+
     /// [`Tensor::try_narrow`], panicking when the range exceeds the axis.
     ///
     /// ```
@@ -353,7 +376,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     {
         let size = self.dims()[I];
         if index >= size {
-            return Err(Error::IndexOutOfRange { op: "select", index, size });
+            return Err(Error::IndexOutOfRange { op: "select", index: index as i64, size });
         }
         let shape = self.shape.reduced();
         let select = |l: Layout| {
