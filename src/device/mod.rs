@@ -226,6 +226,33 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         dims: [usize; 3],
         gx: &mut Self::Storage<E>,
     );
+    /// Normalises each `row`-long row of a contiguous buffer: `(x - mean) / sqrt(var + eps)`
+    /// (layer norm; without `- mean` and with the mean square when `!center`: RMS norm), times
+    /// the per-column `w` and plus `b` when given. Returns the output and the statistics the
+    /// backward needs (each row's mean, then each row's reciprocal deviation).
+    fn norm_rows<E: Float>(
+        &self,
+        x: &Self::Storage<E>,
+        row: usize,
+        eps: f64,
+        center: bool,
+        w: Option<&Self::Storage<E>>,
+        b: Option<&Self::Storage<E>>,
+    ) -> (Self::Storage<E>, Self::Storage<f64>);
+    /// Adds the gradients of [`Device::norm_rows`] into `gx` and, when given, `gw` and `gb`.
+    #[allow(clippy::too_many_arguments)]
+    fn norm_rows_backward<E: Float>(
+        &self,
+        x: &Self::Storage<E>,
+        row: usize,
+        center: bool,
+        stats: &Self::Storage<f64>,
+        w: Option<&Self::Storage<E>>,
+        gy: &Self::Storage<E>,
+        gx: &mut Self::Storage<E>,
+        gw: Option<&mut Self::Storage<E>>,
+        gb: Option<&mut Self::Storage<E>>,
+    );
     /// Uniform samples in `[lo, hi)` from the device's generator.
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> Self::Storage<E>;
     /// Normal samples from the device's generator.

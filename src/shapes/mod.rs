@@ -170,3 +170,34 @@ append_dim!(D0 0, D1 1);
 append_dim!(D0 0, D1 1, D2 2);
 append_dim!(D0 0, D1 1, D2 2, D3 3);
 append_dim!(D0 0, D1 1, D2 2, D3 3, D4 4);
+
+/// The last dim of a shape (the features a layer norm normalises over).
+///
+/// ```
+/// use tensile::prelude::*;
+/// let d: Const<4> = LastDim::last(&<Rank3<2, 3, 4>>::default());
+/// assert_eq!(d.size(), 4);
+/// ```
+pub trait LastDim: Shape {
+    /// The last dim's type.
+    type Last: Dim;
+    /// Its value.
+    fn last(&self) -> Self::Last;
+}
+
+macro_rules! last_dim {
+    ($($d:ident),* ; $l:ident $i:tt) => {
+        impl<$($d: Dim,)* $l: Dim> LastDim for ($($d,)* $l,) {
+            type Last = $l;
+            fn last(&self) -> $l {
+                self.$i
+            }
+        }
+    };
+}
+last_dim!(; D0 0);
+last_dim!(D0; D1 1);
+last_dim!(D0, D1; D2 2);
+last_dim!(D0, D1, D2; D3 3);
+last_dim!(D0, D1, D2, D3; D4 4);
+last_dim!(D0, D1, D2, D3, D4; D5 5);

@@ -7,6 +7,7 @@
 mod conv_pool;
 mod elementwise_reduce_movement;
 mod index_sort_scan;
+mod norm_loss_attention;
 
 use proptest::prelude::*;
 use tensile::prelude::*;

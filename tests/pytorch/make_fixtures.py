@@ -50,7 +50,7 @@ for name, fn, maker in [
     ("tanh", torch.tanh, rand), ("sigmoid", torch.sigmoid, rand), ("relu", torch.relu, rand),
     ("leaky_relu", lambda x: F.leaky_relu(x, 0.1), rand), ("gelu", F.gelu, rand),
     ("gelu_tanh", lambda x: F.gelu(x, approximate="tanh"), rand), ("silu", F.silu, rand),
-    ("softplus", F.softplus, rand), ("clamp", lambda x: torch.clamp(x, -0.5, 0.7), rand),
+    ("softplus", F.softplus, rand), ("erf", torch.erf, rand), ("clamp", lambda x: torch.clamp(x, -0.5, 0.7), rand),
     ("add_scalar", lambda x: x + 1.5, rand), ("sub_scalar", lambda x: x - 1.5, rand),
     ("mul_scalar", lambda x: x * 1.5, rand), ("div_scalar", lambda x: x / 1.5, rand),
     ("rsub_scalar", lambda x: 2.0 - x, rand),
@@ -146,6 +146,29 @@ case("max_along1", lambda x: x.max(1).values, [rand(3, 5)], WIDE)
 case("min_along0", lambda x: x.min(0).values, [rand(3, 5)], WIDE)
 case("cumsum_axis1", lambda x: x.cumsum(1).sin(), [rand(3, 4)], WIDE)
 case("cumprod_axis1", lambda x: x.cumprod(1), [rand(3, 4)], WIDE)
+
+
+# normalisation (f16/bf16 too); weight and bias are the rows of the second input
+case("layer_norm", lambda x, p: F.layer_norm(x, (5,), p[0], p[1], 1e-5), [rand(3, 5), rand(2, 5)])
+case("rms_norm", lambda x, g: F.rms_norm(x, (5,), g, 1e-6), [rand(3, 5), rand(5)])
+case("group_norm", lambda x, p: F.group_norm(x, 2, p[0], p[1], 1e-5), [rand(2, 4, 3, 2), rand(2, 4)])
+case("batch_norm_train", lambda x, p: F.batch_norm(x, None, None, p[0], p[1], True, 0.1, 1e-5),
+     [rand(3, 4, 2, 3), rand(2, 4)])
+case("batch_norm_eval", lambda x, p: F.batch_norm(x, torch.arange(4.0, dtype=x.dtype) * 0.1,
+                                                  1.0 + torch.arange(4.0, dtype=x.dtype), p[0], p[1], False, 0.1, 1e-5),
+     [rand(3, 4, 5), rand(2, 4)], WIDE)
+
+# losses
+case("cross_entropy", lambda x, t: F.cross_entropy(x, t), [rand(4, 5)], WIDE, [idx(0, 4, 2, 2)])
+case("nll_loss", lambda x, t: F.nll_loss(x.log_softmax(1).square(), t), [rand(4, 5)], WIDE, [idx(1, 3, 0, 4)])
+case("cross_entropy_probs", lambda x, t: F.cross_entropy(x, t.softmax(1)), [rand(4, 5), rand(4, 5)], WIDE)
+
+# attention: (batch, heads, L, d); the mask keeps a fixed pattern
+KEEP = torch.tensor([[True, False, True, True], [True, True, False, False], [False, True, True, True]])
+case("attention_masked", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=KEEP),
+     [rand(2, 2, 3, 4), rand(2, 2, 4, 4), rand(2, 2, 4, 5)], WIDE)
+case("attention_causal", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+     [rand(2, 2, 3, 4), rand(2, 2, 3, 4), rand(2, 2, 3, 5)], WIDE)
 
 
 def run(fn, inputs, indices, dtype):

@@ -5,6 +5,7 @@ mod conv;
 mod fast_math;
 mod index;
 mod matmul;
+mod norm;
 mod pool;
 mod reduce;
 mod softmax;
@@ -494,6 +495,48 @@ impl Device for Cpu {
         gx: &mut CpuStorage<E>,
     ) {
         index::cumprod_backward(&x.data, &y.data, &gy.data, dims, &mut gx.data);
+    }
+
+    fn norm_rows<E: Float>(
+        &self,
+        x: &CpuStorage<E>,
+        row: usize,
+        eps: f64,
+        center: bool,
+        w: Option<&CpuStorage<E>>,
+        b: Option<&CpuStorage<E>>,
+    ) -> (CpuStorage<E>, CpuStorage<f64>) {
+        let mut y = self.alloc_for_overwrite::<E>(x.data.len());
+        let rows = x.data.len().checked_div(row).unwrap_or(0);
+        let mut stats = self.alloc_for_overwrite::<f64>(2 * rows);
+        let (w, b) = (w.map(|w| &w.data[..]), b.map(|b| &b.data[..]));
+        norm::norm_rows(&x.data, row, eps, center, w, b, &mut y.data, &mut stats.data);
+        (y, stats)
+    }
+
+    fn norm_rows_backward<E: Float>(
+        &self,
+        x: &CpuStorage<E>,
+        row: usize,
+        center: bool,
+        stats: &CpuStorage<f64>,
+        w: Option<&CpuStorage<E>>,
+        gy: &CpuStorage<E>,
+        gx: &mut CpuStorage<E>,
+        gw: Option<&mut CpuStorage<E>>,
+        gb: Option<&mut CpuStorage<E>>,
+    ) {
+        norm::norm_rows_backward(
+            &x.data,
+            row,
+            center,
+            &stats.data,
+            w.map(|w| &w.data[..]),
+            &gy.data,
+            &mut gx.data,
+            gw.map(|g| &mut g.data[..]),
+            gb.map(|g| &mut g.data[..]),
+        );
     }
 
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {

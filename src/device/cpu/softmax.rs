@@ -39,7 +39,7 @@ fn exp_into<E: Float, O>(x: &[E], out: &mut [O], shift: E::Acc, store: impl Fn(E
 
 /// Sum of a row with eight lanes (vectorises), each value mapped by `f` first.
 #[inline(always)]
-fn lane_sum<T: Copy, A: Float>(x: &[T], f: impl Fn(T) -> A) -> A {
+pub(crate) fn lane_sum<T: Copy, A: Float>(x: &[T], f: impl Fn(T) -> A) -> A {
     let mut lanes = [A::zero(); 8];
     let mut chunks = x.chunks_exact(8);
     for c in &mut chunks {

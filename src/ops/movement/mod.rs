@@ -580,3 +580,26 @@ fn stack_impl<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     }
     Ok(out.put_tape(tape))
 }
+
+impl<S: Shape, E: crate::dtypes::Dtype, D: Device> Tensor<S, E, D, crate::autograd::NoTape> {
+    /// A view of this tensor repeated along new leading axes, as `shape` (whose trailing axes
+    /// are this tensor's): no copy, no gradient. For masks and indices, which have no tape.
+    pub(crate) fn expand_leading<S2: Shape>(&self, shape: S2) -> Tensor<S2, E, D> {
+        let (new, old) = (shape.dims(), self.dims());
+        let lead = new.len() - old.len();
+        assert!(new.as_slice()[lead..] == *old.as_slice(), "expand_leading: {old:?} is not the tail of {new:?}");
+        let mut strides = Dims::from_slice(&vec![0; new.len()]);
+        for d in 0..old.len() {
+            strides[lead + d] = self.strides[d];
+        }
+        Tensor {
+            id: crate::autograd::UniqueId::next(),
+            data: self.data.clone(),
+            shape,
+            strides,
+            offset: self.offset,
+            device: self.device.clone(),
+            tape: crate::autograd::NoTape,
+        }
+    }
+}

@@ -120,6 +120,8 @@ unary_ops! {
             let du = c::<A>(SQRT_2_OVER_PI) * (A::one() + c::<A>(3.0 * GELU_CUBIC) * x * x);
             c::<A>(0.5) * (A::one() + t) + c::<A>(0.5) * x * (A::one() - t * t) * du
         };
+    /// the error function
+    Erf => "erf", |s, x| erf(x), |s, x, y| (-(x * x)).exp() * c(core::f64::consts::FRAC_2_SQRT_PI);
     /// `x σ(x)` (also called swish)
     Silu => "silu", |s, x| x * sigmoid(x), |s, x, y| { let sg = sigmoid(x); sg + x * sg * (A::one() - sg) };
     /// `ln(1 + e^(βx)) / β`, linear above `threshold` (PyTorch's defaults: β = 1, threshold = 20)
@@ -227,6 +229,14 @@ unary_methods! {
     gelu() => GeluExact;
     /// Element-wise GELU, tanh approximation (PyTorch's `approximate="tanh"`).
     gelu_tanh() => GeluTanh;
+    /// Element-wise error function `erf(x) = 2/√π ∫₀ˣ e^(-t²) dt`.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t = Cpu::seeded(0).tensor([0.0f64, 1.0]);
+    /// assert!((t.erf().to_vec()[1] - 0.842_700_792_949_715).abs() < 1e-12);
+    /// ```
+    erf() => Erf;
     /// Element-wise SiLU `x σ(x)`.
     silu() => Silu;
     /// Element-wise softplus with β = 1 and threshold 20, as PyTorch's defaults.
