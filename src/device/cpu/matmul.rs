@@ -77,7 +77,7 @@ pub(crate) fn downcast_mut<E: 'static, T: 'static>(s: &mut [E]) -> Option<&mut [
 }
 
 #[allow(clippy::too_many_arguments)]
-fn gemm_batched<T: 'static + Copy>(
+fn gemm_batched<T: 'static + Copy + Send + Sync>(
     a: &[T],
     al: &Layout,
     b: &[T],
@@ -89,22 +89,20 @@ fn gemm_batched<T: 'static + Copy>(
     zero: T,
 ) {
     let (batch, m, k, n) = (cl.dims[0], al.dims[1], al.dims[2], bl.dims[2]);
-    let par = if m * n * k >= PAR_FLOPS {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
+    let flops = m * n * k;
     let s = |l: &Layout, d: usize| l.strides[d] as isize;
-    for i in 0..batch {
+    // One product: `c_i (+)= a_i b_i`, with `c_i` starting at `c`'s first element.
+    let product = |i: usize, c: &mut [T], par: gemm::Parallelism| {
         // SAFETY: the asserts in `matmul` check that every element each view addresses lies inside
-        // its slice (`extent`), and that the output view does not alias itself; `c` is borrowed
-        // mutably, so it does not overlap `a` or `b`.
+        // its slice (`extent`) and that the output view does not alias itself; `c` is borrowed
+        // mutably, so it overlaps neither `a` nor `b`; and callers pass a `c` that holds batch
+        // `i`'s whole output view from its first element.
         unsafe {
             gemm::gemm(
                 m,
                 n,
                 k,
-                c.as_mut_ptr().add(cl.offset + i * cl.strides[0]),
+                c.as_mut_ptr(),
                 s(cl, 2),
                 s(cl, 1),
                 accumulate,
@@ -122,6 +120,22 @@ fn gemm_batched<T: 'static + Copy>(
                 par,
             );
         }
+    };
+    let threads = rayon::current_num_threads();
+    // Many small products (attention heads): one thread per product, when the outputs are
+    // disjoint contiguous blocks.
+    if batch >= threads && threads > 1 && flops < PAR_FLOPS * 8 && batch * flops >= PAR_FLOPS && cl.is_contiguous() {
+        use rayon::prelude::*;
+        c[cl.offset..cl.offset + batch * m * n]
+            .par_chunks_mut(m * n)
+            .enumerate()
+            .for_each(|(i, ci)| product(i, ci, gemm::Parallelism::None));
+        return;
+    }
+    let par = if flops >= PAR_FLOPS { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    for i in 0..batch {
+        let start = cl.offset + i * cl.strides[0];
+        product(i, &mut c[start..], par);
     }
 }
 

@@ -5,28 +5,23 @@
 use super::softmax::lane_sum;
 use super::strided::PAR_THRESHOLD;
 use crate::dtypes::{Dtype, Float};
-use num_traits::{Float as _, Zero as _};
+use num_traits::{Float as _, One as _, Zero as _};
 use rayon::prelude::*;
 
 fn rows_of(len: usize, row: usize) -> usize {
     len.checked_div(row).unwrap_or(0)
 }
 
-/// Runs `f(row index, row chunk of out)` over every row, in parallel for large inputs.
-fn each_row<T: Send>(out: &mut [T], row: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    if row == 0 {
-        return;
-    }
-    if out.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(row).enumerate().for_each(|(r, o)| f(r, o));
-    } else {
-        out.chunks_mut(row).enumerate().for_each(|(r, o)| f(r, o));
-    }
+/// The per-column scale and shift in the accumulator type (ones and zeros when absent).
+fn affine<E: Float>(row: usize, w: Option<&[E]>, b: Option<&[E]>) -> (Vec<E::Acc>, Vec<E::Acc>) {
+    let wv = w.map_or_else(|| vec![E::Acc::one(); row], |w| w.iter().map(|v| v.to_acc()).collect());
+    let bv = b.map_or_else(|| vec![E::Acc::zero(); row], |b| b.iter().map(|v| v.to_acc()).collect());
+    (wv, bv)
 }
 
 /// `y = (x - mean) * rstd * w + b` per row (without `- mean` when `!center`); `w` and `b` are
-/// per-column and optional. `stats` receives each row's mean (0 without centring) and then each
-/// row's `1 / sqrt(var + eps)` (of the mean square without centring), in f64.
+/// per-column and optional. `stats_out` receives each row's mean (0 without centring) and then
+/// each row's `1 / sqrt(var + eps)` (of the mean square without centring), in f64.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn norm_rows<E: Float>(
     x: &[E],
@@ -39,31 +34,30 @@ pub(crate) fn norm_rows<E: Float>(
     stats_out: &mut [f64],
 ) {
     let rows = rows_of(x.len(), row);
-    let mut stats = vec![(0.0f64, 0.0f64); rows];
-    each_row(&mut stats, 1, |r, s| {
+    if rows == 0 {
+        return;
+    }
+    let (wv, bv) = affine(row, w, b);
+    let n = E::Acc::cast_f64(row as f64);
+    let one_row = |r: usize, yr: &mut [E], st: &mut (f64, f64)| {
         let xr = &x[r * row..(r + 1) * row];
-        let n = E::Acc::cast_f64(row as f64);
         let mean = if center { lane_sum(xr, |v: E| v.to_acc()) / n } else { E::Acc::zero() };
         let var = lane_sum(xr, |v: E| {
             let d = v.to_acc() - mean;
             d * d
         }) / n;
-        s[0] = (mean.as_f64(), (var + E::Acc::cast_f64(eps)).sqrt().recip().as_f64());
-    });
-    each_row(y, row, |r, yr| {
-        let xr = &x[r * row..(r + 1) * row];
-        let (mean, rstd) = (E::Acc::cast_f64(stats[r].0), E::Acc::cast_f64(stats[r].1));
-        for (j, (o, v)) in yr.iter_mut().zip(xr).enumerate() {
-            let mut t = (v.to_acc() - mean) * rstd;
-            if let Some(w) = w {
-                t = t * w[j].to_acc();
-            }
-            if let Some(b) = b {
-                t = t + b[j].to_acc();
-            }
-            *o = E::from_acc(t);
+        let rstd = (var + E::Acc::cast_f64(eps)).sqrt().recip();
+        for (((o, v), w), b) in yr.iter_mut().zip(xr).zip(&wv).zip(&bv) {
+            *o = E::from_acc((v.to_acc() - mean) * rstd * *w + *b);
         }
-    });
+        *st = (mean.as_f64(), rstd.as_f64());
+    };
+    let mut stats = vec![(0.0f64, 0.0f64); rows];
+    if x.len() >= PAR_THRESHOLD {
+        y.par_chunks_mut(row).zip(stats.par_iter_mut()).enumerate().for_each(|(r, (yr, st))| one_row(r, yr, st));
+    } else {
+        y.chunks_mut(row).zip(stats.iter_mut()).enumerate().for_each(|(r, (yr, st))| one_row(r, yr, st));
+    }
     for (r, (m, s)) in stats.into_iter().enumerate() {
         (stats_out[r], stats_out[rows + r]) = (m, s);
     }
@@ -72,7 +66,8 @@ pub(crate) fn norm_rows<E: Float>(
 /// Adds the gradients of [`norm_rows`] into `gx` and, when given, `gw` and `gb`:
 /// with `g = gy * w` and `xhat = (x - mean) * rstd`,
 /// `gx = rstd * (g - mean(g) - xhat * mean(g * xhat))` (no `mean(g)` term without centring),
-/// `gw = Σ_rows gy * xhat`, `gb = Σ_rows gy`.
+/// `gw = Σ_rows gy * xhat`, `gb = Σ_rows gy`. Rows run in parallel; each task sums its rows'
+/// `gw` and `gb` terms, and the partial sums are added at the end.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn norm_rows_backward<E: Float>(
     x: &[E],
@@ -85,46 +80,60 @@ pub(crate) fn norm_rows_backward<E: Float>(
     gw: Option<&mut [E]>,
     gb: Option<&mut [E]>,
 ) {
-    let n = E::Acc::cast_f64(row as f64);
     let rows = rows_of(x.len(), row);
-    let stat = |r: usize| (E::Acc::cast_f64(stats[r]), E::Acc::cast_f64(stats[rows + r]));
-    each_row(gx, row, |r, gxr| {
+    if rows == 0 {
+        return;
+    }
+    let (wv, _) = affine::<E>(row, w, None);
+    let n = E::Acc::cast_f64(row as f64);
+    let want_params = gw.is_some() || gb.is_some();
+    type Partial<A> = (Vec<A>, Vec<A>);
+    let one_row = |r: usize, gxr: &mut [E], acc: &mut Partial<E::Acc>| {
         let (xr, gyr) = (&x[r * row..(r + 1) * row], &gy[r * row..(r + 1) * row]);
-        let (mean, rstd) = stat(r);
-        let g = |j: usize| match w {
-            Some(w) => gyr[j].to_acc() * w[j].to_acc(),
-            None => gyr[j].to_acc(),
-        };
-        let xhat = |j: usize| (xr[j].to_acc() - mean) * rstd;
+        let (mean, rstd) = (E::Acc::cast_f64(stats[r]), E::Acc::cast_f64(stats[rows + r]));
         let (mut sum_g, mut sum_gx) = (E::Acc::zero(), E::Acc::zero());
-        for j in 0..row {
-            sum_g = sum_g + g(j);
-            sum_gx = sum_gx + g(j) * xhat(j);
+        for ((xv, gv), w) in xr.iter().zip(gyr).zip(&wv) {
+            let g = gv.to_acc() * *w;
+            sum_g = sum_g + g;
+            sum_gx = sum_gx + g * (xv.to_acc() - mean) * rstd;
         }
         let mean_g = if center { sum_g / n } else { E::Acc::zero() };
         let mean_gx = sum_gx / n;
-        for (j, o) in gxr.iter_mut().enumerate() {
-            *o = E::from_acc(o.to_acc() + rstd * (g(j) - mean_g - xhat(j) * mean_gx));
+        for (((o, xv), gv), w) in gxr.iter_mut().zip(xr).zip(gyr).zip(&wv) {
+            let xhat = (xv.to_acc() - mean) * rstd;
+            *o = E::from_acc(o.to_acc() + rstd * (gv.to_acc() * *w - mean_g - xhat * mean_gx));
         }
-    });
-    // Column sums over rows: serial over rows, vectorised along the row.
-    if let Some(gw) = gw {
-        let mut acc = vec![E::Acc::zero(); row];
-        for r in 0..rows {
-            let (mean, rstd) = stat(r);
-            for (j, a) in acc.iter_mut().enumerate() {
-                *a = *a + gy[r * row + j].to_acc() * (x[r * row + j].to_acc() - mean) * rstd;
+        if want_params {
+            for (j, (xv, gv)) in xr.iter().zip(gyr).enumerate() {
+                let g = gv.to_acc();
+                acc.0[j] = acc.0[j] + g * (xv.to_acc() - mean) * rstd;
+                acc.1[j] = acc.1[j] + g;
             }
         }
-        gw.iter_mut().zip(acc).for_each(|(o, a)| *o = E::from_acc(o.to_acc() + a));
+    };
+    let empty = || if want_params { (vec![E::Acc::zero(); row], vec![E::Acc::zero(); row]) } else { (vec![], vec![]) };
+    let add = |mut a: Partial<E::Acc>, b: Partial<E::Acc>| {
+        a.0.iter_mut().zip(b.0).for_each(|(a, b)| *a = *a + b);
+        a.1.iter_mut().zip(b.1).for_each(|(a, b)| *a = *a + b);
+        a
+    };
+    let sums = if x.len() >= PAR_THRESHOLD {
+        gx.par_chunks_mut(row)
+            .enumerate()
+            .fold(empty, |mut acc, (r, gxr)| {
+                one_row(r, gxr, &mut acc);
+                acc
+            })
+            .reduce(empty, add)
+    } else {
+        let mut acc = empty();
+        gx.chunks_mut(row).enumerate().for_each(|(r, gxr)| one_row(r, gxr, &mut acc));
+        acc
+    };
+    if let Some(gw) = gw {
+        gw.iter_mut().zip(sums.0).for_each(|(o, a)| *o = E::from_acc(o.to_acc() + a));
     }
     if let Some(gb) = gb {
-        let mut acc = vec![E::Acc::zero(); row];
-        for r in 0..rows {
-            for (j, a) in acc.iter_mut().enumerate() {
-                *a = *a + gy[r * row + j].to_acc();
-            }
-        }
-        gb.iter_mut().zip(acc).for_each(|(o, a)| *o = E::from_acc(o.to_acc() + a));
+        gb.iter_mut().zip(sums.1).for_each(|(o, a)| *o = E::from_acc(o.to_acc() + a));
     }
 }
