@@ -61,7 +61,10 @@ fn tensile_times(reps: usize) -> Vec<(String, Duration)> {
 
     let logits: T<(usize, Const<1000>)> = dev.randn_like(&(4096, Const));
     let labels: Tensor<(usize,), i64, Cpu> = dev.from_vec((0..4096).map(|i| (i * 37 % 1000) as i64).collect(), (4096,));
-    out.push(("cross_entropy 4096x1000".into(), median(|| drop(black_box(logits.clone().cross_entropy(&labels))), reps)));
+    out.push((
+        "cross_entropy 4096x1000".into(),
+        median(|| drop(black_box(logits.clone().cross_entropy(&labels))), reps),
+    ));
     out.push((
         "cross_entropy fwd+bwd".into(),
         median(|| drop(black_box(logits.leaky_trace().cross_entropy(&labels).backward())), reps),
@@ -79,7 +82,11 @@ fn tensile_times(reps: usize) -> Vec<(String, Duration)> {
         median(
             || {
                 let tape = OwnedTape::new(Gradients::leaky());
-                let y = q.trace_on(&tape).scaled_dot_product_attention(k.trace_on(&tape), v.trace_on(&tape), AttnMask::Causal);
+                let y = q.trace_on(&tape).scaled_dot_product_attention(
+                    k.trace_on(&tape),
+                    v.trace_on(&tape),
+                    AttnMask::Causal,
+                );
                 drop(black_box(y.sum::<Rank0, _>().backward()));
             },
             reps,

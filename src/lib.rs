@@ -51,7 +51,7 @@ pub mod prelude {
     pub use crate::device::{Cpu, Device};
     pub use crate::dtypes::{Dtype, Float};
     pub use crate::error::{Error, Result};
-    pub use crate::ops::{AttnMask, ConvOpts, ConvTransposeOpts, MatMul, PoolOpts};
+    pub use crate::ops::{AttnMask, ConvOpts, ConvTransposeOpts, MatMul, Pad, PadMode, PoolOpts};
     pub use crate::shapes::*;
     pub use crate::tensor::{FromArray, Tensor, TensorFactory, ToArray};
 }

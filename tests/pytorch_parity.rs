@@ -194,6 +194,17 @@ fn forward<E: Float>(name: &str, c: &Case<E>) -> Taped<(usize,), E> {
         "attention_causal" => {
             flat(c.input::<B4>(0).scaled_dot_product_attention(c.input::<B4>(1), c.input::<B4>(2), AttnMask::Causal))
         }
+        "pad2d_modes" => {
+            let x = c.input::<B4>(0);
+            let r = x.clone().pad2d(Pad::<1, 2>, Pad::<1, 1>, PadMode::Reflect).realize::<B4>();
+            let p = x.clone().pad2d(Pad::<1, 2>, Pad::<1, 1>, PadMode::Replicate).realize::<B4>();
+            let k = x.pad2d(Pad::<1, 2>, Pad::<1, 1>, PadMode::Constant(0.5)).realize::<B4>();
+            flat(r + p.square() + k.exp())
+        }
+        "pad1d_reflect" => flat(c.input::<B3>(0).pad1d(Pad::<2, 1>, PadMode::Reflect)),
+        "upsample_nearest" => flat(c.input::<B4>(0).upsample_nearest2d::<5, 7>()),
+        "upsample_bilinear_align" => flat(c.input::<B4>(0).upsample_bilinear2d::<5, 7>(true)),
+        "upsample_bilinear" => flat(c.input::<B4>(0).upsample_bilinear2d::<5, 7>(false)),
         other => panic!("no tensile op for fixture case `{other}`: add it to pytorch_parity.rs"),
     }
 }
@@ -271,12 +282,12 @@ fn check_all(dtype: &str, tol: f64, run: fn(&Value) -> Outcome) -> usize {
 
 #[test]
 fn float64_matches_pytorch() {
-    assert!(check_all("float64", 1e-6, run::<f64>) >= 101);
+    assert!(check_all("float64", 1e-6, run::<f64>) >= 106);
 }
 
 #[test]
 fn float32_matches_pytorch() {
-    assert!(check_all("float32", 1e-4, run::<f32>) >= 101);
+    assert!(check_all("float32", 1e-4, run::<f32>) >= 106);
 }
 
 #[test]

@@ -191,3 +191,16 @@ fn slicing_and_sorting() {
     assert!(matches!(m(2, 3).try_chunk(Axis::<1>, 0), Err(Error::InvalidSize { op: "chunk", .. })));
     assert!(matches!(m(2, 3).try_topk(Axis::<1>, 4usize, true), Err(Error::InvalidSize { op: "topk", .. })));
 }
+
+#[test]
+fn padding() {
+    assert!(matches!(
+        t3((1, 1, 2)).try_pad1d(Pad::<2, 0>, PadMode::Reflect),
+        Err(Error::InvalidSize { op: "pad1d", .. })
+    ));
+    assert!(t3((1, 1, 2)).try_pad1d(Pad::<2, 0>, PadMode::Replicate).is_ok());
+    assert!(matches!(
+        t4((1, 1, 3, 1)).try_pad2d(Pad::<1, 1>, Pad::<1, 1>, PadMode::Reflect),
+        Err(Error::InvalidSize { op: "pad2d", .. })
+    ));
+}

@@ -14,6 +14,7 @@
 //! | layer_norm, rms_norm, normalize, batch_norm_train, batch_norm_eval, group_norm | `norm/mod.rs` |
 //! | cross_entropy, cross_entropy_probs, nll_loss (and per-sample forms) | `loss/mod.rs` |
 //! | scaled_dot_product_attention | `attention/mod.rs` |
+//! | pad1d, pad2d (constant, reflect, replicate), upsample_nearest2d, upsample_bilinear2d | `resize/mod.rs` |
 //! | softmax, log_softmax | `softmax.rs` |
 //! | conv1d, conv2d, conv_transpose1d, conv_transpose2d | `conv/mod.rs` |
 //! | eq, ne, lt, le, gt, ge, choose (where) | `compare.rs` |
@@ -33,6 +34,7 @@ mod movement;
 mod norm;
 mod pool;
 pub(crate) mod reduce;
+mod resize;
 mod scan;
 mod softmax;
 mod sort;
@@ -47,4 +49,5 @@ pub use matmul::MatMul;
 pub use norm::{BatchStats, Merged3};
 pub use pool::{Pool2dShape, PoolLen, PoolOpts};
 pub use reduce::ReduceKind;
+pub use resize::{Pad, PadMode};
 pub use unary::UnaryOp;

@@ -285,3 +285,19 @@ computed_dim!(
     ConvTransposeOut<H, K, S, P, L, A> =
         static_transposed_window_out(H::STATIC, K::STATIC, S::STATIC, P::STATIC, L::STATIC, A::STATIC)
 );
+
+/// `Some(a + b + c)` when all three are static.
+pub const fn static_add3(a: Option<usize>, b: Option<usize>, c: Option<usize>) -> Option<usize> {
+    static_add(static_add(a, b), c)
+}
+
+computed_dim!(
+    /// The dim `H` padded by `B` before and `A` after (both `Const`), produced by `pad`. Static
+    /// when `H` is.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(<Padded<Const<28>, Const<2>, Const<2>> as Dim>::STATIC, Some(32));
+    /// ```
+    Padded<H, B, A> = static_add3(H::STATIC, B::STATIC, A::STATIC)
+);

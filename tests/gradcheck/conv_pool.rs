@@ -1,4 +1,5 @@
-//! Convolution and pooling, over random batch sizes, channel counts and spatial sizes.
+//! Convolution, pooling, padding and resizing, over random batch sizes, channel counts and
+//! spatial sizes.
 
 use super::*;
 use proptest::prelude::*;
@@ -131,5 +132,36 @@ proptest! {
         (sized((b, c, h, w)), tensor_of((b, c), -1.0..1.0))
     })) {
         gradcheck(|x: Taped<B4>| weighted(x.clone().global_avg_pool2d() + x.global_max_pool2d(), &wy), &x, cfg()).unwrap();
+    }
+
+    #[test]
+    fn pad_all_modes((x, wy) in (1usize..3, 1usize..3, 3usize..6, 3usize..6).prop_flat_map(|(b, c, h, w)| {
+        (sized((b, c, h, w)), weights4((b, c, h + 3, w + 2)))
+    })) {
+        gradcheck(|x: Taped<B4>| {
+            let r = x.clone().pad2d(Pad::<1, 2>, Pad::<1, 1>, PadMode::Reflect).realize::<B4>();
+            let p = x.clone().pad2d(Pad::<1, 2>, Pad::<1, 1>, PadMode::Replicate).realize::<B4>();
+            let k = x.pad2d(Pad::<1, 2>, Pad::<1, 1>, PadMode::Constant(0.5)).realize::<B4>();
+            weighted(r + p.square() + k.exp(), &wy)
+        }, &x, cfg()).unwrap();
+    }
+
+    #[test]
+    fn pad1d_reflect((x, wy) in (1usize..3, 1usize..3, 3usize..7).prop_flat_map(|(b, c, n)| {
+        (sized((b, c, n)), tensor_of((b, c, n + 3), -1.0..1.0))
+    })) {
+        gradcheck(|x: Taped<B3>| weighted(x.pad1d(Pad::<2, 1>, PadMode::Reflect).realize::<B3>(), &wy), &x, cfg()).unwrap();
+    }
+
+    #[test]
+    fn upsample((x, wy) in (1usize..3, 1usize..3, 1usize..5, 1usize..5).prop_flat_map(|(b, c, h, w)| {
+        (sized((b, c, h, w)), weights4((b, c, 5, 3)))
+    })) {
+        gradcheck(|x: Taped<B4>| {
+            let n = x.clone().upsample_nearest2d::<5, 3>().realize::<B4>();
+            let a = x.clone().upsample_bilinear2d::<5, 3>(true).realize::<B4>();
+            let f = x.upsample_bilinear2d::<5, 3>(false).realize::<B4>();
+            weighted(n + a.square() + f.sin(), &wy)
+        }, &x, cfg()).unwrap();
     }
 }

@@ -128,6 +128,16 @@ case("global_avg_pool2d", lambda x: x.mean((2, 3)), [rand(2, 3, 4, 5)], WIDE)
 case("global_max_pool2d", lambda x: x.amax((2, 3)), [rand(2, 3, 4, 5)], WIDE)
 
 
+# padding and resizing
+case("pad2d_modes", lambda x: F.pad(x, (1, 1, 1, 2), mode="reflect") + F.pad(x, (1, 1, 1, 2), mode="replicate").square()
+     + F.pad(x, (1, 1, 1, 2), value=0.5).exp(), [rand(2, 3, 4, 5)], WIDE)
+case("pad1d_reflect", lambda x: F.pad(x, (2, 1), mode="reflect"), [rand(2, 3, 5)], WIDE)
+case("upsample_nearest", lambda x: F.interpolate(x, size=(5, 7), mode="nearest"), [rand(2, 3, 3, 4)], WIDE)
+case("upsample_bilinear_align", lambda x: F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=True),
+     [rand(2, 3, 3, 4)], WIDE)
+case("upsample_bilinear", lambda x: F.interpolate(x, size=(5, 7), mode="bilinear", align_corners=False),
+     [rand(2, 3, 3, 4)], WIDE)
+
 # indexing (the index tensors are fixed; the inputs random)
 case("gather_axis1", lambda x, i: torch.gather(x, 1, i), [rand(3, 4)], WIDE, [idx([3, 0], [1, 1], [2, 0])])
 case("index_select_axis0", lambda x, i: x.index_select(0, i), [rand(3, 4)], WIDE, [idx(2, 0, 2, 1)])
