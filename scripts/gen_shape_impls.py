@@ -46,6 +46,10 @@ for r in range(1, MAX_RANK + 1):
                 f"    fn reduced_to(&self) -> {tup(ds[i] for i in kept)} {{ {tup(f'self.{i}' for i in kept)} }}\n}}")
     # replacing one dim (narrow, slice) and concat along one axis
     for a in range(r):
+        out.append(
+            f"impl<{gens(ds)}> AxisDim<Axis<{a}>> for {tup(ds)} {{\n"
+            f"    type At = {ds[a]};\n"
+            f"    fn at(&self) -> {ds[a]} {{ self.{a} }}\n}}")
         rep = [("New" if i == a else ds[i]) for i in range(r)]
         out.append(
             f"impl<{gens(ds)}, New: Dim> ReplaceDim<Axis<{a}>, New> for {tup(ds)} {{\n"

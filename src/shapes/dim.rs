@@ -301,3 +301,23 @@ computed_dim!(
     /// ```
     Padded<H, B, A> = static_add3(H::STATIC, B::STATIC, A::STATIC)
 );
+
+/// `Some(a - b)` when both are static; a build error when `b > a`.
+pub const fn static_sub(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) if b > a => panic!("split_at: the split point is past the end of the axis"),
+        (Some(a), Some(b)) => Some(a - b),
+        _ => None,
+    }
+}
+
+computed_dim!(
+    /// The dim `A - B`, the rest of an axis after `split_at`. Static when both are; a split
+    /// point past the end is a build error then.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(<Diff<Const<10>, Const<3>> as Dim>::STATIC, Some(7));
+    /// ```
+    Diff<A, B> = static_sub(A::STATIC, B::STATIC)
+);

@@ -13,6 +13,12 @@ impl<D0: Dim> ReduceShapeTo<(), Axis<0>> for (D0,) {
         ()
     }
 }
+impl<D0: Dim> AxisDim<Axis<0>> for (D0,) {
+    type At = D0;
+    fn at(&self) -> D0 {
+        self.0
+    }
+}
 impl<D0: Dim, New: Dim> ReplaceDim<Axis<0>, New> for (D0,) {
     type Output = (New,);
     fn replace(&self, new: New) -> Self::Output {
@@ -64,6 +70,12 @@ impl<D0: Dim, D1: Dim> ReduceShapeTo<(), Axes2<0, 1>> for (D0, D1) {
         ()
     }
 }
+impl<D0: Dim, D1: Dim> AxisDim<Axis<0>> for (D0, D1) {
+    type At = D0;
+    fn at(&self) -> D0 {
+        self.0
+    }
+}
 impl<D0: Dim, D1: Dim, New: Dim> ReplaceDim<Axis<0>, New> for (D0, D1) {
     type Output = (New, D1);
     fn replace(&self, new: New) -> Self::Output {
@@ -74,6 +86,12 @@ impl<D0: Dim, D1: Dim, R: Dim> ConcatShape<(R, D1), Axis<0>> for (D0, D1) {
     type Output = (Sum<D0, R>, D1);
     fn concat_shape(&self, rhs: &(R, D1)) -> Self::Output {
         (Sum::new(self.0.size() + rhs.0.size()), self.1)
+    }
+}
+impl<D0: Dim, D1: Dim> AxisDim<Axis<1>> for (D0, D1) {
+    type At = D1;
+    fn at(&self) -> D1 {
+        self.1
     }
 }
 impl<D0: Dim, D1: Dim, New: Dim> ReplaceDim<Axis<1>, New> for (D0, D1) {
@@ -189,6 +207,12 @@ impl<D0: Dim, D1: Dim, D2: Dim> ReduceShapeTo<(), Axes3<0, 1, 2>> for (D0, D1, D
         ()
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim> AxisDim<Axis<0>> for (D0, D1, D2) {
+    type At = D0;
+    fn at(&self) -> D0 {
+        self.0
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, New: Dim> ReplaceDim<Axis<0>, New> for (D0, D1, D2) {
     type Output = (New, D1, D2);
     fn replace(&self, new: New) -> Self::Output {
@@ -201,6 +225,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, R: Dim> ConcatShape<(R, D1, D2), Axis<0>> for (D
         (Sum::new(self.0.size() + rhs.0.size()), self.1, self.2)
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim> AxisDim<Axis<1>> for (D0, D1, D2) {
+    type At = D1;
+    fn at(&self) -> D1 {
+        self.1
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, New: Dim> ReplaceDim<Axis<1>, New> for (D0, D1, D2) {
     type Output = (D0, New, D2);
     fn replace(&self, new: New) -> Self::Output {
@@ -211,6 +241,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, R: Dim> ConcatShape<(D0, R, D2), Axis<1>> for (D
     type Output = (D0, Sum<D1, R>, D2);
     fn concat_shape(&self, rhs: &(D0, R, D2)) -> Self::Output {
         (self.0, Sum::new(self.1.size() + rhs.1.size()), self.2)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim> AxisDim<Axis<2>> for (D0, D1, D2) {
+    type At = D2;
+    fn at(&self) -> D2 {
+        self.2
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, New: Dim> ReplaceDim<Axis<2>, New> for (D0, D1, D2) {
@@ -438,6 +474,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim> ReduceShapeTo<(), Axes4<0, 1, 2, 3>> fo
         ()
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim> AxisDim<Axis<0>> for (D0, D1, D2, D3) {
+    type At = D0;
+    fn at(&self) -> D0 {
+        self.0
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, New: Dim> ReplaceDim<Axis<0>, New> for (D0, D1, D2, D3) {
     type Output = (New, D1, D2, D3);
     fn replace(&self, new: New) -> Self::Output {
@@ -448,6 +490,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, R: Dim> ConcatShape<(R, D1, D2, D3), Ax
     type Output = (Sum<D0, R>, D1, D2, D3);
     fn concat_shape(&self, rhs: &(R, D1, D2, D3)) -> Self::Output {
         (Sum::new(self.0.size() + rhs.0.size()), self.1, self.2, self.3)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim> AxisDim<Axis<1>> for (D0, D1, D2, D3) {
+    type At = D1;
+    fn at(&self) -> D1 {
+        self.1
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, New: Dim> ReplaceDim<Axis<1>, New> for (D0, D1, D2, D3) {
@@ -462,6 +510,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, R: Dim> ConcatShape<(D0, R, D2, D3), Ax
         (self.0, Sum::new(self.1.size() + rhs.1.size()), self.2, self.3)
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim> AxisDim<Axis<2>> for (D0, D1, D2, D3) {
+    type At = D2;
+    fn at(&self) -> D2 {
+        self.2
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, New: Dim> ReplaceDim<Axis<2>, New> for (D0, D1, D2, D3) {
     type Output = (D0, D1, New, D3);
     fn replace(&self, new: New) -> Self::Output {
@@ -472,6 +526,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, R: Dim> ConcatShape<(D0, D1, R, D3), Ax
     type Output = (D0, D1, Sum<D2, R>, D3);
     fn concat_shape(&self, rhs: &(D0, D1, R, D3)) -> Self::Output {
         (self.0, self.1, Sum::new(self.2.size() + rhs.2.size()), self.3)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim> AxisDim<Axis<3>> for (D0, D1, D2, D3) {
+    type At = D3;
+    fn at(&self) -> D3 {
+        self.3
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, New: Dim> ReplaceDim<Axis<3>, New> for (D0, D1, D2, D3) {
@@ -983,6 +1043,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim> ReduceShapeTo<(), Axes5<0, 1, 
         ()
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim> AxisDim<Axis<0>> for (D0, D1, D2, D3, D4) {
+    type At = D0;
+    fn at(&self) -> D0 {
+        self.0
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, New: Dim> ReplaceDim<Axis<0>, New> for (D0, D1, D2, D3, D4) {
     type Output = (New, D1, D2, D3, D4);
     fn replace(&self, new: New) -> Self::Output {
@@ -995,6 +1061,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, R: Dim> ConcatShape<(R, D1, D2
     type Output = (Sum<D0, R>, D1, D2, D3, D4);
     fn concat_shape(&self, rhs: &(R, D1, D2, D3, D4)) -> Self::Output {
         (Sum::new(self.0.size() + rhs.0.size()), self.1, self.2, self.3, self.4)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim> AxisDim<Axis<1>> for (D0, D1, D2, D3, D4) {
+    type At = D1;
+    fn at(&self) -> D1 {
+        self.1
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, New: Dim> ReplaceDim<Axis<1>, New> for (D0, D1, D2, D3, D4) {
@@ -1011,6 +1083,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, R: Dim> ConcatShape<(D0, R, D2
         (self.0, Sum::new(self.1.size() + rhs.1.size()), self.2, self.3, self.4)
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim> AxisDim<Axis<2>> for (D0, D1, D2, D3, D4) {
+    type At = D2;
+    fn at(&self) -> D2 {
+        self.2
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, New: Dim> ReplaceDim<Axis<2>, New> for (D0, D1, D2, D3, D4) {
     type Output = (D0, D1, New, D3, D4);
     fn replace(&self, new: New) -> Self::Output {
@@ -1025,6 +1103,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, R: Dim> ConcatShape<(D0, D1, R
         (self.0, self.1, Sum::new(self.2.size() + rhs.2.size()), self.3, self.4)
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim> AxisDim<Axis<3>> for (D0, D1, D2, D3, D4) {
+    type At = D3;
+    fn at(&self) -> D3 {
+        self.3
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, New: Dim> ReplaceDim<Axis<3>, New> for (D0, D1, D2, D3, D4) {
     type Output = (D0, D1, D2, New, D4);
     fn replace(&self, new: New) -> Self::Output {
@@ -1037,6 +1121,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, R: Dim> ConcatShape<(D0, D1, D
     type Output = (D0, D1, D2, Sum<D3, R>, D4);
     fn concat_shape(&self, rhs: &(D0, D1, D2, R, D4)) -> Self::Output {
         (self.0, self.1, self.2, Sum::new(self.3.size() + rhs.3.size()), self.4)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim> AxisDim<Axis<4>> for (D0, D1, D2, D3, D4) {
+    type At = D4;
+    fn at(&self) -> D4 {
+        self.4
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, New: Dim> ReplaceDim<Axis<4>, New> for (D0, D1, D2, D3, D4) {
@@ -2618,6 +2708,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim> ReduceShapeTo<(), Axe
         ()
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim> AxisDim<Axis<0>> for (D0, D1, D2, D3, D4, D5) {
+    type At = D0;
+    fn at(&self) -> D0 {
+        self.0
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, New: Dim> ReplaceDim<Axis<0>, New>
     for (D0, D1, D2, D3, D4, D5)
 {
@@ -2632,6 +2728,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, R: Dim> ConcatShape<(
     type Output = (Sum<D0, R>, D1, D2, D3, D4, D5);
     fn concat_shape(&self, rhs: &(R, D1, D2, D3, D4, D5)) -> Self::Output {
         (Sum::new(self.0.size() + rhs.0.size()), self.1, self.2, self.3, self.4, self.5)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim> AxisDim<Axis<1>> for (D0, D1, D2, D3, D4, D5) {
+    type At = D1;
+    fn at(&self) -> D1 {
+        self.1
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, New: Dim> ReplaceDim<Axis<1>, New>
@@ -2650,6 +2752,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, R: Dim> ConcatShape<(
         (self.0, Sum::new(self.1.size() + rhs.1.size()), self.2, self.3, self.4, self.5)
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim> AxisDim<Axis<2>> for (D0, D1, D2, D3, D4, D5) {
+    type At = D2;
+    fn at(&self) -> D2 {
+        self.2
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, New: Dim> ReplaceDim<Axis<2>, New>
     for (D0, D1, D2, D3, D4, D5)
 {
@@ -2664,6 +2772,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, R: Dim> ConcatShape<(
     type Output = (D0, D1, Sum<D2, R>, D3, D4, D5);
     fn concat_shape(&self, rhs: &(D0, D1, R, D3, D4, D5)) -> Self::Output {
         (self.0, self.1, Sum::new(self.2.size() + rhs.2.size()), self.3, self.4, self.5)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim> AxisDim<Axis<3>> for (D0, D1, D2, D3, D4, D5) {
+    type At = D3;
+    fn at(&self) -> D3 {
+        self.3
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, New: Dim> ReplaceDim<Axis<3>, New>
@@ -2682,6 +2796,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, R: Dim> ConcatShape<(
         (self.0, self.1, self.2, Sum::new(self.3.size() + rhs.3.size()), self.4, self.5)
     }
 }
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim> AxisDim<Axis<4>> for (D0, D1, D2, D3, D4, D5) {
+    type At = D4;
+    fn at(&self) -> D4 {
+        self.4
+    }
+}
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, New: Dim> ReplaceDim<Axis<4>, New>
     for (D0, D1, D2, D3, D4, D5)
 {
@@ -2696,6 +2816,12 @@ impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, R: Dim> ConcatShape<(
     type Output = (D0, D1, D2, D3, Sum<D4, R>, D5);
     fn concat_shape(&self, rhs: &(D0, D1, D2, D3, R, D5)) -> Self::Output {
         (self.0, self.1, self.2, self.3, Sum::new(self.4.size() + rhs.4.size()), self.5)
+    }
+}
+impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim> AxisDim<Axis<5>> for (D0, D1, D2, D3, D4, D5) {
+    type At = D5;
+    fn at(&self) -> D5 {
+        self.5
     }
 }
 impl<D0: Dim, D1: Dim, D2: Dim, D3: Dim, D4: Dim, D5: Dim, New: Dim> ReplaceDim<Axis<5>, New>

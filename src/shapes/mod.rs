@@ -12,8 +12,8 @@ mod shape;
 
 pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis};
 pub use dim::{
-    Const, ConstDim, ConvOut, ConvTransposeOut, Dim, Padded, Prod, Sum, static_add, static_add3, static_mul,
-    static_transposed_window_out, static_window_out, transposed_window_out, window_out,
+    Const, ConstDim, ConvOut, ConvTransposeOut, Diff, Dim, Padded, Prod, Sum, static_add, static_add3, static_mul,
+    static_sub, static_transposed_window_out, static_window_out, transposed_window_out, window_out,
 };
 pub use shape::{
     ConstShape, Dims, MAX_RANK, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5, Rank6, Shape, static_dims_agree,
@@ -201,3 +201,21 @@ last_dim!(D0, D1; D2 2);
 last_dim!(D0, D1, D2; D3 3);
 last_dim!(D0, D1, D2, D3; D4 4);
 last_dim!(D0, D1, D2, D3, D4; D5 5);
+
+/// The dim at axis `Ax` (split_at and other ops that compute one axis's new size from the old).
+///
+/// ```
+/// use tensile::prelude::*;
+/// let d: Const<3> = AxisDim::<Axis<1>>::at(&<Rank3<2, 3, 4>>::default());
+/// assert_eq!(d.size(), 3);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "shape `{Self}` has no axis `{Ax}`",
+    label = "the axis is out of range for this shape"
+)]
+pub trait AxisDim<Ax>: Shape {
+    /// The dim's type.
+    type At: Dim;
+    /// Its value.
+    fn at(&self) -> Self::At;
+}

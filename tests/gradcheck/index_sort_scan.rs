@@ -46,8 +46,10 @@ proptest! {
             let n = x.dims()[1];
             let odd = x.clone().try_slice(Axis::<1>, 0, n, 2).unwrap();
             let parts = x.clone().try_split(Axis::<1>, 2).unwrap();
-            let chunks = x.try_chunk(Axis::<0>, 2).unwrap();
-            let extra = parts.into_iter().chain(chunks).map(|p| p.square().sum::<Rank0, _>()).reduce(|a, b| a + b).unwrap();
+            let chunks = x.clone().try_chunk(Axis::<0>, 2).unwrap();
+            let (head, tail) = x.split_at(Axis::<1>, 1usize);
+            let halves = [head.sin().try_realize::<M>().unwrap(), tail.cos().try_realize::<M>().unwrap()];
+            let extra = parts.into_iter().chain(chunks).chain(halves).map(|p| p.square().sum::<Rank0, _>()).reduce(|a, b| a + b).unwrap();
             weighted(odd.exp(), &w) + extra
         }, &x, cfg()).unwrap();
     }

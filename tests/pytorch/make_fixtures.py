@@ -146,6 +146,8 @@ case("scatter_add_axis1", lambda x, s, i: x.scatter_add(1, i, s.square()), [rand
      [idx([3, 3], [0, 1], [2, 2])])
 case("masked_fill", lambda x: x.masked_fill(x > 0.5, 2.0).exp(), [rand(3, 4)], WIDE)
 case("flip_roll", lambda x: torch.roll(torch.flip(x, (1,)), 1, 0).sin(), [rand(3, 4)], WIDE)
+case("split_at", lambda x: torch.cat([t.exp() if i == 0 else t.square() for i, t in enumerate(torch.split(x, [2, 3], 1))], 1),
+     [rand(3, 5)], WIDE)
 case("slice_step2", lambda x: x[:, 1:4:2].exp(), [rand(3, 5)], WIDE)
 case("tril_triu", lambda x: x.tril(0).exp() + x.triu(1).square(), [rand(2, 3, 4)], WIDE)
 

@@ -1,5 +1,5 @@
 //! Indexing along an axis: gather, scatter_add, index_select, embedding lookup, masked_fill,
-//! one_hot, flip, roll, tril/triu, strided slices, split and chunk.
+//! one_hot, flip, roll, tril/triu, strided slices, split_at (static sizes), split and chunk.
 //!
 //! Two primitives carry the gradients: `gather` (whose backward is a scatter-add) and
 //! `scatter_add` (whose backward is a gather). index_select, embedding, flip and roll are
@@ -11,7 +11,7 @@ use crate::autograd::{Merge, OpRecord, Tape};
 use crate::device::{Device, Layout};
 use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
-use crate::shapes::{AppendDim, Axis, Const, Dim, Dims, ReplaceDim, Shape};
+use crate::shapes::{AppendDim, Axis, AxisDim, Const, Diff, Dim, Dims, ReplaceDim, Shape};
 use crate::tensor::{Tensor, TensorFactory};
 use std::sync::Arc;
 
@@ -383,6 +383,66 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
             return Err(Error::InvalidSize { op: "split", reason: "a split size of 0".into() });
         }
         (0..n.div_ceil(size)).map(|k| self.clone().try_narrow(axis, k * size, size.min(n - k * size))).collect()
+    }
+
+    /// The first `at` elements along axis `I` and the rest, as two tensors (PyTorch's
+    /// `split([at, n - at], I)`). With a static axis and a `Const` split point both sizes are
+    /// static, and a point past the end is a build error; `Err` from the run-time check otherwise.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x: Tensor<Rank2<2, 5>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// let (a, b) = x.split_at(Axis::<1>, Const::<2>);
+    /// let (_, _): (Tensor<Rank2<2, 2>, f32, Cpu>, Tensor<Rank2<2, 3>, f32, Cpu>) = (a.realize(), b.realize());
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn split_at<const I: usize, K: Dim>(
+        self,
+        axis: Axis<I>,
+        at: K,
+    ) -> (
+        Tensor<<S as ReplaceDim<Axis<I>, K>>::Output, E, D, T>,
+        Tensor<<S as ReplaceDim<Axis<I>, Diff<S::At, K>>>::Output, E, D, T>,
+    )
+    where
+        S: AxisDim<Axis<I>> + ReplaceDim<Axis<I>, K> + ReplaceDim<Axis<I>, Diff<S::At, K>>,
+        T: Clone,
+    {
+        const {
+            let _ = <Diff<S::At, K> as Dim>::STATIC;
+        }
+        self.try_split_at(axis, at).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::split_at`], returning `Err` when `at` is past the end of the axis.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let x: Tensor<(usize,), f32, Cpu> = Cpu::seeded(0).zeros_like(&(3,));
+    /// assert!(x.try_split_at(Axis::<0>, 4usize).is_err());
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn try_split_at<const I: usize, K: Dim>(
+        self,
+        axis: Axis<I>,
+        at: K,
+    ) -> Result<(
+        Tensor<<S as ReplaceDim<Axis<I>, K>>::Output, E, D, T>,
+        Tensor<<S as ReplaceDim<Axis<I>, Diff<S::At, K>>>::Output, E, D, T>,
+    )>
+    where
+        S: AxisDim<Axis<I>> + ReplaceDim<Axis<I>, K> + ReplaceDim<Axis<I>, Diff<S::At, K>>,
+        T: Clone,
+    {
+        let n = self.shape.at().size();
+        if at.size() > n {
+            return Err(Error::InvalidSize {
+                op: "split_at",
+                reason: format!("{} is past the end of axis {I} of size {n}", at.size()),
+            });
+        }
+        let rest = Diff::<S::At, K>::new(n - at.size());
+        Ok((self.clone().try_narrow(axis, 0, at)?, self.try_narrow(axis, at.size(), rest)?))
     }
 
     /// `chunks` pieces of (nearly) equal size along axis `I`, as PyTorch's `chunk` (which may
