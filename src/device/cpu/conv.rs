@@ -103,9 +103,11 @@ fn per_image<T: GemmScalar, O: Send>(
 
 /// How the work is split: (images in parallel, gemm on all threads).
 fn split(g: &ConvGeometry) -> (bool, bool) {
-    let big = g.macs() >= PAR_MACS;
-    let images = big && g.batch >= rayon::current_num_threads();
-    (images, big && !images)
+    if g.macs() < PAR_MACS {
+        return (false, false); // small work: no thread pool
+    }
+    let images = g.batch >= rayon::current_num_threads();
+    (images, !images)
 }
 
 fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accumulate: bool) {

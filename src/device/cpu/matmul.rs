@@ -121,10 +121,18 @@ fn gemm_batched<T: 'static + Copy + Send + Sync>(
             );
         }
     };
+    if batch * flops < PAR_FLOPS {
+        // small work: stay on this thread (and do not start the thread pool)
+        for i in 0..batch {
+            let start = cl.offset + i * cl.strides[0];
+            product(i, &mut c[start..], gemm::Parallelism::None);
+        }
+        return;
+    }
     let threads = rayon::current_num_threads();
     // Many small products (attention heads): one thread per product, when the outputs are
     // disjoint contiguous blocks.
-    if batch >= threads && threads > 1 && flops < PAR_FLOPS * 8 && batch * flops >= PAR_FLOPS && cl.is_contiguous() {
+    if batch >= threads && threads > 1 && flops < PAR_FLOPS * 8 && cl.is_contiguous() {
         use rayon::prelude::*;
         c[cl.offset..cl.offset + batch * m * n]
             .par_chunks_mut(m * n)
