@@ -81,13 +81,13 @@ case("softmax_axis1", lambda x: x.softmax(1), [rand(3, 4)], WIDE)
 case("softmax_axis0", lambda x: x.softmax(0), [rand(3, 4)], WIDE)
 case("log_softmax_axis1", lambda x: x.log_softmax(1), [rand(3, 4)], WIDE)
 
-# matmul
-case("matmul_mm", torch.matmul, [rand(3, 4), rand(4, 5)], WIDE)
-case("matmul_vm", torch.matmul, [rand(4), rand(4, 5)], WIDE)
-case("matmul_mv", torch.matmul, [rand(3, 4), rand(4)], WIDE)
-case("matmul_bmm", torch.matmul, [rand(2, 3, 4), rand(2, 4, 5)], WIDE)
-case("matmul_broadcast", torch.matmul, [rand(2, 3, 4), rand(4, 5)], WIDE)
-case("matmul_4d", torch.matmul, [rand(2, 2, 3, 4), rand(2, 2, 4, 5)], WIDE)
+# matmul (f16/bf16 too: f32 accumulation)
+case("matmul_mm", torch.matmul, [rand(3, 4), rand(4, 5)])
+case("matmul_vm", torch.matmul, [rand(4), rand(4, 5)])
+case("matmul_mv", torch.matmul, [rand(3, 4), rand(4)])
+case("matmul_bmm", torch.matmul, [rand(2, 3, 4), rand(2, 4, 5)])
+case("matmul_broadcast", torch.matmul, [rand(2, 3, 4), rand(4, 5)])
+case("matmul_4d", torch.matmul, [rand(2, 2, 3, 4), rand(2, 2, 4, 5)])
 
 # movement
 case("reshape", lambda x: x.reshape(2, 6).sin(), [rand(3, 4)], WIDE)
