@@ -253,6 +253,27 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         gw: Option<&mut Self::Storage<E>>,
         gb: Option<&mut Self::Storage<E>>,
     );
+    /// Cross-entropy of each `row`-long row of logits (contiguous) against its class in
+    /// `target`: per-row losses `logsumexp(x) - x[target]`, and each row's log-sum-exp for the
+    /// backward. `Err` when a target is not a class.
+    fn cross_entropy_rows<E: Float, I: IndexDtype>(
+        &self,
+        x: &Self::Storage<E>,
+        row: usize,
+        target: &Self::Storage<I>,
+    ) -> Result<(Self::Storage<E>, Self::Storage<f64>)>;
+    /// Adds the gradient of [`Device::cross_entropy_rows`] into `gx`: row `r` gets
+    /// `gy[r] * (softmax(x_r) - onehot(target_r))`.
+    #[allow(clippy::too_many_arguments)]
+    fn cross_entropy_rows_backward<E: Float, I: IndexDtype>(
+        &self,
+        x: &Self::Storage<E>,
+        row: usize,
+        target: &Self::Storage<I>,
+        lse: &Self::Storage<f64>,
+        gy: &Self::Storage<E>,
+        gx: &mut Self::Storage<E>,
+    ) -> Result<()>;
     /// Uniform samples in `[lo, hi)` from the device's generator.
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> Self::Storage<E>;
     /// Normal samples from the device's generator.

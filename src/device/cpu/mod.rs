@@ -2,6 +2,7 @@
 
 mod cache;
 mod conv;
+mod cross_entropy;
 mod fast_math;
 mod index;
 mod matmul;
@@ -537,6 +538,30 @@ impl Device for Cpu {
             gw.map(|g| &mut g.data[..]),
             gb.map(|g| &mut g.data[..]),
         );
+    }
+
+    fn cross_entropy_rows<E: Float, I: IndexDtype>(
+        &self,
+        x: &CpuStorage<E>,
+        row: usize,
+        target: &CpuStorage<I>,
+    ) -> crate::error::Result<(CpuStorage<E>, CpuStorage<f64>)> {
+        let rows = target.data.len();
+        let (mut loss, mut lse) = (self.alloc_for_overwrite::<E>(rows), self.alloc_for_overwrite::<f64>(rows));
+        cross_entropy::forward(&x.data, row, &target.data, &mut loss.data, &mut lse.data)?;
+        Ok((loss, lse))
+    }
+
+    fn cross_entropy_rows_backward<E: Float, I: IndexDtype>(
+        &self,
+        x: &CpuStorage<E>,
+        row: usize,
+        target: &CpuStorage<I>,
+        lse: &CpuStorage<f64>,
+        gy: &CpuStorage<E>,
+        gx: &mut CpuStorage<E>,
+    ) -> crate::error::Result<()> {
+        cross_entropy::backward(&x.data, row, &target.data, &lse.data, &gy.data, &mut gx.data)
     }
 
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {

@@ -10,13 +10,13 @@ use std::any::TypeId;
 
 /// `e^x` in the accumulator type: the vectorised approximation for f32, the library's otherwise.
 #[inline(always)]
-fn exp_acc<A: Float>(x: A) -> A {
+pub(crate) fn exp_acc<A: Float>(x: A) -> A {
     if TypeId::of::<A>() == TypeId::of::<f32>() { A::cast_f32(exp_f32(x.as_f32())) } else { x.exp() }
 }
 
 /// Maximum of a row with eight lanes (vectorises); NaN wins, as in PyTorch.
 #[inline(always)]
-fn row_max<E: Float>(x: &[E]) -> E::Acc {
+pub(crate) fn row_max<E: Float>(x: &[E]) -> E::Acc {
     let pick = |m: E::Acc, v: E::Acc| if v > m || v.is_nan() { v } else { m };
     let mut lanes = [E::Acc::neg_infinity(); 8];
     let mut chunks = x.chunks_exact(8);
@@ -31,7 +31,7 @@ fn row_max<E: Float>(x: &[E]) -> E::Acc {
 /// `out[i] = e^(x[i] - shift)`, stored through `store`, as one simple loop (the loop vectoriser
 /// handles it; fusing the sum in here defeats it).
 #[inline(always)]
-fn exp_into<E: Float, O>(x: &[E], out: &mut [O], shift: E::Acc, store: impl Fn(E::Acc) -> O) {
+pub(crate) fn exp_into<E: Float, O>(x: &[E], out: &mut [O], shift: E::Acc, store: impl Fn(E::Acc) -> O) {
     for (o, v) in out.iter_mut().zip(x) {
         *o = store(exp_acc(v.to_acc() - shift));
     }

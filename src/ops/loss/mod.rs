@@ -1,12 +1,13 @@
-//! Classification losses from logits, numerically stable: the fused log-softmax over the class
-//! axis, then a gather of the target classes (or a weighted sum for soft targets).
+//! Classification losses from logits, numerically stable: cross-entropy against class indices
+//! is one fused kernel each way (a log-sum-exp per row; `softmax - onehot` for the gradient);
+//! soft targets and `nll_loss` compose log-softmax with a weighted sum or a gather.
 
-use crate::autograd::{Merge, Tape};
+use crate::autograd::{Merge, OpRecord, Tape};
 use crate::device::Device;
 use crate::dtypes::{Float, IndexDtype};
 use crate::error::{Error, Result};
 use crate::ops::index::{gather_op, layout3};
-use crate::shapes::{Axis, Const, Dim, Rank0};
+use crate::shapes::{Axis, Const, Dim, Rank0, Shape};
 use crate::tensor::Tensor;
 
 impl<N: Dim, C: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(N, C), E, D, T> {
@@ -62,7 +63,31 @@ impl<N: Dim, C: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(N, C), E, D, T> {
         self,
         target: &Tensor<(N,), I, D>,
     ) -> Result<Tensor<(N,), E, D, T>> {
-        self.log_softmax::<Axis<1>>().try_nll_loss_per_sample(target)
+        let (n, c) = self.shape;
+        if target.numel() != n.size() {
+            return Err(Error::ShapeMismatch {
+                op: "cross_entropy",
+                lhs: self.dims().to_vec(),
+                rhs: target.dims().to_vec(),
+            });
+        }
+        let dev = self.device.clone();
+        let xd = dev.contiguous(self.data.clone(), &self.layout());
+        let td = dev.contiguous(target.data.clone(), &target.layout());
+        let (loss, lse) = dev.cross_entropy_rows(&xd, c.size(), &td)?;
+        let (x, tape) = self.split_tape();
+        let out = Tensor::from_storage(dev.clone(), loss, (n,));
+        if T::TAPED {
+            let (xid, oid, len, row) = (x.id, out.id, x.shape.numel(), c.size());
+            tape.add_backward_op(OpRecord::new("cross_entropy", vec![xid], oid, out.shape.dims()), move |grads| {
+                let mut result = Ok(());
+                grads.backward_step::<E, 1>(&dev, oid, [(xid, len)], |gy, [gx]| {
+                    result = dev.cross_entropy_rows_backward(&xd, row, &td, &lse, gy, gx);
+                });
+                result
+            });
+        }
+        Ok(out.put_tape(tape))
     }
 
     /// The mean cross-entropy of logits against class indices (PyTorch's `F.cross_entropy`),
