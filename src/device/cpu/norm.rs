@@ -91,23 +91,40 @@ pub(crate) fn norm_rows_backward<E: Float>(
     let one_row = |r: usize, gxr: &mut [E], acc: &mut Partial<E::Acc>| {
         let (xr, gyr) = (&x[r * row..(r + 1) * row], &gy[r * row..(r + 1) * row]);
         let (mean, rstd) = (E::Acc::cast_f64(stats[r]), E::Acc::cast_f64(stats[rows + r]));
+        // Eight running sums each, so that the additions do not wait on one another.
+        let (mut lanes_g, mut lanes_gx) = ([E::Acc::zero(); 8], [E::Acc::zero(); 8]);
+        let (xc, gc, wc) = (xr.chunks_exact(8), gyr.chunks_exact(8), wv.chunks_exact(8));
+        let tail = (xc.remainder(), gc.remainder(), wc.remainder());
+        for ((xs, gs), ws) in xc.zip(gc).zip(wc) {
+            for i in 0..8 {
+                let g = gs[i].to_acc() * ws[i];
+                lanes_g[i] = lanes_g[i] + g;
+                lanes_gx[i] = lanes_gx[i] + g * (xs[i].to_acc() - mean);
+            }
+        }
         let (mut sum_g, mut sum_gx) = (E::Acc::zero(), E::Acc::zero());
-        for ((xv, gv), w) in xr.iter().zip(gyr).zip(&wv) {
+        for ((xv, gv), w) in tail.0.iter().zip(tail.1).zip(tail.2) {
             let g = gv.to_acc() * *w;
             sum_g = sum_g + g;
-            sum_gx = sum_gx + g * (xv.to_acc() - mean) * rstd;
+            sum_gx = sum_gx + g * (xv.to_acc() - mean);
         }
+        let sum_g = lanes_g.into_iter().fold(sum_g, |a, v| a + v);
+        let sum_gx = lanes_gx.into_iter().fold(sum_gx, |a, v| a + v) * rstd;
         let mean_g = if center { sum_g / n } else { E::Acc::zero() };
         let mean_gx = sum_gx / n;
-        for (((o, xv), gv), w) in gxr.iter_mut().zip(xr).zip(gyr).zip(&wv) {
-            let xhat = (xv.to_acc() - mean) * rstd;
-            *o = E::from_acc(o.to_acc() + rstd * (gv.to_acc() * *w - mean_g - xhat * mean_gx));
-        }
+        let rows = gxr.iter_mut().zip(xr).zip(gyr).zip(&wv);
         if want_params {
-            for (j, (xv, gv)) in xr.iter().zip(gyr).enumerate() {
-                let g = gv.to_acc();
-                acc.0[j] = acc.0[j] + g * (xv.to_acc() - mean) * rstd;
-                acc.1[j] = acc.1[j] + g;
+            // one pass: the input gradient, and this row's terms of the parameter gradients
+            for ((((o, xv), gv), w), (aw, ab)) in rows.zip(acc.0.iter_mut().zip(acc.1.iter_mut())) {
+                let (xhat, g) = ((xv.to_acc() - mean) * rstd, gv.to_acc());
+                *o = E::from_acc(o.to_acc() + rstd * (g * *w - mean_g - xhat * mean_gx));
+                *aw = *aw + g * xhat;
+                *ab = *ab + g;
+            }
+        } else {
+            for (((o, xv), gv), w) in rows {
+                let xhat = (xv.to_acc() - mean) * rstd;
+                *o = E::from_acc(o.to_acc() + rstd * (gv.to_acc() * *w - mean_g - xhat * mean_gx));
             }
         }
     };
@@ -118,10 +135,13 @@ pub(crate) fn norm_rows_backward<E: Float>(
         a
     };
     let sums = if x.len() >= PAR_THRESHOLD {
-        gx.par_chunks_mut(row)
+        // A few blocks of rows per thread, each with one pair of partial sums.
+        let block = rows.div_ceil(4 * rayon::current_num_threads()).max(1);
+        gx.par_chunks_mut(block * row)
             .enumerate()
-            .fold(empty, |mut acc, (r, gxr)| {
-                one_row(r, gxr, &mut acc);
+            .map(|(k, rows)| {
+                let mut acc = empty();
+                rows.chunks_mut(row).enumerate().for_each(|(r, gxr)| one_row(k * block + r, gxr, &mut acc));
                 acc
             })
             .reduce(empty, add)
