@@ -321,3 +321,25 @@ computed_dim!(
     /// ```
     Diff<A, B> = static_sub(A::STATIC, B::STATIC)
 );
+
+/// `Some(a / b)` when both are static; a build error when `b` does not divide `a`.
+pub const fn static_div(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) if b == 0 || a % b != 0 => {
+            panic!("the groups do not divide the channels (see the `Quot<channels, groups>` type of this error)")
+        }
+        (Some(a), Some(b)) => Some(a / b),
+        _ => None,
+    }
+}
+
+computed_dim!(
+    /// The dim `A / B`, channels per group of a grouped convolution's weight. Static when both
+    /// are; a build error when `B` does not divide `A`.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// assert_eq!(<Quot<Const<12>, Const<3>> as Dim>::STATIC, Some(4));
+    /// ```
+    Quot<A, B> = static_div(A::STATIC, B::STATIC)
+);

@@ -12,8 +12,9 @@ mod shape;
 
 pub use axes::{Axes, Axes2, Axes3, Axes4, Axes5, Axes6, Axis};
 pub use dim::{
-    Const, ConstDim, ConvOut, ConvTransposeOut, Diff, Dim, Padded, Prod, Sum, static_add, static_add3, static_mul,
-    static_sub, static_transposed_window_out, static_window_out, transposed_window_out, window_out,
+    Const, ConstDim, ConvOut, ConvTransposeOut, Diff, Dim, Padded, Prod, Quot, Sum, static_add, static_add3,
+    static_div, static_mul, static_sub, static_transposed_window_out, static_window_out, transposed_window_out,
+    window_out,
 };
 pub use shape::{
     ConstShape, Dims, MAX_RANK, Rank0, Rank1, Rank2, Rank3, Rank4, Rank5, Rank6, Shape, static_dims_agree,

@@ -13,17 +13,23 @@ use crate::tensor::Tensor;
 use std::sync::Arc;
 
 /// Kernel size, stride, padding and dilation of a pooling window, the same along every spatial
-/// axis. Unlike PyTorch, the stride is not optional: `PoolOpts::<2, 2>` is PyTorch's
-/// `kernel_size=2` (whose stride defaults to the kernel size).
+/// axis. As in PyTorch the stride defaults to the kernel size: `PoolOpts::<2>` is
+/// `kernel_size=2, stride=2`.
 ///
 /// ```
 /// use tensile::prelude::*;
 /// let x: Tensor<Rank4<1, 1, 4, 4>, f32, Cpu> = Cpu::seeded(0).arange(16).reshape();
-/// let y = x.max_pool2d(PoolOpts::<2, 2>);
+/// let y = x.clone().max_pool2d(PoolOpts::<2>);
 /// assert_eq!(y.to_vec(), vec![5.0, 7.0, 13.0, 15.0]);
+/// assert_eq!(x.max_pool2d(PoolOpts::<3, 1>).to_vec(), vec![10.0, 11.0, 14.0, 15.0]);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PoolOpts<const KERNEL: usize, const STRIDE: usize, const PADDING: usize = 0, const DILATION: usize = 1>;
+pub struct PoolOpts<
+    const KERNEL: usize,
+    const STRIDE: usize = KERNEL,
+    const PADDING: usize = 0,
+    const DILATION: usize = 1,
+>;
 
 /// The output length of a pooling window along one axis (input `N`).
 pub type PoolLen<N, const K: usize, const S: usize, const P: usize, const L: usize> =

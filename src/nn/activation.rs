@@ -1,0 +1,123 @@
+//! Activation modules: stateless wrappers of the element-wise ops, for use in tuples.
+
+use super::{BuildOn, Module, Params, Visitor, VisitorMut, same_in_training};
+use crate::autograd::Tape;
+use crate::device::Device;
+use crate::dtypes::Float;
+use crate::error::Result;
+use crate::shapes::Shape;
+use crate::tensor::Tensor;
+
+macro_rules! activation {
+    ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq)]
+        pub struct $name;
+
+        impl<S: Shape, E: Float, D: Device, T: Tape<D>> Module<Tensor<S, E, D, T>> for $name {
+            type Output = Tensor<S, E, D, T>;
+            fn try_forward(&self, $x: Tensor<S, E, D, T>) -> Result<Self::Output> {
+                Ok($body)
+            }
+        }
+        same_in_training!([] $name);
+        stateless!($name);
+    };
+}
+
+/// A module without tensors: built from nothing, visits nothing.
+macro_rules! stateless {
+    ($name:ty) => {
+        impl<D: Device> BuildOn<D> for $name {
+            fn try_build(_: &D) -> Result<Self> {
+                Ok(Default::default())
+            }
+        }
+        impl<D: Device> Params<D> for $name {
+            fn visit_params<V: Visitor<D>>(&self, _: &str, _: &mut V) {}
+            fn visit_params_mut<V: VisitorMut<D>>(&mut self, _: &str, _: &mut V) {}
+        }
+    };
+}
+pub(crate) use stateless;
+
+activation!(
+    /// `max(x, 0)` (`nn.ReLU`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::nn::ReLU;
+    /// let y = ReLU.forward(Cpu::seeded(0).tensor([-1.0f32, 2.0]));
+    /// assert_eq!(y.to_vec(), vec![0.0, 2.0]);
+    /// ```
+    ReLU, |x| x.relu()
+);
+activation!(
+    /// GELU, exact form (`nn.GELU()`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::nn::GELU;
+    /// assert_eq!(GELU.forward(Cpu::seeded(0).tensor([0.0f32])).to_vec(), vec![0.0]);
+    /// ```
+    GELU, |x| x.gelu()
+);
+activation!(
+    /// `x σ(x)` (`nn.SiLU`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::nn::SiLU;
+    /// assert_eq!(SiLU.forward(Cpu::seeded(0).tensor([0.0f32])).to_vec(), vec![0.0]);
+    /// ```
+    SiLU, |x| x.silu()
+);
+activation!(
+    /// `tanh(x)` (`nn.Tanh`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::nn::Tanh;
+    /// assert_eq!(Tanh.forward(Cpu::seeded(0).tensor([0.0f32])).to_vec(), vec![0.0]);
+    /// ```
+    Tanh, |x| x.tanh()
+);
+activation!(
+    /// `1 / (1 + e^-x)` (`nn.Sigmoid`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::nn::Sigmoid;
+    /// assert_eq!(Sigmoid.forward(Cpu::seeded(0).tensor([0.0f32])).to_vec(), vec![0.5]);
+    /// ```
+    Sigmoid, |x| x.sigmoid()
+);
+
+/// `x` if positive, else `slope * x` (`nn.LeakyReLU`, default slope 0.01).
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::nn::LeakyReLU;
+/// let y = LeakyReLU::default().forward(Cpu::seeded(0).tensor([-100.0f32, 2.0]));
+/// assert_eq!(y.to_vec(), vec![-1.0, 2.0]);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeakyReLU {
+    /// The slope for negative inputs.
+    pub slope: f64,
+}
+
+impl Default for LeakyReLU {
+    fn default() -> Self {
+        Self { slope: 0.01 }
+    }
+}
+
+impl<S: Shape, E: Float, D: Device, T: Tape<D>> Module<Tensor<S, E, D, T>> for LeakyReLU {
+    type Output = Tensor<S, E, D, T>;
+    fn try_forward(&self, x: Tensor<S, E, D, T>) -> Result<Self::Output> {
+        Ok(x.leaky_relu(self.slope))
+    }
+}
+same_in_training!([] LeakyReLU);
+stateless!(LeakyReLU);

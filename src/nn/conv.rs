@@ -1,0 +1,216 @@
+//! Convolution layers: `Conv1d` and `Conv2d`, PyTorch's `nn.Conv1d` / `nn.Conv2d` with bias, the
+//! stride, padding, dilation and groups as const parameters.
+
+use super::linear::on_tape;
+use super::{BuildOn, Module, Params, TensorKind, Visitor, VisitorMut, init, same_in_training};
+use crate::autograd::Tape;
+use crate::device::{Cpu, Device};
+use crate::dtypes::Float;
+use crate::error::Result;
+use crate::ops::{ConvLen, ConvOpts};
+use crate::shapes::{Axes2, Axes3, Const, Dim, Quot, Rank1, Shape};
+use crate::tensor::Tensor;
+
+/// Input channels per group: `I / G`, static (and checked at build time).
+pub type PerGroup<const I: usize, const G: usize> = Quot<Const<I>, Const<G>>;
+
+/// A 2-D convolution from `I` to `O` channels with a `K x K` kernel, stride `S`, padding `P`,
+/// dilation `L` and `G` groups, plus a bias; initialised as PyTorch's (uniform in
+/// `±1/√(I/G·K·K)`). Takes `(batch, I, h, w)`; the output's spatial dims are computed at
+/// compile time when the input's are static.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::nn::Conv2d;
+/// let dev = Cpu::seeded(0);
+/// let conv = Conv2d::<1, 8, 3, 1, 1>::build(&dev);
+/// let x: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> = dev.zeros_like(&(4, Const, Const, Const));
+/// let y: Tensor<(usize, Const<8>, Const<28>, Const<28>), f32, Cpu> = conv.forward(x).realize();
+/// ```
+#[derive(Clone, Debug)]
+pub struct Conv2d<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize = 1,
+    const P: usize = 0,
+    const L: usize = 1,
+    const G: usize = 1,
+    E: Float = f32,
+    D: Device = Cpu,
+> {
+    /// `(O, I / G, K, K)`, as PyTorch stores it.
+    pub weight: Tensor<(Const<O>, PerGroup<I, G>, Const<K>, Const<K>), E, D>,
+    /// `(O,)`.
+    pub bias: Tensor<Rank1<O>, E, D>,
+}
+
+/// A 1-D convolution from `I` to `O` channels with a kernel of `K`, stride `S`, padding `P`,
+/// dilation `L` and `G` groups, plus a bias (PyTorch's `nn.Conv1d`). Takes `(batch, I, length)`.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::nn::Conv1d;
+/// let dev = Cpu::seeded(0);
+/// let conv = Conv1d::<4, 6, 3, 1, 1, 1, 2>::build(&dev);
+/// let x: Tensor<(usize, Const<4>, usize), f32, Cpu> = dev.zeros_like(&(2, Const, 50));
+/// assert_eq!(conv.forward(x).dims().as_slice(), &[2, 6, 50]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Conv1d<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize = 1,
+    const P: usize = 0,
+    const L: usize = 1,
+    const G: usize = 1,
+    E: Float = f32,
+    D: Device = Cpu,
+> {
+    /// `(O, I / G, K)`, as PyTorch stores it.
+    pub weight: Tensor<(Const<O>, PerGroup<I, G>, Const<K>), E, D>,
+    /// `(O,)`.
+    pub bias: Tensor<Rank1<O>, E, D>,
+}
+
+macro_rules! conv_common {
+    ($name:ident, $receptive:expr) => {
+        impl<
+            const I: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const L: usize,
+            const G: usize,
+            E: Float,
+            D: Device,
+        > BuildOn<D> for $name<I, O, K, S, P, L, G, E, D>
+        {
+            fn try_build(dev: &D) -> Result<Self> {
+                let fan_in = (I / G.max(1)) * $receptive;
+                let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+                Ok(Self {
+                    weight: init::kaiming_uniform(dev, &Default::default(), 5f64.sqrt()),
+                    bias: init::uniform(dev, &Default::default(), -bound, bound),
+                })
+            }
+        }
+
+        impl<
+            const I: usize,
+            const O: usize,
+            const K: usize,
+            const S: usize,
+            const P: usize,
+            const L: usize,
+            const G: usize,
+            E: Float,
+            D: Device,
+        > Params<D> for $name<I, O, K, S, P, L, G, E, D>
+        {
+            fn visit_params<V: Visitor<D>>(&self, prefix: &str, v: &mut V) {
+                v.visit(&format!("{prefix}weight"), TensorKind::Parameter, &self.weight);
+                v.visit(&format!("{prefix}bias"), TensorKind::Parameter, &self.bias);
+            }
+            fn visit_params_mut<V: VisitorMut<D>>(&mut self, prefix: &str, v: &mut V) {
+                v.visit_mut(&format!("{prefix}weight"), TensorKind::Parameter, &mut self.weight);
+                v.visit_mut(&format!("{prefix}bias"), TensorKind::Parameter, &mut self.bias);
+            }
+        }
+
+        same_in_training!(
+            [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, E: Float, D: Device]
+            $name<I, O, K, S, P, L, G, E, D>
+        );
+    };
+}
+
+/// The input's channel dim must be `I`: a build error for a static dim of another size, an
+/// `Err` for a run-time one.
+macro_rules! check_channels {
+    ($c:ty, $msg:literal) => {
+        const {
+            if let Some(c) = <$c as Dim>::STATIC {
+                assert!(c == I, $msg);
+            }
+        }
+    };
+}
+
+/// The input with its channel dim as `Const<I>` (same sizes, same tensor).
+fn realize_channels<S1: Shape, S2: Shape, const I: usize, E: Float, D: Device, T: Tape<D>>(
+    x: Tensor<S1, E, D, T>,
+    channels: impl Fn(&S1) -> usize,
+) -> Result<Tensor<S2, E, D, T>> {
+    let got = channels(x.shape());
+    if got != I {
+        return Err(crate::error::Error::ShapeMismatch { op: "conv", lhs: vec![I], rhs: vec![got] });
+    }
+    x.try_realize::<S2>()
+}
+
+conv_common!(Conv2d, K * K);
+conv_common!(Conv1d, K);
+
+impl<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const L: usize,
+    const G: usize,
+    B: Dim,
+    C: Dim,
+    H: Dim,
+    W: Dim,
+    E: Float,
+    D: Device,
+    T: Tape<D>,
+> Module<Tensor<(B, C, H, W), E, D, T>> for Conv2d<I, O, K, S, P, L, G, E, D>
+{
+    type Output = Tensor<(B, Const<O>, ConvLen<H, Const<K>, S, P, L>, ConvLen<W, Const<K>, S, P, L>), E, D, T>;
+    fn try_forward(&self, x: Tensor<(B, C, H, W), E, D, T>) -> Result<Self::Output> {
+        check_channels!(
+            C,
+            "Conv2d<I, O, K, ..>: the input's channel dim (dim 1) is not I (see the sizes in the types of this error)"
+        );
+        let x = realize_channels::<_, (B, Const<I>, H, W), I, E, D, T>(x, |s| s.1.size())?;
+        let tape = x.tape().clone();
+        let y = x.try_conv2d(on_tape(&self.weight, &tape), ConvOpts::<S, P, L, G>)?;
+        let shape = *y.shape();
+        Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axes3<0, 2, 3>>(&shape))
+    }
+}
+
+impl<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const L: usize,
+    const G: usize,
+    B: Dim,
+    C: Dim,
+    N: Dim,
+    E: Float,
+    D: Device,
+    T: Tape<D>,
+> Module<Tensor<(B, C, N), E, D, T>> for Conv1d<I, O, K, S, P, L, G, E, D>
+{
+    type Output = Tensor<(B, Const<O>, ConvLen<N, Const<K>, S, P, L>), E, D, T>;
+    fn try_forward(&self, x: Tensor<(B, C, N), E, D, T>) -> Result<Self::Output> {
+        check_channels!(
+            C,
+            "Conv1d<I, O, K, ..>: the input's channel dim (dim 1) is not I (see the sizes in the types of this error)"
+        );
+        let x = realize_channels::<_, (B, Const<I>, N), I, E, D, T>(x, |s| s.1.size())?;
+        let tape = x.tape().clone();
+        let y = x.try_conv1d(on_tape(&self.weight, &tape), ConvOpts::<S, P, L, G>)?;
+        let shape = *y.shape();
+        Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axes2<0, 2>>(&shape))
+    }
+}

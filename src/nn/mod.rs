@@ -1,0 +1,189 @@
+//! Neural-network modules, as PyTorch's `torch.nn`: a module is a struct whose sizes are const
+//! parameters (`Linear<784, 128>`), and a tuple of modules runs them in order (PyTorch's
+//! `Sequential`), so a model whose layers do not fit together does not compile.
+//!
+//! - [`Module::forward`] is inference (evaluation mode: dropout off, batch norm on its running
+//!   statistics); [`ModuleMut::forward_mut`] is training mode. Gradients reach the parameters
+//!   through the input's tape: trace the input with [`alloc_grads`] and every parameter's
+//!   gradient is in the result of `backward()`.
+//! - [`Params`] visits every parameter with its PyTorch `state_dict` name (`"0.weight"`), for
+//!   counting, optimisers and serialisation.
+//! - [`BuildOn`] makes a module on a device with PyTorch's default initialisation:
+//!   `Model::build(&dev)`.
+//!
+//! ```
+//! use tensile::prelude::*;
+//! use tensile::nn::{self, Linear, ReLU};
+//!
+//! type Mlp = (Linear<4, 8>, ReLU, Linear<8, 2>);
+//! let dev = Cpu::seeded(0);
+//! let model = Mlp::build(&dev);
+//! assert_eq!(nn::num_params(&model), 4 * 8 + 8 + 8 * 2 + 2);
+//!
+//! let x: Tensor<(usize, Const<4>), f32, Cpu> = dev.randn_like(&(16, Const));
+//! let y = model.forward(x.trace(nn::alloc_grads(&model)));
+//! let grads = y.square().mean::<Rank0, _>().backward();
+//! assert_eq!(grads.get(&model.0.weight).dims().as_slice(), &[8, 4]);
+//! ```
+
+mod activation;
+mod conv;
+mod dropout;
+pub mod init;
+mod linear;
+mod pool;
+
+pub use activation::{GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh};
+pub use conv::{Conv1d, Conv2d, PerGroup};
+pub use dropout::Dropout;
+pub use linear::Linear;
+pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
+
+use crate::autograd::Gradients;
+use crate::device::Device;
+use crate::dtypes::Float;
+use crate::error::Result;
+use crate::shapes::Shape;
+use crate::tensor::Tensor;
+
+/// A module's forward pass in inference (evaluation) mode.
+#[diagnostic::on_unimplemented(
+    message = "module `{Self}` cannot take `{X}` as its input",
+    label = "this layer's input size (or rank, dtype or device) differs from what the previous layer gives it",
+    note = "in a tuple of modules, each layer's output type must be the next layer's input type"
+)]
+pub trait Module<X> {
+    /// The output type.
+    type Output;
+    /// The forward pass; `Err` when a run-time size does not fit.
+    fn try_forward(&self, x: X) -> Result<Self::Output>;
+    /// The forward pass, panicking where [`Module::try_forward`] returns `Err`.
+    fn forward(&self, x: X) -> Self::Output {
+        self.try_forward(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// A module's forward pass in training mode (dropout active, batch statistics updated).
+#[diagnostic::on_unimplemented(
+    message = "module `{Self}` cannot take `{X}` as its input",
+    label = "this layer's input size (or rank, dtype or device) differs from what the previous layer gives it"
+)]
+pub trait ModuleMut<X> {
+    /// The output type.
+    type Output;
+    /// The training-mode forward pass; `Err` when a run-time size does not fit.
+    fn try_forward_mut(&mut self, x: X) -> Result<Self::Output>;
+    /// The training-mode forward pass, panicking where [`ModuleMut::try_forward_mut`] returns `Err`.
+    fn forward_mut(&mut self, x: X) -> Self::Output {
+        self.try_forward_mut(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// Whether a visited tensor is learned (a parameter) or state (a buffer such as running statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    /// Learned: optimisers update it.
+    Parameter,
+    /// State saved with the model but not learned.
+    Buffer,
+}
+
+/// Sees every tensor of a module, with its `state_dict` name.
+pub trait Visitor<D: Device> {
+    /// One tensor.
+    fn visit<S: Shape, E: Float>(&mut self, name: &str, kind: TensorKind, t: &Tensor<S, E, D>);
+}
+
+/// Sees every tensor of a module mutably (optimisers, loading).
+pub trait VisitorMut<D: Device> {
+    /// One tensor.
+    fn visit_mut<S: Shape, E: Float>(&mut self, name: &str, kind: TensorKind, t: &mut Tensor<S, E, D>);
+}
+
+/// A module's tensors, named as PyTorch names them in a `state_dict`.
+pub trait Params<D: Device> {
+    /// Visits every tensor, names prefixed by `prefix` (`""` at the top, `"0."` inside a tuple).
+    fn visit_params<V: Visitor<D>>(&self, prefix: &str, v: &mut V);
+    /// Visits every tensor mutably.
+    fn visit_params_mut<V: VisitorMut<D>>(&mut self, prefix: &str, v: &mut V);
+}
+
+/// Makes a module on a device, initialised as PyTorch initialises it.
+pub trait BuildOn<D: Device>: Sized {
+    /// The module, or an `Err` from the device.
+    fn try_build(dev: &D) -> Result<Self>;
+    /// The module.
+    fn build(dev: &D) -> Self {
+        Self::try_build(dev).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// The number of learned elements.
+pub fn num_params<D: Device, M: Params<D>>(m: &M) -> usize {
+    struct Count(usize);
+    impl<D: Device> Visitor<D> for Count {
+        fn visit<S: Shape, E: Float>(&mut self, _: &str, kind: TensorKind, t: &Tensor<S, E, D>) {
+            if kind == TensorKind::Parameter {
+                self.0 += t.numel();
+            }
+        }
+    }
+    let mut c = Count(0);
+    m.visit_params("", &mut c);
+    c.0
+}
+
+/// Every tensor's name, kind and dims, in visiting order (PyTorch's `state_dict` keys).
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::nn::{self, Linear, ReLU};
+/// let m = <(Linear<2, 3>, ReLU, Linear<3, 1>)>::build(&Cpu::seeded(0));
+/// let names: Vec<String> = nn::named_tensors(&m).into_iter().map(|(n, _, _)| n).collect();
+/// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+/// ```
+pub fn named_tensors<D: Device, M: Params<D>>(m: &M) -> Vec<(String, TensorKind, Vec<usize>)> {
+    struct Names(Vec<(String, TensorKind, Vec<usize>)>);
+    impl<D: Device> Visitor<D> for Names {
+        fn visit<S: Shape, E: Float>(&mut self, name: &str, kind: TensorKind, t: &Tensor<S, E, D>) {
+            self.0.push((name.to_string(), kind, t.dims().to_vec()));
+        }
+    }
+    let mut n = Names(Vec::new());
+    m.visit_params("", &mut n);
+    n.0
+}
+
+/// A [`Gradients`] that keeps the gradient of every parameter of `m` (and drops the rest as the
+/// backward pass goes): trace the input with it.
+pub fn alloc_grads<D: Device, M: Params<D>>(m: &M) -> Gradients<D> {
+    struct Keep<D: Device>(Gradients<D>);
+    impl<D: Device> Visitor<D> for Keep<D> {
+        fn visit<S: Shape, E: Float>(&mut self, _: &str, kind: TensorKind, t: &Tensor<S, E, D>) {
+            if kind == TensorKind::Parameter {
+                self.0.keep(t);
+            }
+        }
+    }
+    let mut k = Keep(Gradients::only_kept());
+    m.visit_params("", &mut k);
+    k.0
+}
+
+/// Implements [`ModuleMut`] as [`Module`] for modules that behave the same in both modes.
+macro_rules! same_in_training {
+    ([$($g:tt)*] $ty:ty) => {
+        impl<X, $($g)*> crate::nn::ModuleMut<X> for $ty
+        where
+            $ty: crate::nn::Module<X>,
+        {
+            type Output = <$ty as crate::nn::Module<X>>::Output;
+            fn try_forward_mut(&mut self, x: X) -> crate::error::Result<Self::Output> {
+                crate::nn::Module::try_forward(self, x)
+            }
+        }
+    };
+}
+pub(crate) use same_in_training;
+
+mod tuples;

@@ -1,0 +1,109 @@
+//! Modules composed as tuples: shapes flow through at compile time, parameters are named as in
+//! PyTorch's `state_dict`, and gradients reach every parameter through the input's tape.
+
+use tensile::nn::{
+    self, AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, Params, ReLU, Tanh, TensorKind, VisitorMut,
+};
+use tensile::prelude::*;
+
+/// LeNet-style: every dim after the input is computed by the types.
+type LeNet = (
+    Conv2d<1, 6, 5, 1, 2>,
+    ReLU,
+    MaxPool2d<2>,
+    Conv2d<6, 16, 5>,
+    ReLU,
+    MaxPool2d<2>,
+    Flatten,
+    Linear<400, 120>,
+    ReLU,
+    Linear<120, 84>,
+    ReLU,
+    Linear<84, 10>,
+);
+
+#[test]
+fn a_conv_net_composes_and_names_its_parameters() {
+    let dev = Cpu::seeded(0);
+    let model = LeNet::build(&dev);
+    let x: Tensor<(usize, Const<1>, Const<28>, Const<28>), f32, Cpu> = dev.randn_like(&(3, Const, Const, Const));
+    let y: Tensor<(usize, Const<10>), f32, Cpu> = model.forward(x);
+    assert_eq!(y.dims().as_slice(), &[3, 10]);
+    let names: Vec<String> = nn::named_tensors(&model).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "0.weight",
+            "0.bias",
+            "3.weight",
+            "3.bias",
+            "7.weight",
+            "7.bias",
+            "9.weight",
+            "9.bias",
+            "11.weight",
+            "11.bias"
+        ]
+    );
+    assert_eq!(nn::num_params(&model), 61_706); // PyTorch's count for this LeNet-5
+}
+
+#[test]
+fn every_parameter_gets_a_gradient() {
+    let dev = Cpu::seeded(0);
+    let model = <(Conv2d<2, 4, 3, 1, 1, 1, 2>, Tanh, AdaptiveAvgPool2d<1, 1>, Flatten, Linear<4, 3>)>::build(&dev);
+    let x: Tensor<Rank4<2, 2, 5, 5>, f64, Cpu> = dev.randn();
+    let model = model_to_f64(model, &dev);
+    let g = model.forward(x.trace(nn::alloc_grads(&model))).square().sum::<Rank0, _>().backward();
+    for (name, kind, dims) in nn::named_tensors(&model) {
+        assert_eq!(kind, TensorKind::Parameter);
+        let _ = (name, dims);
+    }
+    assert!(g.get(&model.0.weight).to_vec().iter().any(|v| *v != 0.0));
+    assert!(g.get(&model.0.bias).to_vec().iter().any(|v| *v != 0.0));
+    assert!(g.get(&model.4.weight).to_vec().iter().any(|v| *v != 0.0));
+    assert!(g.get(&model.4.bias).to_vec().iter().any(|v| *v != 0.0));
+}
+
+/// The same model built in f64 (each module is generic over its dtype).
+fn model_to_f64(
+    _: (Conv2d<2, 4, 3, 1, 1, 1, 2>, Tanh, AdaptiveAvgPool2d<1, 1>, Flatten, Linear<4, 3>),
+    dev: &Cpu,
+) -> (Conv2d<2, 4, 3, 1, 1, 1, 2, f64>, Tanh, AdaptiveAvgPool2d<1, 1>, Flatten, Linear<4, 3, f64>) {
+    BuildOn::build(dev)
+}
+
+/// Plain SGD through the mutable visitor: `p -= lr * grad`.
+struct Sgd<'a> {
+    grads: &'a Gradients<Cpu>,
+    lr: f64,
+}
+
+impl VisitorMut<Cpu> for Sgd<'_> {
+    fn visit_mut<S: Shape, E: Float>(&mut self, _: &str, kind: TensorKind, t: &mut Tensor<S, E, Cpu>) {
+        if kind == TensorKind::Parameter {
+            let g = self.grads.get(t);
+            *t = t.clone() - g.mul_scalar(self.lr);
+        }
+    }
+}
+
+#[test]
+fn an_mlp_learns_xor() {
+    let dev = Cpu::seeded(3);
+    let mut model = <(Linear<2, 16>, Tanh, Dropout, Linear<16, 1>)>::build(&dev);
+    model.2.p = 0.0;
+    let x: Tensor<Rank2<4, 2>, f32, Cpu> = dev.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]);
+    let y: Tensor<Rank2<4, 1>, f32, Cpu> = dev.tensor([[0.0], [1.0], [1.0], [0.0]]);
+    let mut first = None;
+    let mut last = 0.0;
+    for _ in 0..500 {
+        let out = model.forward_mut(x.trace(nn::alloc_grads(&model)));
+        let loss = (out - y.clone()).square().mean::<Rank0, _>();
+        last = loss.to_array();
+        first.get_or_insert(last);
+        let grads = loss.backward();
+        model.visit_params_mut("", &mut Sgd { grads: &grads, lr: 0.2 });
+    }
+    assert!(last < 0.01, "loss went from {first:?} to {last}");
+}
