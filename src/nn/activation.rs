@@ -121,3 +121,25 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Module<Tensor<S, E, D, T>> for L
 }
 same_in_training!([] LeakyReLU);
 stateless!(LeakyReLU);
+
+activation!(
+    /// Softmax over the last axis (`nn.Softmax(dim=-1)`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::nn::Softmax;
+    /// assert_eq!(Softmax.forward(Cpu::seeded(0).tensor([[0.0f32, 0.0]])).to_vec(), vec![0.5, 0.5]);
+    /// ```
+    Softmax, |x| x.softmax_last()
+);
+activation!(
+    /// Log-softmax over the last axis (`nn.LogSoftmax(dim=-1)`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::nn::LogSoftmax;
+    /// let y = LogSoftmax.forward(Cpu::seeded(0).tensor([[0.0f64, 0.0]])).to_vec();
+    /// assert!((y[0] + 2f64.ln()).abs() < 1e-12);
+    /// ```
+    LogSoftmax, |x| x.log_softmax_last()
+);

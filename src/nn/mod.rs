@@ -29,15 +29,21 @@
 mod activation;
 mod conv;
 mod dropout;
+mod embedding;
 pub mod init;
 mod linear;
+mod norm;
 mod pool;
+mod residual;
 
-pub use activation::{GELU, LeakyReLU, ReLU, SiLU, Sigmoid, Tanh};
+pub use activation::{GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
 pub use conv::{Conv1d, Conv2d, PerGroup};
 pub use dropout::Dropout;
+pub use embedding::Embedding;
 pub use linear::Linear;
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
+pub use residual::Residual;
 
 use crate::autograd::Gradients;
 use crate::device::Device;

@@ -35,6 +35,30 @@ where
         out.put_tape(tape)
     }
 
+    /// Softmax over the last axis, whatever the rank (PyTorch's `softmax(dim=-1)`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<Rank3<2, 3, 4>, f32, Cpu> = Cpu::seeded(0).zeros();
+    /// assert!(t.softmax_last().to_vec().iter().all(|&p| p == 0.25));
+    /// ```
+    pub fn softmax_last(self) -> Self {
+        const { assert!(S::RANK > 0, "softmax_last: a scalar has no last axis") };
+        self.softmax_last_axis(false)
+    }
+
+    /// Log-softmax over the last axis, whatever the rank (PyTorch's `log_softmax(dim=-1)`).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<Rank2<1, 2>, f64, Cpu> = Cpu::seeded(0).zeros();
+    /// assert_eq!(t.log_softmax_last().to_vec(), vec![-(2f64.ln()); 2]);
+    /// ```
+    pub fn log_softmax_last(self) -> Self {
+        const { assert!(S::RANK > 0, "log_softmax_last: a scalar has no last axis") };
+        self.softmax_last_axis(true)
+    }
+
     fn is_last_axis<Ax: Axes>() -> bool {
         Ax::LIST.len() == 1 && S::RANK > 0 && Ax::LIST[0] == S::RANK - 1
     }

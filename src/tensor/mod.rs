@@ -225,9 +225,10 @@ impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
     }
 }
 
-impl<S: Shape, E: Float, D: Device> Tensor<S, E, D, NoTape> {
+impl<S: Shape, E: Dtype, D: Device> Tensor<S, E, D, NoTape> {
     /// Starts recording into `grads`: ops on the result are differentiated, and their gradients
-    /// accumulate into `grads`.
+    /// accumulate into `grads`. Integer tensors can carry a tape too (an embedding's indices), so
+    /// that the parameters they touch are differentiated.
     ///
     /// ```
     /// use tensile::prelude::*;
@@ -257,6 +258,9 @@ impl<S: Shape, E: Float, D: Device> Tensor<S, E, D, NoTape> {
     pub fn trace_on(&self, tape: &OwnedTape<D>) -> Tensor<S, E, D, OwnedTape<D>> {
         self.clone().put_tape(tape.clone())
     }
+}
+
+impl<S: Shape, E: Float, D: Device> Tensor<S, E, D, NoTape> {
     /// Starts recording into fresh gradients that keep every intermediate gradient.
     ///
     /// ```

@@ -1,0 +1,159 @@
+//! Modules against PyTorch: with the same weights (state_dict names), the output, the input's
+//! gradient, every parameter's gradient and the buffers after a step (batch norm's running
+//! statistics) match `tests/pytorch/nn_fixtures.json`, written by `make_nn_fixtures.py`.
+
+use serde_json::Value;
+use tensile::nn::{
+    BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Embedding, Flatten, GroupNorm, LayerNorm, Linear, MaxPool2d, Params,
+    RMSNorm, ReLU, Tanh, TensorKind, Visitor, VisitorMut,
+};
+use tensile::prelude::*;
+
+type Taped<S> = Tensor<S, f64, Cpu, OwnedTape<Cpu>>;
+type Flat = Taped<(usize,)>;
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+}
+
+fn dims(v: &Value) -> Vec<usize> {
+    v.as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect()
+}
+
+/// Sets every tensor from the fixture's state, by name, checking the shapes.
+struct Load<'a>(&'a Value);
+impl VisitorMut<Cpu> for Load<'_> {
+    fn visit_mut<S: Shape, E: Float>(&mut self, name: &str, _: TensorKind, t: &mut Tensor<S, E, Cpu>) {
+        let entry = &self.0[name];
+        assert!(!entry.is_null(), "the fixture has no `{name}`");
+        assert_eq!(dims(&entry["shape"]), t.dims().to_vec(), "shape of `{name}`");
+        let data = numbers(&entry["data"]).into_iter().map(E::cast_f64).collect();
+        *t = Cpu::seeded(0).from_vec(data, *t.shape());
+    }
+}
+
+/// Every tensor's values, by name.
+struct Read(Vec<(String, Vec<f64>)>);
+impl Visitor<Cpu> for Read {
+    fn visit<S: Shape, E: Float>(&mut self, name: &str, _: TensorKind, t: &Tensor<S, E, Cpu>) {
+        self.0.push((name.to_string(), t.to_vec().iter().map(|v| v.as_f64()).collect()));
+    }
+}
+
+/// Every parameter's gradient, by name.
+struct Grads<'a>(&'a Gradients<Cpu>, Vec<(String, Vec<f64>)>);
+impl Visitor<Cpu> for Grads<'_> {
+    fn visit<S: Shape, E: Float>(&mut self, name: &str, kind: TensorKind, t: &Tensor<S, E, Cpu>) {
+        if kind == TensorKind::Parameter {
+            self.1.push((name.to_string(), self.0.get(t).to_vec().iter().map(|v| v.as_f64()).collect()));
+        }
+    }
+}
+
+fn close(what: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{what}: {} values, PyTorch has {}", got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{what}[{i}]: tensile {g}, PyTorch {w}");
+    }
+}
+
+fn input<S: Shape>(case: &Value, tape: &OwnedTape<Cpu>) -> (Tensor<S, f64, Cpu>, Taped<S>) {
+    let shape = S::from_dims(&dims(&case["input"]["shape"])).expect("input shape");
+    let x = Cpu::seeded(0).from_vec(numbers(&case["input"]["data"]), shape);
+    let t = x.trace_on(tape);
+    (x, t)
+}
+
+/// Reads the input's gradient from the gradients of a backward pass.
+type InputGrad = Box<dyn Fn(&Gradients<Cpu>) -> Vec<f64>>;
+
+/// Loads the case's weights, runs `forward` (which builds the input and flattens the output),
+/// weights the output, and compares everything with PyTorch.
+fn check<M: Params<Cpu>>(
+    case: &Value,
+    mut model: M,
+    forward: impl FnOnce(&mut M, bool, &OwnedTape<Cpu>) -> (Flat, Option<InputGrad>),
+) {
+    let name = case["name"].as_str().expect("name");
+    model.visit_params_mut("", &mut Load(&case["state"]));
+    let tape = OwnedTape::new(Gradients::leaky());
+    let (y, input_grad) = forward(&mut model, case["train"].as_bool().expect("train"), &tape);
+    close(&format!("{name} output"), &y.to_vec(), &numbers(&case["output"]));
+    let w = Cpu::seeded(0).from_vec(numbers(&case["weights"]), (y.numel(),));
+    let g = (y * w).sum::<Rank0, _>().backward();
+    if let Some(read) = input_grad {
+        close(&format!("{name} input grad"), &read(&g), &numbers(&case["input_grad"]));
+    }
+    let mut grads = Grads(&g, Vec::new());
+    model.visit_params("", &mut grads);
+    for (param, got) in grads.1 {
+        close(&format!("{name} grad of {param}"), &got, &numbers(&case["grads"][&param]));
+    }
+    let mut after = Read(Vec::new());
+    model.visit_params("", &mut after);
+    for (t, got) in after.0 {
+        close(&format!("{name} {t} after the step"), &got, &numbers(&case["state_after"][&t]));
+    }
+}
+
+/// Runs a float-input case and also checks the input's gradient.
+fn check_float<S: Shape, M, Y: Shape>(case: &Value, model: M)
+where
+    M: Params<Cpu> + Module<Taped<S>, Output = Taped<Y>> + ModuleMut<Taped<S>, Output = Taped<Y>>,
+{
+    check(case, model, |m, train, tape| {
+        let (x, xt) = input::<S>(case, tape);
+        let y = if train { m.forward_mut(xt) } else { m.forward(xt) };
+        let n = y.numel();
+        let read: InputGrad = Box::new(move |g| g.get(&x).to_vec());
+        (y.try_reshape_like(&(n,)).unwrap(), Some(read))
+    });
+}
+
+fn cases() -> Vec<Value> {
+    let fixtures: Value = serde_json::from_str(include_str!("pytorch/nn_fixtures.json")).expect("nn_fixtures.json");
+    fixtures["cases"].as_array().expect("cases").clone()
+}
+
+type B2 = (usize, usize);
+type B3 = (usize, usize, usize);
+type B4 = (usize, usize, usize, usize);
+
+#[test]
+fn modules_match_pytorch() {
+    let dev = Cpu::seeded(0);
+    let mut seen = 0;
+    for case in cases() {
+        match case["name"].as_str().expect("name") {
+            "linear" => check_float::<(usize, Const<5>), _, _>(&case, Linear::<5, 3, f64>::build(&dev)),
+            "mlp" => check_float::<(usize, Const<4>), _, _>(
+                &case,
+                <(Linear<4, 6, f64>, Tanh, Linear<6, 2, f64>)>::build(&dev),
+            ),
+            "conv2d" => check_float::<B4, _, _>(&case, Conv2d::<4, 6, 3, 2, 1, 1, 2, f64>::build(&dev)),
+            "conv1d" => check_float::<B3, _, _>(&case, Conv1d::<3, 4, 3, 1, 1, 1, 1, f64>::build(&dev)),
+            "layer_norm" => check_float::<B3, _, _>(&case, LayerNorm::<6, f64>::build(&dev)),
+            "rms_norm" => check_float::<B2, _, _>(&case, RMSNorm::<6, f64>::build(&dev)),
+            "group_norm" => check_float::<B4, _, _>(&case, GroupNorm::<2, 4, f64>::build(&dev)),
+            "batch_norm2d_train" | "batch_norm2d_eval" => {
+                check_float::<B4, _, _>(&case, BatchNorm2d::<3, f64>::build(&dev))
+            }
+            "batch_norm1d_train" => check_float::<B2, _, _>(&case, BatchNorm1d::<5, f64>::build(&dev)),
+            "cnn" => check_float::<(usize, Const<1>, Const<8>, Const<8>), _, _>(
+                &case,
+                <(Conv2d<1, 4, 3, 1, 0, 1, 1, f64>, ReLU, MaxPool2d<2>, Flatten, Linear<36, 3, f64>)>::build(&dev),
+            ),
+            "embedding" => check(&case, Embedding::<7, 4, f64>::build(&dev), |m, _, tape| {
+                let shape = <B2 as Shape>::from_dims(&dims(&case["input"]["shape"])).unwrap();
+                let idx: Vec<i64> = numbers(&case["input"]["data"]).into_iter().map(|v| v as i64).collect();
+                let tokens = Cpu::seeded(0).from_vec(idx, shape).put_tape(tape.clone());
+                let y = m.forward(tokens);
+                let n = y.numel();
+                (y.try_reshape_like(&(n,)).unwrap(), None)
+            }),
+            other => panic!("no tensile module for fixture case `{other}`"),
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 12);
+}
