@@ -8,6 +8,7 @@ use half::{bf16, f16};
 use serde_json::Value;
 use std::cell::RefCell;
 use tensile::autograd::UniqueId;
+use tensile::nn::loss;
 use tensile::prelude::*;
 
 type Taped<S, E> = Tensor<S, E, Cpu, OwnedTape<Cpu>>;
@@ -209,6 +210,15 @@ fn forward<E: Float>(name: &str, c: &Case<E>) -> Taped<(usize,), E> {
         "upsample_nearest" => flat(c.input::<B4>(0).upsample_nearest2d::<5, 7>()),
         "upsample_bilinear_align" => flat(c.input::<B4>(0).upsample_bilinear2d::<5, 7>(true)),
         "upsample_bilinear" => flat(c.input::<B4>(0).upsample_bilinear2d::<5, 7>(false)),
+        "mse_loss" => flat(loss::mse_loss(x2(), y2(), loss::Reduction::Mean)),
+        "l1_loss_sum" => flat(loss::l1_loss(x2(), y2(), loss::Reduction::Sum)),
+        "smooth_l1_loss" => flat(loss::smooth_l1_loss(x2(), y2(), 0.7, loss::Reduction::Mean)),
+        "huber_loss" => flat(loss::huber_loss(x2(), y2(), 1.3, loss::Reduction::Mean)),
+        "binary_cross_entropy" => {
+            flat(loss::binary_cross_entropy(x2().sigmoid(), y2().sigmoid(), loss::Reduction::Mean))
+        }
+        "bce_with_logits" => flat(loss::binary_cross_entropy_with_logits(x2(), y2().sigmoid(), loss::Reduction::Mean)),
+        "kl_div" => flat(loss::kl_div(x2().log_softmax::<Axis<1>>(), y2().softmax::<Axis<1>>(), loss::Reduction::Mean)),
         other => panic!("no tensile op for fixture case `{other}`: add it to pytorch_parity.rs"),
     }
 }
@@ -286,12 +296,12 @@ fn check_all(dtype: &str, tol: f64, run: fn(&Value) -> Outcome) -> usize {
 
 #[test]
 fn float64_matches_pytorch() {
-    assert!(check_all("float64", 1e-6, run::<f64>) >= 107);
+    assert!(check_all("float64", 1e-6, run::<f64>) >= 114);
 }
 
 #[test]
 fn float32_matches_pytorch() {
-    assert!(check_all("float32", 1e-4, run::<f32>) >= 107);
+    assert!(check_all("float32", 1e-4, run::<f32>) >= 114);
 }
 
 #[test]

@@ -32,6 +32,7 @@ mod dropout;
 mod embedding;
 pub mod init;
 mod linear;
+pub mod loss;
 mod norm;
 mod pool;
 mod residual;

@@ -97,3 +97,22 @@ proptest! {
         gradcheck(|x: Taped<M>| weighted(x.erf(), &w), &x, cfg()).unwrap();
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    #[test]
+    fn regression_and_binary_losses((a, b) in (1usize..4, 1usize..5).prop_flat_map(|s| (sized(s), sized(s)))) {
+        use tensile::nn::loss::*;
+        gradcheck2(|a: Taped<M>, b: Taped<M>| {
+            let r = Reduction::Mean;
+            mse_loss(a.clone(), b.clone(), r)
+                + l1_loss(a.clone(), b.clone(), Reduction::Sum)
+                + smooth_l1_loss(a.clone(), b.clone(), 0.7, r)
+                + huber_loss(a.clone(), b.clone(), 1.3, r)
+                + binary_cross_entropy(a.clone().sigmoid(), b.clone().sigmoid(), r)
+                + binary_cross_entropy_with_logits(a.clone(), b.clone().sigmoid(), r)
+                + kl_div(a.log_softmax::<Axis<1>>(), b.softmax::<Axis<1>>(), r)
+        }, &a, &b, cfg()).unwrap();
+    }
+}

@@ -175,6 +175,15 @@ case("cross_entropy", lambda x, t: F.cross_entropy(x, t), [rand(4, 5)], WIDE, [i
 case("nll_loss", lambda x, t: F.nll_loss(x.log_softmax(1).square(), t), [rand(4, 5)], WIDE, [idx(1, 3, 0, 4)])
 case("cross_entropy_probs", lambda x, t: F.cross_entropy(x, t.softmax(1)), [rand(4, 5), rand(4, 5)], WIDE)
 
+# regression and binary losses (nn::loss)
+case("mse_loss", lambda a, b: F.mse_loss(a, b), [rand(3, 4), rand(3, 4)], WIDE)
+case("l1_loss_sum", lambda a, b: F.l1_loss(a, b, reduction="sum"), [rand(3, 4), rand(3, 4)], WIDE)
+case("smooth_l1_loss", lambda a, b: F.smooth_l1_loss(a, b, beta=0.7), [rand(3, 4), rand(3, 4)], WIDE)
+case("huber_loss", lambda a, b: F.huber_loss(a, b, delta=1.3), [rand(3, 4), rand(3, 4)], WIDE)
+case("binary_cross_entropy", lambda a, b: F.binary_cross_entropy(a.sigmoid(), b.sigmoid()), [rand(3, 4), rand(3, 4)], WIDE)
+case("bce_with_logits", lambda a, b: F.binary_cross_entropy_with_logits(a, b.sigmoid()), [rand(3, 4), rand(3, 4)], WIDE)
+case("kl_div", lambda a, b: F.kl_div(a.log_softmax(1), b.softmax(1)), [rand(3, 4), rand(3, 4)], WIDE)
+
 # attention: (batch, heads, L, d); the mask keeps a fixed pattern
 KEEP = torch.tensor([[True, False, True, True], [True, True, False, False], [False, True, True, True]])
 case("attention_masked", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=KEEP),
