@@ -44,7 +44,7 @@ pub use embedding::Embedding;
 pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
-pub use residual::Residual;
+pub use residual::{Repeat, Residual};
 
 use crate::autograd::Gradients;
 use crate::device::Device;
