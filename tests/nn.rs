@@ -107,3 +107,37 @@ fn an_mlp_learns_xor() {
     }
     assert!(last < 0.01, "loss went from {first:?} to {last}");
 }
+
+/// A user-written block (ResNet's basic block without downsampling), fields named as PyTorch's.
+struct BasicBlock {
+    conv1: Conv2d<4, 4, 3, 1, 1>,
+    bn1: nn::BatchNorm2d<4>,
+    conv2: Conv2d<4, 4, 3, 1, 1>,
+    bn2: nn::BatchNorm2d<4>,
+}
+tensile::module_fields!(BasicBlock { conv1, bn1, conv2, bn2 });
+
+type Image = (usize, Const<4>, Const<6>, Const<6>);
+
+impl<T: Tape<Cpu>> ModuleMut<Tensor<Image, f32, Cpu, T>> for BasicBlock {
+    type Output = Tensor<Image, f32, Cpu, T>;
+    fn try_forward_mut(&mut self, x: Tensor<Image, f32, Cpu, T>) -> Result<Self::Output> {
+        let h = self.bn1.try_forward_mut(self.conv1.try_forward(x.clone())?.realize::<Image>())?.relu();
+        let h = self.bn2.try_forward_mut(self.conv2.try_forward(h)?.realize::<Image>())?;
+        Ok((h + x).relu())
+    }
+}
+
+#[test]
+fn a_user_written_block_names_its_fields_and_trains() {
+    let dev = Cpu::seeded(0);
+    let mut block = BasicBlock::build(&dev);
+    let names: Vec<String> = nn::named_tensors(&block).into_iter().map(|(n, _, _)| n).collect();
+    assert_eq!(&names[..4], ["conv1.weight", "conv1.bias", "bn1.weight", "bn1.bias"]);
+    assert_eq!(names[4], "bn1.running_mean");
+    let x: Tensor<Image, f32, Cpu> = dev.randn_like(&(3, Const, Const, Const));
+    let y = block.forward_mut(x.trace(nn::alloc_grads(&block)));
+    let g = y.square().mean::<Rank0, _>().backward();
+    assert!(g.get(&block.conv1.weight).to_vec().iter().any(|v| *v != 0.0));
+    assert!(g.get(&block.bn2.bias).to_vec().iter().any(|v| *v != 0.0));
+}

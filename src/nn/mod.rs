@@ -194,3 +194,66 @@ macro_rules! same_in_training {
 pub(crate) use same_in_training;
 
 mod tuples;
+
+/// Implements [`Params`] and [`BuildOn`] for a module struct from its fields, each itself a
+/// module: tensors are named `"<field>.<inner name>"` as PyTorch names submodules, and `build`
+/// builds each field. The forward pass is yours to write (`impl Module<X> for ..`).
+///
+/// Write the generics after `impl` in brackets (none for a concrete struct), then the type and
+/// the fields; the device type must be named `D` in generic form.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::nn::{self, Linear, ReLU};
+///
+/// struct Mlp<E: Float, D: Device> {
+///     hidden: Linear<4, 8, E, D>,
+///     out: Linear<8, 2, E, D>,
+/// }
+/// tensile::module_fields!(impl[E: Float, D: Device] Mlp<E, D> { hidden, out });
+///
+/// impl<E: Float, D: Device, T: Tape<D>> Module<Tensor<(usize, Const<4>), E, D, T>> for Mlp<E, D> {
+///     type Output = Tensor<(usize, Const<2>), E, D, T>;
+///     fn try_forward(&self, x: Tensor<(usize, Const<4>), E, D, T>) -> Result<Self::Output> {
+///         let h = self.hidden.try_forward(x)?.relu();
+///         self.out.try_forward(h)
+///     }
+/// }
+///
+/// let m = Mlp::<f32, Cpu>::build(&Cpu::seeded(0));
+/// let names: Vec<String> = nn::named_tensors(&m).into_iter().map(|(n, _, _)| n).collect();
+/// assert_eq!(names, ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]);
+/// ```
+#[macro_export]
+macro_rules! module_fields {
+    (impl[$($g:tt)*] $ty:ty { $($field:ident),+ $(,)? }) => {
+        impl<$($g)*> $crate::nn::Params<D> for $ty {
+            fn visit_params<V: $crate::nn::Visitor<D>>(&self, prefix: &str, v: &mut V) {
+                $($crate::nn::Params::<D>::visit_params(&self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
+            }
+            fn visit_params_mut<V: $crate::nn::VisitorMut<D>>(&mut self, prefix: &str, v: &mut V) {
+                $($crate::nn::Params::<D>::visit_params_mut(&mut self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
+            }
+        }
+        impl<$($g)*> $crate::nn::BuildOn<D> for $ty {
+            fn try_build(dev: &D) -> $crate::Result<Self> {
+                Ok(Self { $($field: $crate::nn::BuildOn::try_build(dev)?),+ })
+            }
+        }
+    };
+    ($ty:ty { $($field:ident),+ $(,)? }) => {
+        impl $crate::nn::Params<$crate::device::Cpu> for $ty {
+            fn visit_params<V: $crate::nn::Visitor<$crate::device::Cpu>>(&self, prefix: &str, v: &mut V) {
+                $($crate::nn::Params::<$crate::device::Cpu>::visit_params(&self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
+            }
+            fn visit_params_mut<V: $crate::nn::VisitorMut<$crate::device::Cpu>>(&mut self, prefix: &str, v: &mut V) {
+                $($crate::nn::Params::<$crate::device::Cpu>::visit_params_mut(&mut self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
+            }
+        }
+        impl $crate::nn::BuildOn<$crate::device::Cpu> for $ty {
+            fn try_build(dev: &$crate::device::Cpu) -> $crate::Result<Self> {
+                Ok(Self { $($field: $crate::nn::BuildOn::try_build(dev)?),+ })
+            }
+        }
+    };
+}
