@@ -95,17 +95,9 @@ fn tensile_times(reps: usize) -> Vec<(String, Duration)> {
     out
 }
 
+/// The PyTorch side, after `common::TORCH_PRELUDE` (which defines `reps` and `median`).
 const TORCH: &str = r#"
-import sys, time, torch
 import torch.nn.functional as F
-torch.set_num_threads(2)
-reps = int(sys.argv[1])
-def median(f, reps):
-    f(); f()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-    ts.sort(); return ts[reps // 2]
 x = torch.randn(32, 64, 56, 56)
 w = torch.randn(64, 64, 3, 3)
 print("conv2d fwd 32x64x56x56 3x3 p1", median(lambda: F.conv2d(x, w, padding=1), min(reps, 7)))
@@ -141,5 +133,5 @@ print("attention causal fwd+bwd", median(attn_fwd_bwd, reps))
 "#;
 
 fn main() {
-    common::compare(tensile_times, TORCH);
+    common::compare(tensile_times, &format!("{}{TORCH}", common::TORCH_PRELUDE));
 }

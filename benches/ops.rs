@@ -38,16 +38,8 @@ fn tensile_times(reps: usize) -> Vec<(String, Duration)> {
     out
 }
 
+/// The PyTorch side, after `common::TORCH_PRELUDE` (which defines `reps` and `median`).
 const TORCH: &str = r#"
-import sys, time, torch
-torch.set_num_threads(2)
-reps = int(sys.argv[1])
-def median(f, reps):
-    f(); f()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-    ts.sort(); return ts[reps // 2]
 for n in (256, 1024, 2048):
     a, b = torch.randn(n, n), torch.randn(n, n)
     print(f"matmul {n}", median(lambda: a @ b, min(reps, 5) if n >= 2048 else reps))
@@ -61,5 +53,5 @@ print("softmax 4096x1024", median(lambda: torch.softmax(s, 1), reps))
 "#;
 
 fn main() {
-    common::compare(tensile_times, TORCH);
+    common::compare(tensile_times, &format!("{}{TORCH}", common::TORCH_PRELUDE));
 }

@@ -20,6 +20,20 @@ pub fn median(mut f: impl FnMut(), reps: usize) -> Duration {
     times[reps / 2]
 }
 
+/// The start of every PyTorch script: 2 threads, the repetition count from the command line, and
+/// the same median as [`median`].
+pub const TORCH_PRELUDE: &str = r#"
+import sys, time, torch
+torch.set_num_threads(2)
+reps = int(sys.argv[1])
+def median(f, reps):
+    f(); f()
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    ts.sort(); return ts[reps // 2]
+"#;
+
 /// PyTorch's time per workload, from `script` run with `reps` as its argument (each output line
 /// is `name seconds`); `None` when PyTorch is not importable.
 pub fn torch_times(script: &str, reps: usize) -> Option<Vec<(String, f64)>> {

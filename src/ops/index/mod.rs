@@ -359,7 +359,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         if step == 1 {
             return self.try_narrow(axis, start, len);
         }
-        self.narrow_strided::<I>(start, len, step)
+        Ok(self.narrow_strided::<I, usize>(start, len, step))
     }
 
     /// Pieces of `size` along axis `I` (the last one shorter when `size` does not divide the

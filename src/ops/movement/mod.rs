@@ -313,39 +313,30 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
                 reason: format!("a range of {} from {start} exceeds axis {I} of size {size}", len.size()),
             });
         }
-        let shape = self.shape.replace(len);
-        let narrow = |l: Layout| {
-            let mut out = l;
-            out.dims[I] = len.size();
-            out.offset += start * l.strides[I];
-            out
-        };
-        let layout = narrow(self.layout());
-        let region = narrow(Layout::contiguous(self.dims()));
-        Ok(view(self, shape, layout, ViewGrad::Region(region)))
+        Ok(self.narrow_strided::<I, New>(start, len, 1))
     }
 
     /// `len` elements from `start`, `step` apart, along axis `I` (checked by the caller): a view.
-    pub(crate) fn narrow_strided<const I: usize>(
+    pub(crate) fn narrow_strided<const I: usize, New: Dim>(
         self,
         start: usize,
-        len: usize,
+        len: New,
         step: usize,
-    ) -> Result<Tensor<S::Output, E, D, T>>
+    ) -> Tensor<S::Output, E, D, T>
     where
-        S: ReplaceDim<Axis<I>, usize>,
+        S: ReplaceDim<Axis<I>, New>,
     {
         let shape = self.shape.replace(len);
         let narrow = |l: Layout| {
             let mut out = l;
-            out.dims[I] = len;
+            out.dims[I] = len.size();
             out.offset += start * l.strides[I];
             out.strides[I] *= step;
             out
         };
         let layout = narrow(self.layout());
         let region = narrow(Layout::contiguous(self.dims()));
-        Ok(view(self, shape, layout, ViewGrad::Region(region)))
+        view(self, shape, layout, ViewGrad::Region(region))
     }
 
     /// [`Tensor::try_narrow`], panicking when the range exceeds the axis.
