@@ -25,18 +25,22 @@ macro_rules! activation {
     };
 }
 
-/// A module without tensors: built from nothing, visits nothing.
+/// A module without tensors: built from nothing (its `Default`), visits nothing. Generic
+/// parameters go in brackets first: `stateless!([const K: usize] MaxPool2d<K>)`.
 macro_rules! stateless {
-    ($name:ty) => {
-        impl<D: Device> BuildOn<D> for $name {
+    ([$($g:tt)*] $ty:ty) => {
+        impl<D: Device, $($g)*> BuildOn<D> for $ty {
             fn try_build(_: &D) -> Result<Self> {
                 Ok(Default::default())
             }
         }
-        impl<D: Device> Params<D> for $name {
+        impl<D: Device, $($g)*> Params<D> for $ty {
             fn visit_params<V: Visitor<D>>(&self, _: &str, _: &mut V) {}
             fn visit_params_mut<V: VisitorMut<D>>(&mut self, _: &str, _: &mut V) {}
         }
+    };
+    ($name:ty) => {
+        stateless!([] $name);
     };
 }
 pub(crate) use stateless;

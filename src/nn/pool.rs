@@ -97,20 +97,7 @@ same_in_training!([const K: usize, const S: usize, const P: usize] AvgPool2d<K, 
 same_in_training!([const OH: usize, const OW: usize] AdaptiveAvgPool2d<OH, OW>);
 same_in_training!([] Flatten);
 
-macro_rules! stateless_generic {
-    ([$($g:tt)*] $ty:ty) => {
-        impl<D: Device, $($g)*> BuildOn<D> for $ty {
-            fn try_build(_: &D) -> Result<Self> {
-                Ok(Default::default())
-            }
-        }
-        impl<D: Device, $($g)*> Params<D> for $ty {
-            fn visit_params<V: Visitor<D>>(&self, _: &str, _: &mut V) {}
-            fn visit_params_mut<V: VisitorMut<D>>(&mut self, _: &str, _: &mut V) {}
-        }
-    };
-}
-stateless_generic!([const K: usize, const S: usize, const P: usize] MaxPool2d<K, S, P>);
-stateless_generic!([const K: usize, const S: usize, const P: usize] AvgPool2d<K, S, P>);
-stateless_generic!([const OH: usize, const OW: usize] AdaptiveAvgPool2d<OH, OW>);
+stateless!([const K: usize, const S: usize, const P: usize] MaxPool2d<K, S, P>);
+stateless!([const K: usize, const S: usize, const P: usize] AvgPool2d<K, S, P>);
+stateless!([const OH: usize, const OW: usize] AdaptiveAvgPool2d<OH, OW>);
 stateless!(Flatten);
