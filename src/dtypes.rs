@@ -17,6 +17,35 @@ pub trait Dtype: 'static + Copy + Debug + Display + Default + PartialEq + Partia
     fn as_f64(self) -> f64;
     /// The value nearest to `v` (for integers: truncated and saturated; for bool: `v != 0`).
     fn cast_f64(v: f64) -> Self;
+    /// Bytes per element in files (safetensors, export).
+    const BYTES: usize;
+    /// Appends the value's little-endian bytes (bool: one byte, 0 or 1).
+    fn put_le(self, out: &mut Vec<u8>);
+    /// The value from its [`Dtype::BYTES`] little-endian bytes (bool: any non-zero byte is true).
+    fn from_le(bytes: &[u8]) -> Self;
+}
+
+/// Reads a little-endian byte slice as `N` bytes (the caller has sliced exactly `N`).
+#[inline]
+fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut a = [0; N];
+    a.copy_from_slice(&bytes[..N]);
+    a
+}
+
+/// The byte methods of [`Dtype`] for types with `to_le_bytes`/`from_le_bytes`.
+macro_rules! le_bytes {
+    ($t:ty) => {
+        const BYTES: usize = core::mem::size_of::<$t>();
+        #[inline]
+        fn put_le(self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.to_le_bytes());
+        }
+        #[inline]
+        fn from_le(bytes: &[u8]) -> Self {
+            <$t>::from_le_bytes(le_array(bytes))
+        }
+    };
 }
 
 /// A floating-point element type: f32, f64, f16 or bf16. Every differentiable op works for all four.
@@ -55,6 +84,7 @@ macro_rules! dtype_prim {
             fn cast_f64(v: f64) -> Self {
                 v as $t
             }
+            le_bytes!($t);
         }
     };
 }
@@ -72,6 +102,13 @@ impl Dtype for bool {
     fn cast_f64(v: f64) -> Self {
         v != 0.0
     }
+    const BYTES: usize = 1;
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.push(self as u8);
+    }
+    fn from_le(bytes: &[u8]) -> Self {
+        bytes[0] != 0
+    }
 }
 
 impl Dtype for f16 {
@@ -82,6 +119,7 @@ impl Dtype for f16 {
     fn cast_f64(v: f64) -> Self {
         f16::from_f64(v)
     }
+    le_bytes!(f16);
 }
 
 impl Dtype for bf16 {
@@ -92,6 +130,7 @@ impl Dtype for bf16 {
     fn cast_f64(v: f64) -> Self {
         bf16::from_f64(v)
     }
+    le_bytes!(bf16);
 }
 
 impl Float for f32 {

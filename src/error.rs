@@ -57,6 +57,48 @@ pub enum Error {
     },
     /// A gradient was asked for a tensor the backward pass did not reach.
     NoGradient,
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+    },
+    /// A file or byte buffer is not valid in its format (truncated, wrong magic, bad header).
+    Malformed {
+        /// The format (`"safetensors"`, ..).
+        format: &'static str,
+        /// What is wrong and where.
+        reason: String,
+    },
+    /// A saved state lacks a tensor the model has.
+    MissingKey {
+        /// The `state_dict` name.
+        key: String,
+    },
+    /// A saved state has a tensor the model does not.
+    UnexpectedKey {
+        /// The `state_dict` name.
+        key: String,
+    },
+    /// A saved tensor's shape differs from the model's.
+    WrongShape {
+        /// The `state_dict` name.
+        key: String,
+        /// The model's dims.
+        expected: Vec<usize>,
+        /// The saved dims.
+        found: Vec<usize>,
+    },
+    /// A saved tensor's dtype differs from the model's.
+    WrongDtype {
+        /// The `state_dict` name.
+        key: String,
+        /// The model's dtype (PyTorch's name, `"float32"`).
+        expected: &'static str,
+        /// The saved dtype (as the file names it).
+        found: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -74,6 +116,16 @@ impl fmt::Display for Error {
             }
             Error::NonFinite { op } => write!(f, "{op}: a non-finite value (NaN or infinity)"),
             Error::NoGradient => write!(f, "no gradient was recorded for this tensor"),
+            Error::Io { path, reason } => write!(f, "{path}: {reason}"),
+            Error::Malformed { format, reason } => write!(f, "malformed {format} data: {reason}"),
+            Error::MissingKey { key } => write!(f, "the saved state has no `{key}`, which the model has"),
+            Error::UnexpectedKey { key } => write!(f, "the saved state has `{key}`, which the model does not"),
+            Error::WrongShape { key, expected, found } => {
+                write!(f, "`{key}`: the model's shape is {expected:?}, the saved one {found:?}")
+            }
+            Error::WrongDtype { key, expected, found } => {
+                write!(f, "`{key}`: the model's dtype is {expected}, the saved one {found}")
+            }
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod autograd;
 pub mod device;
 pub mod dtypes;
 pub mod error;
+mod io;
 pub mod nn;
 pub mod ops;
 pub mod shapes;
@@ -52,7 +53,7 @@ pub mod prelude {
     pub use crate::device::{Cpu, Device};
     pub use crate::dtypes::{Dtype, Float};
     pub use crate::error::{Error, Result};
-    pub use crate::nn::{BuildOn, Module, ModuleMut};
+    pub use crate::nn::{BuildOn, Module, ModuleMut, SaveLoad};
     pub use crate::ops::{AttnMask, ConvOpts, ConvTransposeOpts, MatMul, Pad, PadMode, PoolOpts};
     pub use crate::shapes::*;
     pub use crate::tensor::{FromArray, Tensor, TensorFactory, ToArray};

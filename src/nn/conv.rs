@@ -2,7 +2,7 @@
 //! stride, padding, dilation and groups as const parameters.
 
 use super::linear::on_tape;
-use super::{BuildOn, Module, Params, TensorKind, Visitor, VisitorMut, init, same_in_training};
+use super::{BuildOn, Module, init, same_in_training, tensor_params};
 use crate::autograd::Tape;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
@@ -98,27 +98,10 @@ macro_rules! conv_common {
             }
         }
 
-        impl<
-            const I: usize,
-            const O: usize,
-            const K: usize,
-            const S: usize,
-            const P: usize,
-            const L: usize,
-            const G: usize,
-            E: Float,
-            D: Device,
-        > Params<D> for $name<I, O, K, S, P, L, G, E, D>
-        {
-            fn visit_params<V: Visitor<D>>(&self, prefix: &str, v: &mut V) {
-                v.visit(&format!("{prefix}weight"), TensorKind::Parameter, &self.weight);
-                v.visit(&format!("{prefix}bias"), TensorKind::Parameter, &self.bias);
-            }
-            fn visit_params_mut<V: VisitorMut<D>>(&mut self, prefix: &str, v: &mut V) {
-                v.visit_mut(&format!("{prefix}weight"), TensorKind::Parameter, &mut self.weight);
-                v.visit_mut(&format!("{prefix}bias"), TensorKind::Parameter, &mut self.bias);
-            }
-        }
+        tensor_params!(
+            [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, E: Float, D: Device]
+            $name<I, O, K, S, P, L, G, E, D> { weight: Parameter, bias: Parameter }
+        );
 
         same_in_training!(
             [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, E: Float, D: Device]

@@ -1,7 +1,7 @@
 //! `Embedding<V, M>`: a table of `V` rows of `M` features looked up by integer indices
 //! (`nn.Embedding`, initialised `N(0, 1)` as PyTorch's).
 
-use super::{BuildOn, Module, Params, TensorKind, Visitor, VisitorMut, init, same_in_training};
+use super::{BuildOn, Module, init, same_in_training, tensor_params};
 use crate::autograd::Tape;
 use crate::device::{Cpu, Device};
 use crate::dtypes::{Float, IndexDtype};
@@ -35,14 +35,7 @@ impl<const V: usize, const M: usize, E: Float, D: Device> BuildOn<D> for Embeddi
     }
 }
 
-impl<const V: usize, const M: usize, E: Float, D: Device> Params<D> for Embedding<V, M, E, D> {
-    fn visit_params<Vi: Visitor<D>>(&self, prefix: &str, v: &mut Vi) {
-        v.visit(&format!("{prefix}weight"), TensorKind::Parameter, &self.weight);
-    }
-    fn visit_params_mut<Vi: VisitorMut<D>>(&mut self, prefix: &str, v: &mut Vi) {
-        v.visit_mut(&format!("{prefix}weight"), TensorKind::Parameter, &mut self.weight);
-    }
-}
+tensor_params!([const V: usize, const M: usize, E: Float, D: Device] Embedding<V, M, E, D> { weight: Parameter });
 
 impl<const V: usize, const M: usize, S: AppendDim<Const<M>>, I: IndexDtype, E: Float, D: Device, T: Tape<D>>
     Module<Tensor<S, I, D, T>> for Embedding<V, M, E, D>

@@ -1,6 +1,6 @@
 //! `Linear<I, O>`: `y = x Wᵀ + b`, PyTorch's `nn.Linear` (weight stored `(O, I)`).
 
-use super::{BuildOn, Module, Params, TensorKind, Visitor, VisitorMut, init, same_in_training};
+use super::{BuildOn, Module, init, same_in_training, tensor_params};
 use crate::autograd::Tape;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
@@ -39,16 +39,7 @@ impl<const I: usize, const O: usize, E: Float, D: Device> BuildOn<D> for Linear<
     }
 }
 
-impl<const I: usize, const O: usize, E: Float, D: Device> Params<D> for Linear<I, O, E, D> {
-    fn visit_params<V: Visitor<D>>(&self, prefix: &str, v: &mut V) {
-        v.visit(&format!("{prefix}weight"), TensorKind::Parameter, &self.weight);
-        v.visit(&format!("{prefix}bias"), TensorKind::Parameter, &self.bias);
-    }
-    fn visit_params_mut<V: VisitorMut<D>>(&mut self, prefix: &str, v: &mut V) {
-        v.visit_mut(&format!("{prefix}weight"), TensorKind::Parameter, &mut self.weight);
-        v.visit_mut(&format!("{prefix}bias"), TensorKind::Parameter, &mut self.bias);
-    }
-}
+tensor_params!([const I: usize, const O: usize, E: Float, D: Device] Linear<I, O, E, D> { weight: Parameter, bias: Parameter });
 
 /// A parameter on the input's tape, so that its gradient is recorded with the input's ops.
 pub(crate) fn on_tape<S: crate::shapes::Shape, E: Float, D: Device, T: Tape<D>>(

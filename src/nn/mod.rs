@@ -36,6 +36,7 @@ pub mod loss;
 mod norm;
 mod pool;
 mod residual;
+mod serialize;
 
 pub use activation::{GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
 pub use conv::{Conv1d, Conv2d, PerGroup};
@@ -45,10 +46,11 @@ pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
 pub use residual::{Repeat, Residual};
+pub use serialize::SaveLoad;
 
 use crate::autograd::Gradients;
 use crate::device::Device;
-use crate::dtypes::Float;
+use crate::dtypes::{Dtype, Float};
 use crate::error::Result;
 use crate::shapes::Shape;
 use crate::tensor::Tensor;
@@ -97,14 +99,23 @@ pub enum TensorKind {
 
 /// Sees every tensor of a module, with its `state_dict` name.
 pub trait Visitor<D: Device> {
-    /// One tensor.
+    /// One float tensor: every parameter, and float buffers such as running statistics.
     fn visit<S: Shape, E: Float>(&mut self, name: &str, kind: TensorKind, t: &Tensor<S, E, D>);
+    /// One integer or bool buffer (batch norm's `num_batches_tracked`). Never a parameter, so
+    /// visitors that only care about what is learned keep this default, which skips it.
+    fn visit_non_float<S: Shape, E: Dtype>(&mut self, name: &str, t: &Tensor<S, E, D>) {
+        let _ = (name, t);
+    }
 }
 
 /// Sees every tensor of a module mutably (optimisers, loading).
 pub trait VisitorMut<D: Device> {
-    /// One tensor.
+    /// One float tensor: every parameter, and float buffers such as running statistics.
     fn visit_mut<S: Shape, E: Float>(&mut self, name: &str, kind: TensorKind, t: &mut Tensor<S, E, D>);
+    /// One integer or bool buffer; skipped unless overridden (see [`Visitor::visit_non_float`]).
+    fn visit_non_float_mut<S: Shape, E: Dtype>(&mut self, name: &str, t: &mut Tensor<S, E, D>) {
+        let _ = (name, t);
+    }
 }
 
 /// A module's tensors, named as PyTorch names them in a `state_dict`.
@@ -176,6 +187,28 @@ pub fn alloc_grads<D: Device, M: Params<D>>(m: &M) -> Gradients<D> {
     m.visit_params("", &mut k);
     k.0
 }
+
+/// Implements [`Params`] for a module whose fields are tensors: each is visited as
+/// `"<prefix><field>"` with its kind (`Parameter`, `Buffer`, or `NonFloat` for an integer buffer).
+macro_rules! tensor_params {
+    ([$($g:tt)*] $ty:ty { $($field:ident: $kind:ident),* $(,)? }) => {
+        impl<$($g)*> crate::nn::Params<D> for $ty {
+            fn visit_params<Vis: crate::nn::Visitor<D>>(&self, prefix: &str, v: &mut Vis) {
+                $(crate::nn::tensor_params!(@visit v, self.$field, &format!("{prefix}{}", stringify!($field)), $kind);)*
+            }
+            fn visit_params_mut<Vis: crate::nn::VisitorMut<D>>(&mut self, prefix: &str, v: &mut Vis) {
+                $(crate::nn::tensor_params!(@visit_mut v, self.$field, &format!("{prefix}{}", stringify!($field)), $kind);)*
+            }
+        }
+    };
+    (@visit $v:ident, $t:expr, $name:expr, NonFloat) => { $v.visit_non_float($name, &$t) };
+    (@visit $v:ident, $t:expr, $name:expr, $kind:ident) => { $v.visit($name, crate::nn::TensorKind::$kind, &$t) };
+    (@visit_mut $v:ident, $t:expr, $name:expr, NonFloat) => { $v.visit_non_float_mut($name, &mut $t) };
+    (@visit_mut $v:ident, $t:expr, $name:expr, $kind:ident) => {
+        $v.visit_mut($name, crate::nn::TensorKind::$kind, &mut $t)
+    };
+}
+pub(crate) use tensor_params;
 
 /// Implements [`ModuleMut`] as [`Module`] for modules that behave the same in both modes.
 macro_rules! same_in_training {

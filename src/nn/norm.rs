@@ -2,12 +2,12 @@
 //! PyTorch's, with its default initialisation (scale 1, shift 0, running variance 1).
 
 use super::linear::on_tape;
-use super::{BuildOn, Module, ModuleMut, Params, TensorKind, Visitor, VisitorMut, same_in_training};
+use super::{BuildOn, Module, ModuleMut, same_in_training, tensor_params};
 use crate::autograd::Tape;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
-use crate::shapes::{Const, Dim, LastDim, Rank1, Shape};
+use crate::shapes::{Const, Dim, LastDim, Rank0, Rank1, Shape};
 use crate::tensor::{Tensor, TensorFactory};
 
 /// A `(M,)` vector of ones or zeros.
@@ -23,19 +23,6 @@ fn as_feature<X: Dim, const M: usize, E: Float, D: Device, T: Tape<D>>(
     op: &'static str,
 ) -> Result<Tensor<(X,), E, D, T>> {
     on_tape(p, tape).try_realize::<(X,)>().map_err(|_| Error::ShapeMismatch { op, lhs: vec![M], rhs: vec![] })
-}
-
-macro_rules! params {
-    ($ty:ty, [$($g:tt)*], $($field:ident: $kind:ident),*) => {
-        impl<$($g)*> Params<D> for $ty {
-            fn visit_params<V: Visitor<D>>(&self, prefix: &str, v: &mut V) {
-                $(v.visit(&format!("{prefix}{}", stringify!($field)), TensorKind::$kind, &self.$field);)*
-            }
-            fn visit_params_mut<V: VisitorMut<D>>(&mut self, prefix: &str, v: &mut V) {
-                $(v.visit_mut(&format!("{prefix}{}", stringify!($field)), TensorKind::$kind, &mut self.$field);)*
-            }
-        }
-    };
 }
 
 /// Layer normalisation over the last axis of size `M` (`nn.LayerNorm(M)`, eps 1e-5).
@@ -62,7 +49,7 @@ impl<const M: usize, E: Float, D: Device> BuildOn<D> for LayerNorm<M, E, D> {
         Ok(Self { weight: filled(dev, 1.0), bias: filled(dev, 0.0), eps: 1e-5 })
     }
 }
-params!(LayerNorm<M, E, D>, [const M: usize, E: Float, D: Device], weight: Parameter, bias: Parameter);
+tensor_params!([const M: usize, E: Float, D: Device] LayerNorm<M, E, D> { weight: Parameter, bias: Parameter });
 
 impl<const M: usize, S: LastDim, E: Float, D: Device, T: Tape<D>> Module<Tensor<S, E, D, T>> for LayerNorm<M, E, D> {
     type Output = Tensor<S, E, D, T>;
@@ -103,7 +90,7 @@ impl<const M: usize, E: Float, D: Device> BuildOn<D> for RMSNorm<M, E, D> {
         Ok(Self { weight: filled(dev, 1.0), eps: 1e-6 })
     }
 }
-params!(RMSNorm<M, E, D>, [const M: usize, E: Float, D: Device], weight: Parameter);
+tensor_params!([const M: usize, E: Float, D: Device] RMSNorm<M, E, D> { weight: Parameter });
 
 impl<const M: usize, S: LastDim, E: Float, D: Device, T: Tape<D>> Module<Tensor<S, E, D, T>> for RMSNorm<M, E, D> {
     type Output = Tensor<S, E, D, T>;
@@ -145,7 +132,7 @@ impl<const G: usize, const C: usize, E: Float, D: Device> BuildOn<D> for GroupNo
         Ok(Self { weight: filled(dev, 1.0), bias: filled(dev, 0.0), eps: 1e-5 })
     }
 }
-params!(GroupNorm<G, C, E, D>, [const G: usize, const C: usize, E: Float, D: Device], weight: Parameter, bias: Parameter);
+tensor_params!([const G: usize, const C: usize, E: Float, D: Device] GroupNorm<G, C, E, D> { weight: Parameter, bias: Parameter });
 
 /// Batch normalisation over `C` channels (`nn.BatchNorm1d(C)` / `nn.BatchNorm2d(C)`: momentum
 /// 0.1, eps 1e-5). Training mode normalises with the batch's statistics and folds them into the
@@ -171,6 +158,8 @@ pub struct BatchNorm<const C: usize, E: Float = f32, D: Device = Cpu> {
     pub running_mean: Tensor<Rank1<C>, E, D>,
     /// Running unbiased variance per channel (a buffer).
     pub running_var: Tensor<Rank1<C>, E, D>,
+    /// Training steps taken (an int64 buffer, saved as PyTorch saves it).
+    pub num_batches_tracked: Tensor<Rank0, i64, D>,
     /// Weight of the newest batch in the running statistics.
     pub momentum: f64,
     /// Added to the variance.
@@ -189,19 +178,19 @@ impl<const C: usize, E: Float, D: Device> BuildOn<D> for BatchNorm<C, E, D> {
             bias: filled(dev, 0.0),
             running_mean: filled(dev, 0.0),
             running_var: filled(dev, 1.0),
+            num_batches_tracked: dev.scalar(0),
             momentum: 0.1,
             eps: 1e-5,
         })
     }
 }
-params!(
-    BatchNorm<C, E, D>,
-    [const C: usize, E: Float, D: Device],
+tensor_params!([const C: usize, E: Float, D: Device] BatchNorm<C, E, D> {
     weight: Parameter,
     bias: Parameter,
     running_mean: Buffer,
-    running_var: Buffer
-);
+    running_var: Buffer,
+    num_batches_tracked: NonFloat,
+});
 
 /// The input with its channel dim as `Const<C>` (a build error for a static dim of another
 /// size, `Err` for a run-time one).
@@ -256,6 +245,8 @@ macro_rules! channel_layers {
                 let m = self.momentum;
                 self.running_mean = self.running_mean.clone().mul_scalar(1.0 - m) + stats.mean.mul_scalar(m);
                 self.running_var = self.running_var.clone().mul_scalar(1.0 - m) + stats.var.mul_scalar(m);
+                let steps = self.num_batches_tracked.to_vec()[0];
+                self.num_batches_tracked = self.num_batches_tracked.device().scalar(steps + 1);
                 Ok(y)
             }
         }

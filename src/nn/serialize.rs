@@ -1,0 +1,203 @@
+//! Saving and loading a model's tensors as [safetensors], named as PyTorch's `state_dict`
+//! names them, so that PyTorch's `model.load_state_dict(safetensors.torch.load_file(path))`
+//! reads what tensile writes, and tensile reads what PyTorch writes.
+//!
+//! Loading is strict, as `load_state_dict(strict=True)`: every tensor of the model must be in the
+//! file with its shape and dtype, and the file may hold nothing else. The first mismatch is an
+//! `Err` naming the key, and on any error the model is left as it was.
+//!
+//! [safetensors]: https://github.com/huggingface/safetensors
+
+use super::{Params, TensorKind, Visitor, VisitorMut};
+use crate::device::Device;
+use crate::dtypes::{Dtype, Float};
+use crate::error::{Error, Result};
+use crate::shapes::Shape;
+use crate::tensor::{Tensor, TensorFactory};
+use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Save and load for every module: `model.save("cnn.safetensors")?`.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::nn::{BatchNorm1d, Linear, ReLU, SaveLoad};
+///
+/// type Mlp = (Linear<4, 8>, BatchNorm1d<8>, ReLU, Linear<8, 2>);
+/// let dev = Cpu::seeded(0);
+/// let trained = Mlp::build(&dev);
+/// let bytes = trained.to_safetensors().unwrap();
+///
+/// let mut fresh = Mlp::build(&Cpu::seeded(1));
+/// fresh.load_safetensors(&bytes).unwrap();
+/// assert_eq!(fresh.0.weight.to_vec(), trained.0.weight.to_vec());
+///
+/// // a file of another model is refused, naming the first key that does not fit
+/// let mut other = <(Linear<4, 8>, BatchNorm1d<8>, ReLU, Linear<8, 3>)>::build(&dev);
+/// let err = other.load_safetensors(&bytes).unwrap_err();
+/// assert_eq!(err.to_string(), "`3.weight`: the model's shape is [3, 8], the saved one [2, 8]");
+/// ```
+pub trait SaveLoad<D: Device>: Params<D> {
+    /// The model's tensors as the bytes of a safetensors file (metadata `format: pt`, as
+    /// PyTorch's `safetensors.torch.save_file` writes).
+    fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let mut collect = Collect(Vec::new(), None);
+        self.visit_params("", &mut collect);
+        if let Some(e) = collect.1 {
+            return Err(e);
+        }
+        let views = collect
+            .0
+            .iter()
+            .map(|(name, dtype, dims, bytes)| {
+                let view = TensorView::new(*dtype, dims.clone(), bytes).map_err(|e| malformed(&e))?;
+                Ok((name.as_str(), view))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+        safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| malformed(&e))
+    }
+
+    /// Writes the model to `path` as safetensors, through a temporary file renamed over `path`,
+    /// so that a crash leaves the old file whole.
+    fn save<P: AsRef<Path>>(&self, path: P) -> Result<()> {
+        crate::io::write_atomically(path.as_ref(), &self.to_safetensors()?)
+    }
+
+    /// Sets every tensor of the model from safetensors bytes; see the module docs for the checks.
+    /// On `Err` the model is unchanged.
+    fn load_safetensors(&mut self, bytes: &[u8]) -> Result<()> {
+        let file = SafeTensors::deserialize(bytes).map_err(|e| malformed(&e))?;
+        let mut check = Check { file: &file, seen: Vec::new(), error: None };
+        self.visit_params("", &mut check);
+        if let Some(e) = check.error {
+            return Err(e);
+        }
+        let mut unexpected: Vec<&str> =
+            file.names().into_iter().filter(|n| !check.seen.iter().any(|s| s == n)).collect();
+        unexpected.sort_unstable();
+        if let Some(key) = unexpected.first() {
+            return Err(Error::UnexpectedKey { key: key.to_string() });
+        }
+        self.visit_params_mut("", &mut Assign(&file));
+        Ok(())
+    }
+
+    /// Loads the model from a safetensors file (PyTorch's or tensile's); on `Err` the model is
+    /// unchanged.
+    fn load<P: AsRef<Path>>(&mut self, path: P) -> Result<()> {
+        self.load_safetensors(&crate::io::read(path.as_ref())?)
+    }
+}
+
+impl<D: Device, M: Params<D>> SaveLoad<D> for M {}
+
+fn malformed(e: &safetensors::SafeTensorError) -> Error {
+    Error::Malformed { format: "safetensors", reason: e.to_string() }
+}
+
+/// The safetensors code of a dtype, by PyTorch's name of it.
+fn st_dtype<E: Dtype>() -> Option<StDtype> {
+    Some(match E::NAME {
+        "float32" => StDtype::F32,
+        "float64" => StDtype::F64,
+        "float16" => StDtype::F16,
+        "bfloat16" => StDtype::BF16,
+        "int32" => StDtype::I32,
+        "int64" => StDtype::I64,
+        "uint8" => StDtype::U8,
+        "bool" => StDtype::BOOL,
+        _ => return None,
+    })
+}
+
+fn no_code<E: Dtype>(name: &str) -> Error {
+    Error::Malformed { format: "safetensors", reason: format!("`{name}`: dtype {} has no safetensors code", E::NAME) }
+}
+
+/// Every tensor as (name, dtype, dims, little-endian bytes).
+type Entry = (String, StDtype, Vec<usize>, Vec<u8>);
+struct Collect(Vec<Entry>, Option<Error>);
+
+impl Collect {
+    fn push<S: Shape, E: Dtype, D: Device>(&mut self, name: &str, t: &Tensor<S, E, D>) {
+        let Some(dtype) = st_dtype::<E>() else {
+            self.1.get_or_insert(no_code::<E>(name));
+            return;
+        };
+        let mut bytes = Vec::with_capacity(t.numel() * E::BYTES);
+        for v in t.to_vec() {
+            v.put_le(&mut bytes);
+        }
+        self.0.push((name.to_string(), dtype, t.dims().to_vec(), bytes));
+    }
+}
+
+impl<D: Device> Visitor<D> for Collect {
+    fn visit<S: Shape, E: Float>(&mut self, name: &str, _: TensorKind, t: &Tensor<S, E, D>) {
+        self.push(name, t);
+    }
+    fn visit_non_float<S: Shape, E: Dtype>(&mut self, name: &str, t: &Tensor<S, E, D>) {
+        self.push(name, t);
+    }
+}
+
+/// Checks every tensor of the model against the file, keeping the first mismatch.
+struct Check<'a, 'data> {
+    file: &'a SafeTensors<'data>,
+    seen: Vec<String>,
+    error: Option<Error>,
+}
+
+impl Check<'_, '_> {
+    fn check<S: Shape, E: Dtype, D: Device>(&mut self, name: &str, t: &Tensor<S, E, D>) {
+        self.seen.push(name.to_string());
+        if self.error.is_some() {
+            return;
+        }
+        let Ok(view) = self.file.tensor(name) else {
+            self.error = Some(Error::MissingKey { key: name.to_string() });
+            return;
+        };
+        if st_dtype::<E>() != Some(view.dtype()) {
+            self.error =
+                Some(Error::WrongDtype { key: name.to_string(), expected: E::NAME, found: view.dtype().to_string() });
+        } else if view.shape() != t.dims().as_slice() {
+            self.error = Some(Error::WrongShape {
+                key: name.to_string(),
+                expected: t.dims().to_vec(),
+                found: view.shape().to_vec(),
+            });
+        }
+    }
+}
+
+impl<D: Device> Visitor<D> for Check<'_, '_> {
+    fn visit<S: Shape, E: Float>(&mut self, name: &str, _: TensorKind, t: &Tensor<S, E, D>) {
+        self.check(name, t);
+    }
+    fn visit_non_float<S: Shape, E: Dtype>(&mut self, name: &str, t: &Tensor<S, E, D>) {
+        self.check(name, t);
+    }
+}
+
+/// Sets every tensor from the file (after [`Check`] found nothing wrong).
+struct Assign<'a, 'data>(&'a SafeTensors<'data>);
+
+impl Assign<'_, '_> {
+    fn assign<S: Shape, E: Dtype, D: Device>(&mut self, name: &str, t: &mut Tensor<S, E, D>) {
+        let view = self.0.tensor(name).expect("checked: the file has every key");
+        let data = view.data().chunks_exact(E::BYTES).map(E::from_le).collect();
+        *t = t.device().from_vec(data, *t.shape());
+    }
+}
+
+impl<D: Device> VisitorMut<D> for Assign<'_, '_> {
+    fn visit_mut<S: Shape, E: Float>(&mut self, name: &str, _: TensorKind, t: &mut Tensor<S, E, D>) {
+        self.assign(name, t);
+    }
+    fn visit_non_float_mut<S: Shape, E: Dtype>(&mut self, name: &str, t: &mut Tensor<S, E, D>) {
+        self.assign(name, t);
+    }
+}
