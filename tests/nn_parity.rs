@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 use tensile::nn::{
-    BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Embedding, Flatten, GroupNorm, LayerNorm, Linear, MaxPool2d, Params,
-    RMSNorm, ReLU, Tanh, TensorKind, Visitor, VisitorMut,
+    Activation, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Embedding, Flatten, GroupNorm, LayerNorm, Linear, MaxPool2d,
+    MultiHeadAttention, Params, RMSNorm, ReLU, Tanh, TensorKind, Transformer, TransformerDecoderLayer,
+    TransformerEncoderLayer, Visitor, VisitorMut,
 };
 use tensile::prelude::*;
 
@@ -58,14 +59,31 @@ fn close(what: &str, got: &[f64], want: &[f64]) {
 }
 
 fn input<S: Shape>(case: &Value, tape: &OwnedTape<Cpu>) -> (Tensor<S, f64, Cpu>, Taped<S>) {
-    let shape = S::from_dims(&dims(&case["input"]["shape"])).expect("input shape");
-    let x = Cpu::seeded(0).from_vec(numbers(&case["input"]["data"]), shape);
+    nth_input(case, 0, tape)
+}
+
+/// Input `i` of a case with several, and the same on the tape.
+fn nth_input<S: Shape>(case: &Value, i: usize, tape: &OwnedTape<Cpu>) -> (Tensor<S, f64, Cpu>, Taped<S>) {
+    let x = &case["inputs"][i];
+    let shape = S::from_dims(&dims(&x["shape"])).expect("input shape");
+    let x = Cpu::seeded(0).from_vec(numbers(&x["data"]), shape);
     let t = x.trace_on(tape);
     (x, t)
 }
 
-/// Reads the input's gradient from the gradients of a backward pass.
-type InputGrad = Box<dyn Fn(&Gradients<Cpu>) -> Vec<f64>>;
+/// The gradients of several inputs, in order.
+fn grads_of<S: Shape>(inputs: Vec<Tensor<S, f64, Cpu>>) -> InputGrad {
+    Box::new(move |g| inputs.iter().map(|x| g.get(x).to_vec()).collect())
+}
+
+/// Flattens a module's output for comparison.
+fn flat<S: Shape>(y: Taped<S>) -> Flat {
+    let n = y.numel();
+    y.try_reshape_like(&(n,)).unwrap()
+}
+
+/// Reads the inputs' gradients from the gradients of a backward pass.
+type InputGrad = Box<dyn Fn(&Gradients<Cpu>) -> Vec<Vec<f64>>>;
 
 /// Loads the case's weights, runs `forward` (which builds the input and flattens the output),
 /// weights the output, and compares everything with PyTorch.
@@ -82,7 +100,12 @@ fn check<M: Params<Cpu>>(
     let w = Cpu::seeded(0).from_vec(numbers(&case["weights"]), (y.numel(),));
     let g = (y * w).sum::<Rank0, _>().backward();
     if let Some(read) = input_grad {
-        close(&format!("{name} input grad"), &read(&g), &numbers(&case["input_grad"]));
+        let want = case["input_grads"].as_array().expect("input_grads");
+        let got = read(&g);
+        assert_eq!(got.len(), want.len(), "{name}: inputs with a gradient");
+        for (i, (got, want)) in got.iter().zip(want).enumerate() {
+            close(&format!("{name} grad of input {i}"), got, &numbers(want));
+        }
     }
     let mut grads = Grads(&g, Vec::new());
     model.visit_params("", &mut grads);
@@ -104,9 +127,7 @@ where
     check(case, model, |m, train, tape| {
         let (x, xt) = input::<S>(case, tape);
         let y = if train { m.forward_mut(xt) } else { m.forward(xt) };
-        let n = y.numel();
-        let read: InputGrad = Box::new(move |g| g.get(&x).to_vec());
-        (y.try_reshape_like(&(n,)).unwrap(), Some(read))
+        (flat(y), Some(grads_of(vec![x])))
     });
 }
 
@@ -118,6 +139,7 @@ fn cases() -> Vec<Value> {
 type B2 = (usize, usize);
 type B3 = (usize, usize, usize);
 type B4 = (usize, usize, usize, usize);
+type Seq8 = (usize, usize, Const<8>);
 
 #[test]
 fn modules_match_pytorch() {
@@ -147,13 +169,50 @@ fn modules_match_pytorch() {
                 let shape = <B2 as Shape>::from_dims(&dims(&case["input"]["shape"])).unwrap();
                 let idx: Vec<i64> = numbers(&case["input"]["data"]).into_iter().map(|v| v as i64).collect();
                 let tokens = Cpu::seeded(0).from_vec(idx, shape).put_tape(tape.clone());
-                let y = m.forward(tokens);
-                let n = y.numel();
-                (y.try_reshape_like(&(n,)).unwrap(), None)
+                (flat(m.forward(tokens)), None)
             }),
+            "mha_self_causal" => check(&case, MultiHeadAttention::<8, 2, f64>::build(&dev), |m, _, tape| {
+                let (x, xt) = nth_input::<Seq8>(&case, 0, tape);
+                (flat(m.forward_mut((xt, AttnMask::Causal))), Some(grads_of(vec![x])))
+            }),
+            "mha_cross" => check(&case, MultiHeadAttention::<8, 2, f64>::build(&dev), |m, _, tape| {
+                let (q, qt) = nth_input::<Seq8>(&case, 0, tape);
+                let (k, kt) = nth_input::<Seq8>(&case, 1, tape);
+                let (v, vt) = nth_input::<Seq8>(&case, 2, tape);
+                (flat(m.forward_mut((qt, kt, vt))), Some(grads_of(vec![q, k, v])))
+            }),
+            "encoder_layer" => {
+                let layer = TransformerEncoderLayer::<8, 2, 16, f64>::build(&dev).with_dropout(0.0);
+                check_float::<Seq8, _, _>(&case, layer)
+            }
+            "encoder_layer_prenorm_gelu_causal" => {
+                let mut layer = TransformerEncoderLayer::<8, 2, 16, f64>::build(&dev).with_dropout(0.0);
+                layer.norm_first = true;
+                layer.activation = Activation::GELU;
+                check(&case, layer, |m, _, tape| {
+                    let (x, xt) = nth_input::<Seq8>(&case, 0, tape);
+                    (flat(m.forward_mut((xt, AttnMask::Causal))), Some(grads_of(vec![x])))
+                })
+            }
+            "decoder_layer_causal" => {
+                let layer = TransformerDecoderLayer::<8, 2, 16, f64>::build(&dev).with_dropout(0.0);
+                check(&case, layer, |m, _, tape| {
+                    let (t, tt) = nth_input::<Seq8>(&case, 0, tape);
+                    let (mem, memt) = nth_input::<Seq8>(&case, 1, tape);
+                    (flat(m.forward_mut((tt, memt, AttnMask::Causal))), Some(grads_of(vec![t, mem])))
+                })
+            }
+            "transformer" => {
+                let model = Transformer::<8, 2, 16, 2, 2, f64>::build(&dev).with_dropout(0.0);
+                check(&case, model, |m, _, tape| {
+                    let (s, st) = nth_input::<Seq8>(&case, 0, tape);
+                    let (t, tt) = nth_input::<Seq8>(&case, 1, tape);
+                    (flat(m.forward_mut((st, tt, AttnMask::Causal))), Some(grads_of(vec![s, t])))
+                })
+            }
             other => panic!("no tensile module for fixture case `{other}`"),
         }
         seen += 1;
     }
-    assert_eq!(seen, 12);
+    assert_eq!(seen, 18);
 }

@@ -105,10 +105,20 @@ impl<const I: usize, const O: usize, B: Dim, S: Dim, X: Dim, E: Float, D: Device
         let got = x.shape().2.size();
         let x = x.try_realize::<(B, S, Const<I>)>().map_err(|_| features_err::<I>(got))?;
         let tape = x.tape().clone();
-        let y = x.try_matmul(on_tape(&self.weight, &tape).t())?;
-        let shape = *y.shape();
-        Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axes2<0, 1>>(&shape))
+        affine(x, on_tape(&self.weight, &tape), on_tape(&self.bias, &tape))
     }
+}
+
+/// `x Wᵀ + b` over a `(batch, seq, I)` input, the weight and bias already on the input's tape
+/// (attention projects with slices of one packed weight this way).
+pub(crate) fn affine<B: Dim, S: Dim, const I: usize, const O: usize, E: Float, D: Device, T: Tape<D>>(
+    x: Tensor<(B, S, Const<I>), E, D, T>,
+    weight: Tensor<Rank2<O, I>, E, D, T>,
+    bias: Tensor<Rank1<O>, E, D, T>,
+) -> Result<Tensor<(B, S, Const<O>), E, D, T>> {
+    let y = x.try_matmul(weight.t())?;
+    let shape = *y.shape();
+    Ok(y + bias.broadcast_like::<_, Axes2<0, 1>>(&shape))
 }
 
 same_in_training!([const I: usize, const O: usize, E: Float, D: Device] Linear<I, O, E, D>);

@@ -27,6 +27,7 @@
 //! ```
 
 mod activation;
+mod attention;
 mod conv;
 mod dropout;
 mod embedding;
@@ -37,8 +38,10 @@ mod norm;
 mod pool;
 mod residual;
 mod serialize;
+mod transformer;
 
 pub use activation::{GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
+pub use attention::{MultiHeadAttention, Packed};
 pub use conv::{Conv1d, Conv2d, PerGroup};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
@@ -47,6 +50,9 @@ pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNor
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
 pub use residual::{Repeat, Residual};
 pub use serialize::SaveLoad;
+pub use transformer::{
+    Activation, Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+};
 
 use crate::autograd::Gradients;
 use crate::device::Device;
@@ -124,6 +130,21 @@ pub trait Params<D: Device> {
     fn visit_params<V: Visitor<D>>(&self, prefix: &str, v: &mut V);
     /// Visits every tensor mutably.
     fn visit_params_mut<V: VisitorMut<D>>(&mut self, prefix: &str, v: &mut V);
+}
+
+/// An optional submodule (a stack's final norm): its tensors when present, nothing otherwise,
+/// as PyTorch's `state_dict` has no entries for a `None` submodule.
+impl<D: Device, M: Params<D>> Params<D> for Option<M> {
+    fn visit_params<V: Visitor<D>>(&self, prefix: &str, v: &mut V) {
+        if let Some(m) = self {
+            m.visit_params(prefix, v);
+        }
+    }
+    fn visit_params_mut<V: VisitorMut<D>>(&mut self, prefix: &str, v: &mut V) {
+        if let Some(m) = self {
+            m.visit_params_mut(prefix, v);
+        }
+    }
 }
 
 /// Makes a module on a device, initialised as PyTorch initialises it.

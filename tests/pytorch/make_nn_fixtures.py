@@ -21,7 +21,8 @@ def rounded(t):
     return t.to(torch.bfloat16).to(torch.float64)
 
 
-def case(name, module, x, train, index_input=False):
+def case(name, module, x, train, index_input=False, call=None):
+    """`x` is the input, or a tuple of inputs passed to `call(module, *x)` (each gets a gradient)."""
     with torch.no_grad():
         for key, p in module.state_dict().items():
             if key.endswith("running_var"):
@@ -31,9 +32,11 @@ def case(name, module, x, train, index_input=False):
     state = {k: {"shape": list(v.shape), "data": v.flatten().tolist()} for k, v in module.state_dict().items()
              if v.dtype == torch.float64}
     module.train(train)
+    xs = x if isinstance(x, tuple) else (x,)
     if not index_input:
-        x = rounded(x).requires_grad_(True)
-    y = module(x)
+        xs = tuple(rounded(t).requires_grad_(True) for t in xs)
+    y = (call or (lambda m, *a: m(*a)))(module, *xs)
+    x = xs[0]
     w = rounded(torch.rand_like(y) * 2 - 1)
     (y * w).sum().backward()
     after = {k: v.flatten().tolist() for k, v in module.state_dict().items() if v.dtype == torch.float64}
@@ -45,9 +48,24 @@ def case(name, module, x, train, index_input=False):
         "weights": w.flatten().tolist(),
         "output": y.detach().flatten().tolist(),
         "input_grad": [] if index_input else x.grad.flatten().tolist(),
+        "inputs": [{"shape": list(t.shape), "data": t.detach().flatten().tolist()} for t in xs],
+        "input_grads": [] if index_input else [t.grad.flatten().tolist() for t in xs],
         "grads": {k: p.grad.flatten().tolist() for k, p in module.named_parameters()},
         "state_after": after,
     }
+
+
+def causal(n):
+    return nn.Transformer.generate_square_subsequent_mask(n)
+
+
+def mha(m, q, k=None, v=None, mask=None):
+    k = q if k is None else k
+    return m(q, k, q if v is None else v, attn_mask=mask, need_weights=False)[0]
+
+
+def prenorm_gelu():
+    return nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu", norm_first=True, batch_first=True)
 
 
 CASES = [
@@ -64,6 +82,18 @@ CASES = [
     case("embedding", nn.Embedding(7, 4), torch.tensor([[1, 6, 1], [0, 3, 5]]), True, index_input=True),
     case("cnn", nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 3)),
          torch.randn(2, 1, 8, 8), True),
+    case("mha_self_causal", nn.MultiheadAttention(8, 2, batch_first=True), torch.randn(2, 5, 8), True,
+         call=lambda m, x: mha(m, x, mask=causal(5))),
+    case("mha_cross", nn.MultiheadAttention(8, 2, batch_first=True),
+         (torch.randn(2, 3, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 8)), True, call=mha),
+    case("encoder_layer", nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+         torch.randn(2, 5, 8), True),
+    case("encoder_layer_prenorm_gelu_causal", prenorm_gelu(), torch.randn(2, 5, 8), True,
+         call=lambda m, x: m(x, src_mask=causal(5))),
+    case("decoder_layer_causal", nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+         (torch.randn(2, 4, 8), torch.randn(2, 6, 8)), True, call=lambda m, t, mem: m(t, mem, tgt_mask=causal(4))),
+    case("transformer", nn.Transformer(8, 2, 2, 2, 16, dropout=0.0, batch_first=True),
+         (torch.randn(2, 6, 8), torch.randn(2, 4, 8)), True, call=lambda m, s, t: m(s, t, tgt_mask=causal(4))),
 ]
 
 path = pathlib.Path(__file__).with_name("nn_fixtures.json")

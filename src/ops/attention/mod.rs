@@ -69,6 +69,22 @@ impl<B: Dim, H: Dim, L: Dim, K: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
         T: Merge<D, Tk>,
         <T as Merge<D, Tk>>::Output: Merge<D, Tv>,
     {
+        self.try_attention(keys, values, mask, 0.0)
+    }
+
+    /// Attention with dropout `p` on the attention weights (PyTorch's `dropout_p`), as
+    /// `nn.MultiheadAttention` applies in training mode.
+    pub(crate) fn try_attention<S: Dim, V: Dim, Tk: Tape<D>, Tv: Tape<D>>(
+        self,
+        keys: Tensor<(B, H, S, K), E, D, Tk>,
+        values: Tensor<(B, H, S, V), E, D, Tv>,
+        mask: AttnMask<'_, L, S, D>,
+        dropout_p: f64,
+    ) -> Result<Tensor<(B, H, L, V), E, D, Merged3<D, T, Tk, Tv>>>
+    where
+        T: Merge<D, Tk>,
+        <T as Merge<D, Tk>>::Output: Merge<D, Tv>,
+    {
         let (b, h, l, d) = self.shape;
         let s = keys.shape.2;
         if keys.dims().as_slice()[..2] != [b.size(), h.size()]
@@ -109,6 +125,6 @@ impl<B: Dim, H: Dim, L: Dim, K: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
                 keep.try_choose::<E, <T as Merge<D, Tk>>::Output, crate::autograd::NoTape>(scores, neg)?
             }
         };
-        scores.softmax::<Axis<3>>().try_matmul(values)
+        scores.softmax::<Axis<3>>().dropout(dropout_p).try_matmul(values)
     }
 }
