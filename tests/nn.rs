@@ -141,3 +141,44 @@ fn a_user_written_block_names_its_fields_and_trains() {
     assert!(g.get(&block.conv1.weight).to_vec().iter().any(|v| *v != 0.0));
     assert!(g.get(&block.bn2.bias).to_vec().iter().any(|v| *v != 0.0));
 }
+
+/// Run-time sizes that do not fit a sequence module are an `Err` from `try_forward`.
+#[test]
+fn sequence_modules_refuse_run_time_sizes_that_do_not_fit() {
+    use tensile::nn::{GRU, LSTM, MultiHeadAttention, TransformerDecoderLayer};
+    type Seq<const M: usize> = Tensor<(usize, usize, Const<M>), f32, Cpu>;
+    let dev = Cpu::seeded(0);
+
+    let lstm = LSTM::<3, 4>::build(&dev);
+    let empty: Seq<3> = dev.zeros_like(&(2, 0, Const));
+    assert!(matches!(lstm.try_forward(empty), Err(Error::InvalidSize { op: "LSTM", .. })));
+    let gru = GRU::<3, 4, 2>::build(&dev);
+    let x: Seq<3> = dev.zeros_like(&(2, 5, Const));
+    let h0: Tensor<(Const<2>, usize, Const<4>), f32, Cpu> = dev.zeros_like(&(Const, 3, Const)); // batch 3, not 2
+    assert!(gru.try_forward((x, h0)).is_err());
+
+    let mha = MultiHeadAttention::<8, 2>::build(&dev);
+    let q: Seq<8> = dev.zeros_like(&(2, 3, Const));
+    let k: Seq<8> = dev.zeros_like(&(2, 4, Const));
+    let v: Seq<8> = dev.zeros_like(&(2, 5, Const)); // keys and values of different lengths
+    assert!(mha.try_forward((q.clone(), k.clone(), v)).is_err());
+    let mask: Tensor<(usize, usize), bool, Cpu> = dev.full_like(&(3, 3), true); // 3 x 3 for 3 x 4 pairs
+    assert!(mha.try_forward((q.clone(), k.clone(), k.clone(), AttnMask::Keep(&mask))).is_err());
+
+    let decoder = TransformerDecoderLayer::<8, 2, 16>::build(&dev);
+    let memory: Seq<8> = dev.zeros_like(&(3, 4, Const)); // batch 3 against the target's 2
+    assert!(decoder.try_forward((q, memory)).is_err());
+}
+
+/// Dropout in training mode changes the output; inference is deterministic.
+#[test]
+fn transformer_layers_drop_out_only_in_training() {
+    use tensile::nn::TransformerEncoderLayer;
+    let dev = Cpu::seeded(0);
+    let mut layer = TransformerEncoderLayer::<8, 2, 16>::build(&dev);
+    let x: Tensor<(usize, usize, Const<8>), f32, Cpu> = dev.randn_like(&(2, 5, Const));
+    assert_eq!(layer.forward(x.clone()).to_vec(), layer.forward(x.clone()).to_vec());
+    assert_ne!(layer.forward_mut(x.clone()).to_vec(), layer.forward(x.clone()).to_vec());
+    let mut no_dropout = layer.clone().with_dropout(0.0);
+    assert_eq!(no_dropout.forward_mut(x.clone()).to_vec(), no_dropout.forward(x).to_vec());
+}

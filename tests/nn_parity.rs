@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 use tensile::nn::{
-    Activation, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Embedding, Flatten, GroupNorm, LayerNorm, Linear, MaxPool2d,
-    MultiHeadAttention, Params, RMSNorm, ReLU, Tanh, TensorKind, Transformer, TransformerDecoderLayer,
+    Activation, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Embedding, Flatten, GRU, GroupNorm, LSTM, LayerNorm, Linear,
+    MaxPool2d, MultiHeadAttention, Params, RMSNorm, ReLU, Tanh, TensorKind, Transformer, TransformerDecoderLayer,
     TransformerEncoderLayer, Visitor, VisitorMut,
 };
 use tensile::prelude::*;
@@ -210,9 +210,33 @@ fn modules_match_pytorch() {
                     (flat(m.forward_mut((st, tt, AttnMask::Causal))), Some(grads_of(vec![s, t])))
                 })
             }
+            "lstm2" => check(&case, LSTM::<3, 5, 2, f64>::build(&dev), |m, _, tape| {
+                let (x, xt) = nth_input::<(usize, usize, Const<3>)>(&case, 0, tape);
+                let (h, ht) = nth_input::<(Const<2>, usize, Const<5>)>(&case, 1, tape);
+                let (c, ct) = nth_input::<(Const<2>, usize, Const<5>)>(&case, 2, tape);
+                let (out, (hn, cn)) = m.forward((xt, (ht, ct)));
+                let y = flat(out).concat_along(flat(hn), Axis::<0>).concat_along(flat(cn), Axis::<0>);
+                let read: InputGrad =
+                    Box::new(move |g| vec![g.get(&x).to_vec(), g.get(&h).to_vec(), g.get(&c).to_vec()]);
+                (y.try_realize().unwrap(), Some(read))
+            }),
+            "lstm_zero_state" => check(&case, LSTM::<4, 3, 1, f64>::build(&dev), |m, _, tape| {
+                let (x, xt) = nth_input::<(usize, usize, Const<4>)>(&case, 0, tape);
+                let (out, (hn, cn)) = m.forward(xt);
+                let y = flat(out).concat_along(flat(hn), Axis::<0>).concat_along(flat(cn), Axis::<0>);
+                (y.try_realize().unwrap(), Some(grads_of(vec![x])))
+            }),
+            "gru2" => check(&case, GRU::<3, 5, 2, f64>::build(&dev), |m, _, tape| {
+                let (x, xt) = nth_input::<(usize, usize, Const<3>)>(&case, 0, tape);
+                let (h, ht) = nth_input::<(Const<2>, usize, Const<5>)>(&case, 1, tape);
+                let (out, hn) = m.forward((xt, ht));
+                let y = flat(out).concat_along(flat(hn), Axis::<0>);
+                let read: InputGrad = Box::new(move |g| vec![g.get(&x).to_vec(), g.get(&h).to_vec()]);
+                (y.try_realize().unwrap(), Some(read))
+            }),
             other => panic!("no tensile module for fixture case `{other}`"),
         }
         seen += 1;
     }
-    assert_eq!(seen, 18);
+    assert_eq!(seen, 21);
 }

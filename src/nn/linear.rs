@@ -111,11 +111,11 @@ impl<const I: usize, const O: usize, B: Dim, S: Dim, X: Dim, E: Float, D: Device
 
 /// `x Wᵀ + b` over a `(batch, seq, I)` input, the weight and bias already on the input's tape
 /// (attention projects with slices of one packed weight this way).
-pub(crate) fn affine<B: Dim, S: Dim, const I: usize, const O: usize, E: Float, D: Device, T: Tape<D>>(
+pub(crate) fn affine<B: Dim, S: Dim, const I: usize, O: Dim, E: Float, D: Device, T: Tape<D>>(
     x: Tensor<(B, S, Const<I>), E, D, T>,
-    weight: Tensor<Rank2<O, I>, E, D, T>,
-    bias: Tensor<Rank1<O>, E, D, T>,
-) -> Result<Tensor<(B, S, Const<O>), E, D, T>> {
+    weight: Tensor<(O, Const<I>), E, D, T>,
+    bias: Tensor<(O,), E, D, T>,
+) -> Result<Tensor<(B, S, O), E, D, T>> {
     let y = x.try_matmul(weight.t())?;
     let shape = *y.shape();
     Ok(y + bias.broadcast_like::<_, Axes2<0, 1>>(&shape))

@@ -37,6 +37,7 @@ pub mod loss;
 mod norm;
 mod pool;
 mod residual;
+mod rnn;
 mod serialize;
 mod transformer;
 
@@ -49,6 +50,7 @@ pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
 pub use residual::{Repeat, Residual};
+pub use rnn::{GRU, LSTM, RnnWeights};
 pub use serialize::SaveLoad;
 pub use transformer::{
     Activation, Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,

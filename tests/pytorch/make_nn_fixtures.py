@@ -64,6 +64,12 @@ def mha(m, q, k=None, v=None, mask=None):
     return m(q, k, q if v is None else v, attn_mask=mask, need_weights=False)[0]
 
 
+def flat_outputs(out, state):
+    """An RNN's `(output, h_n)` or `(output, (h_n, c_n))` as one flat tensor."""
+    states = state if isinstance(state, tuple) else (state,)
+    return torch.cat([out.flatten()] + [s.flatten() for s in states])
+
+
 def prenorm_gelu():
     return nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, activation="gelu", norm_first=True, batch_first=True)
 
@@ -92,6 +98,12 @@ CASES = [
          call=lambda m, x: m(x, src_mask=causal(5))),
     case("decoder_layer_causal", nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
          (torch.randn(2, 4, 8), torch.randn(2, 6, 8)), True, call=lambda m, t, mem: m(t, mem, tgt_mask=causal(4))),
+    case("lstm2", nn.LSTM(3, 5, 2, batch_first=True), (torch.randn(2, 4, 3), torch.randn(2, 2, 5), torch.randn(2, 2, 5)),
+         True, call=lambda m, x, h, c: flat_outputs(*m(x, (h, c)))),
+    case("lstm_zero_state", nn.LSTM(4, 3, batch_first=True), torch.randn(3, 5, 4), True,
+         call=lambda m, x: flat_outputs(*m(x))),
+    case("gru2", nn.GRU(3, 5, 2, batch_first=True), (torch.randn(2, 4, 3), torch.randn(2, 2, 5)), True,
+         call=lambda m, x, h: flat_outputs(*m(x, h))),
     case("transformer", nn.Transformer(8, 2, 2, 2, 16, dropout=0.0, batch_first=True),
          (torch.randn(2, 6, 8), torch.randn(2, 4, 8)), True, call=lambda m, s, t: m(s, t, tgt_mask=causal(4))),
 ]
