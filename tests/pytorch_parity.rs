@@ -219,6 +219,37 @@ fn forward<E: Float>(name: &str, c: &Case<E>) -> Taped<(usize,), E> {
         }
         "bce_with_logits" => flat(loss::binary_cross_entropy_with_logits(x2(), y2().sigmoid(), loss::Reduction::Mean)),
         "kl_div" => flat(loss::kl_div(x2().log_softmax::<Axis<1>>(), y2().softmax::<Axis<1>>(), loss::Reduction::Mean)),
+        "mse_loss_none" => flat(loss::mse_loss_per_element(x2(), y2())),
+        "cross_entropy_smooth_ignore" => {
+            let opts = loss::ClassTargets { ignore_index: Some(3), label_smoothing: 0.2 };
+            flat(loss::cross_entropy(x2(), &c.index::<(usize,)>(0), opts, loss::Reduction::Mean).unwrap())
+        }
+        "cross_entropy_smooth_sum_none" => {
+            let opts = loss::ClassTargets { label_smoothing: 0.1, ..Default::default() };
+            flat(loss::cross_entropy_per_sample(x2(), &c.index::<(usize,)>(0), opts).unwrap())
+        }
+        "nll_loss_ignore_sum" => {
+            let opts = loss::ClassTargets { ignore_index: Some(1), ..Default::default() };
+            let logp = x2().log_softmax::<Axis<1>>();
+            flat(loss::nll_loss(logp, &c.index::<(usize,)>(0), opts, loss::Reduction::Sum).unwrap())
+        }
+        "cross_entropy_probs_smooth" => {
+            flat(loss::cross_entropy_probs(x2(), y2().softmax::<Axis<1>>(), 0.3, loss::Reduction::Mean))
+        }
+        "bce_with_logits_pos_weight" => {
+            let w = [0.5, 1.0, 2.0, 3.0].map(E::cast_f64);
+            let w = c.dev.from_vec([w; 3].concat(), (3usize, 4usize));
+            flat(loss::binary_cross_entropy_with_logits_weighted(x2(), y2().sigmoid(), &w, loss::Reduction::Mean))
+        }
+        "margin_ranking_loss" => {
+            let signs = [[1.0, -1.0, 1.0, 1.0], [-1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, 1.0]];
+            let y = c.dev.from_vec(signs.concat().into_iter().map(E::cast_f64).collect(), (3usize, 4usize));
+            flat(loss::margin_ranking_loss(x2(), y2(), &y, 0.3, loss::Reduction::Mean))
+        }
+        "cosine_embedding_loss" => {
+            let y = c.dev.from_vec([1.0, -1.0, -1.0, 1.0].map(E::cast_f64).to_vec(), (4usize,));
+            flat(loss::cosine_embedding_loss(x2(), y2(), &y, 0.2, loss::Reduction::Mean).unwrap())
+        }
         other => panic!("no tensile op for fixture case `{other}`: add it to pytorch_parity.rs"),
     }
 }

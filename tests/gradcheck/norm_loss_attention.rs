@@ -116,3 +116,33 @@ proptest! {
         }, &a, &b, cfg()).unwrap();
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// The class losses' options: an ignored class, label smoothing, soft targets.
+    #[test]
+    fn class_loss_options((x, p, y) in (1usize..5, 2usize..6).prop_flat_map(|(n, c)| (sized((n, c)), sized((n, c)), labels(n, c)))) {
+        use tensile::nn::loss::*;
+        let opts = ClassTargets { ignore_index: Some(1), label_smoothing: 0.15 };
+        gradcheck2(|x: Taped<M>, p: Taped<M>| {
+            // every sample may be ignored: the mean is then NaN, as PyTorch's, so sum here
+            cross_entropy(x.clone(), &y, opts, Reduction::Sum).unwrap()
+                + nll_loss(x.clone().log_softmax::<Axis<1>>(), &y, opts, Reduction::Sum).unwrap()
+                + cross_entropy_probs(x, p.softmax::<Axis<1>>(), 0.2, Reduction::Mean)
+        }, &x, &p, cfg()).unwrap();
+    }
+
+    /// Binary cross-entropy with a positive weight, margin ranking and cosine embedding.
+    #[test]
+    fn weighted_and_pairwise_losses((a, b, w) in (1usize..4, 2usize..5).prop_flat_map(|s| (sized(s), sized(s), tensor_of(s, 0.5..3.0)))) {
+        use tensile::nn::loss::*;
+        let signs = w.clone().gt_scalar(1.5).cast::<f64>().mul_scalar(2.0).sub_scalar(1.0);
+        let rows = signs.clone().select(Axis::<1>, 0);
+        gradcheck2(|a: Taped<M>, b: Taped<M>| {
+            binary_cross_entropy_with_logits_weighted(a.clone(), b.clone().sigmoid(), &w, Reduction::Mean)
+                + margin_ranking_loss(a.clone(), b.clone(), &signs, 0.3, Reduction::Sum)
+                + cosine_embedding_loss(a, b, &rows, 0.2, Reduction::Mean).unwrap()
+        }, &a, &b, cfg()).unwrap();
+    }
+}

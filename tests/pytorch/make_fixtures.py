@@ -183,6 +183,27 @@ case("huber_loss", lambda a, b: F.huber_loss(a, b, delta=1.3), [rand(3, 4), rand
 case("binary_cross_entropy", lambda a, b: F.binary_cross_entropy(a.sigmoid(), b.sigmoid()), [rand(3, 4), rand(3, 4)], WIDE)
 case("bce_with_logits", lambda a, b: F.binary_cross_entropy_with_logits(a, b.sigmoid()), [rand(3, 4), rand(3, 4)], WIDE)
 case("kl_div", lambda a, b: F.kl_div(a.log_softmax(1), b.softmax(1)), [rand(3, 4), rand(3, 4)], WIDE)
+case("mse_loss_none", lambda a, b: F.mse_loss(a, b, reduction="none"), [rand(3, 4), rand(3, 4)], WIDE)
+# options of the class losses: ignore_index, label_smoothing, soft targets, sums
+case("cross_entropy_smooth_ignore", lambda x, t: F.cross_entropy(x, t, ignore_index=3, label_smoothing=0.2),
+     [rand(5, 4)], WIDE, [idx(0, 3, 2, 1, 3)])
+case("cross_entropy_smooth_sum_none", lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1, reduction="none"),
+     [rand(4, 5)], WIDE, [idx(0, 4, 2, 2)])
+case("nll_loss_ignore_sum", lambda x, t: F.nll_loss(x.log_softmax(1), t, ignore_index=1, reduction="sum"),
+     [rand(4, 5)], WIDE, [idx(1, 3, 0, 1)])
+case("cross_entropy_probs_smooth", lambda x, t: F.cross_entropy(x, t.softmax(1), label_smoothing=0.3),
+     [rand(4, 5), rand(4, 5)], WIDE)
+POS_WEIGHT = [0.5, 1.0, 2.0, 3.0]
+case("bce_with_logits_pos_weight",
+     lambda a, b: F.binary_cross_entropy_with_logits(a, b.sigmoid(), pos_weight=torch.tensor(POS_WEIGHT, dtype=a.dtype)),
+     [rand(3, 4), rand(3, 4)], WIDE)
+SIGNS = [[1, -1, 1, 1], [-1, -1, 1, -1], [1, 1, -1, 1]]
+case("margin_ranking_loss", lambda a, b: F.margin_ranking_loss(a, b, torch.tensor(SIGNS, dtype=a.dtype), margin=0.3),
+     [rand(3, 4), rand(3, 4)], WIDE)
+PAIRS = [1, -1, -1, 1]
+case("cosine_embedding_loss",
+     lambda a, b: F.cosine_embedding_loss(a, b, torch.tensor(PAIRS, dtype=a.dtype), margin=0.2),
+     [rand(4, 5), rand(4, 5)], WIDE)
 
 # attention: (batch, heads, L, d); the mask keeps a fixed pattern
 KEEP = torch.tensor([[True, False, True, True], [True, True, False, False], [False, True, True, True]])
