@@ -4,9 +4,9 @@
 
 use serde_json::Value;
 use tensile::nn::{
-    Activation, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Embedding, Flatten, GRU, GroupNorm, LSTM, LayerNorm, Linear,
-    MaxPool2d, MultiHeadAttention, Params, RMSNorm, ReLU, Tanh, TensorKind, Transformer, TransformerDecoderLayer,
-    TransformerEncoderLayer, Visitor, VisitorMut,
+    Activation, BatchNorm1d, BatchNorm2d, Bilinear, Conv1d, Conv2d, ConvTranspose2d, Embedding, Flatten, GRU,
+    GroupNorm, LSTM, LayerNorm, Linear, MaxPool2d, MultiHeadAttention, Params, RMSNorm, ReLU, Tanh, TensorKind,
+    Transformer, TransformerDecoderLayer, TransformerEncoderLayer, Visitor, VisitorMut,
 };
 use tensile::prelude::*;
 
@@ -171,6 +171,15 @@ fn modules_match_pytorch() {
                 let tokens = Cpu::seeded(0).from_vec(idx, shape).put_tape(tape.clone());
                 (flat(m.forward(tokens)), None)
             }),
+            "conv_transpose2d" => {
+                check_float::<B4, _, _>(&case, ConvTranspose2d::<4, 6, 3, 2, 1, 1, 2, 1, f64>::build(&dev))
+            }
+            "bilinear" => check(&case, Bilinear::<3, 4, 2, f64>::build(&dev), |m, _, tape| {
+                let (a, at) = nth_input::<(usize, Const<3>)>(&case, 0, tape);
+                let (b, bt) = nth_input::<(usize, Const<4>)>(&case, 1, tape);
+                let read: InputGrad = Box::new(move |g| vec![g.get(&a).to_vec(), g.get(&b).to_vec()]);
+                (flat(m.forward_mut((at, bt))), Some(read))
+            }),
             "mha_self_causal" => check(&case, MultiHeadAttention::<8, 2, f64>::build(&dev), |m, _, tape| {
                 let (x, xt) = nth_input::<Seq8>(&case, 0, tape);
                 (flat(m.forward_mut((xt, AttnMask::Causal))), Some(grads_of(vec![x])))
@@ -238,5 +247,5 @@ fn modules_match_pytorch() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 21);
+    assert_eq!(seen, 23);
 }

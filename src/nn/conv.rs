@@ -7,7 +7,7 @@ use crate::autograd::Tape;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::Result;
-use crate::ops::{ConvLen, ConvOpts};
+use crate::ops::{ConvLen, ConvOpts, ConvTransposeLen, ConvTransposeOpts};
 use crate::shapes::{Axes2, Axes3, Const, Dim, Quot, Rank1, Shape};
 use crate::tensor::Tensor;
 
@@ -195,5 +195,118 @@ impl<
         let y = x.try_conv1d(on_tape(&self.weight, &tape), ConvOpts::<S, P, L, G>)?;
         let shape = *y.shape();
         Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axes2<0, 2>>(&shape))
+    }
+}
+
+/// The output shape of a [`ConvTranspose2d`].
+type UpShape<B, const O: usize, H, W, const K: usize, const S: usize, const P: usize, const L: usize, const A: usize> =
+    (B, Const<O>, ConvTransposeLen<H, Const<K>, S, P, L, A>, ConvTransposeLen<W, Const<K>, S, P, L, A>);
+
+/// Output channels per group of a transposed convolution: `O / G`.
+pub type OutPerGroup<const O: usize, const G: usize> = Quot<Const<O>, Const<G>>;
+
+/// A 2-D transposed convolution ("deconvolution") from `I` to `O` channels with a `K x K`
+/// kernel, stride `S`, padding `P`, dilation `L`, `G` groups and output padding `A`, plus a
+/// bias: PyTorch's `nn.ConvTranspose2d` (weight `(I, O / G, K, K)`, initialised as PyTorch's).
+/// Takes `(batch, I, h, w)`; the output's spatial dims are computed at compile time when the
+/// input's are static.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::nn::ConvTranspose2d;
+/// let dev = Cpu::seeded(0);
+/// let up = ConvTranspose2d::<16, 8, 2, 2>::build(&dev);        // doubles the resolution
+/// let x: Tensor<(usize, Const<16>, Const<7>, Const<7>), f32, Cpu> = dev.zeros_like(&(3, Const, Const, Const));
+/// let y: Tensor<(usize, Const<8>, Const<14>, Const<14>), f32, Cpu> = up.forward(x).realize();
+/// ```
+#[derive(Clone, Debug)]
+pub struct ConvTranspose2d<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize = 1,
+    const P: usize = 0,
+    const L: usize = 1,
+    const G: usize = 1,
+    const A: usize = 0,
+    E: Float = f32,
+    D: Device = Cpu,
+> {
+    /// `(I, O / G, K, K)`, as PyTorch stores it.
+    pub weight: Tensor<(Const<I>, OutPerGroup<O, G>, Const<K>, Const<K>), E, D>,
+    /// `(O,)`.
+    pub bias: Tensor<Rank1<O>, E, D>,
+}
+
+impl<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const L: usize,
+    const G: usize,
+    const A: usize,
+    E: Float,
+    D: Device,
+> BuildOn<D> for ConvTranspose2d<I, O, K, S, P, L, G, A, E, D>
+{
+    fn try_build(dev: &D) -> Result<Self> {
+        const {
+            assert!(
+                G > 0 && I.is_multiple_of(G) && O.is_multiple_of(G),
+                "ConvTranspose2d<I, O, K, S, P, L, G>: G must divide I and O"
+            );
+        }
+        // PyTorch's fan-in of this weight is its dim 1 times the kernel: (O / G) K²
+        let fan_in = (O / G) * K * K;
+        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+        let shape = (Const, OutPerGroup::<O, G>::new(O / G), Const, Const);
+        Ok(Self {
+            weight: init::kaiming_uniform(dev, &shape, 5f64.sqrt()),
+            bias: init::uniform(dev, &Default::default(), -bound, bound),
+        })
+    }
+}
+
+tensor_params!(
+    [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, const A: usize, E: Float, D: Device]
+    ConvTranspose2d<I, O, K, S, P, L, G, A, E, D> { weight: Parameter, bias: Parameter }
+);
+same_in_training!(
+    [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, const A: usize, E: Float, D: Device]
+    ConvTranspose2d<I, O, K, S, P, L, G, A, E, D>
+);
+
+impl<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const L: usize,
+    const G: usize,
+    const A: usize,
+    B: Dim,
+    C: Dim,
+    H: Dim,
+    W: Dim,
+    E: Float,
+    D: Device,
+    T: Tape<D>,
+> Module<Tensor<(B, C, H, W), E, D, T>> for ConvTranspose2d<I, O, K, S, P, L, G, A, E, D>
+{
+    type Output = Tensor<UpShape<B, O, H, W, K, S, P, L, A>, E, D, T>;
+    fn try_forward(&self, x: Tensor<(B, C, H, W), E, D, T>) -> Result<Self::Output> {
+        check_channels!(
+            C,
+            "ConvTranspose2d<I, O, K, ..>: the input's channel dim (dim 1) is not I (see the sizes in the types of this error)"
+        );
+        let x = realize_channels::<_, (B, Const<I>, H, W), I, E, D, T>(x, |s| s.1.size())?;
+        let tape = x.tape().clone();
+        let y = x.try_conv_transpose2d(on_tape(&self.weight, &tape), ConvTransposeOpts::<S, P, L, G, A>)?;
+        let y = y.try_realize::<UpShape<B, O, H, W, K, S, P, L, A>>()?; // O / G * G channels are O
+        let shape = *y.shape();
+        Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axes3<0, 2, 3>>(&shape))
     }
 }

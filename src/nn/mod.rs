@@ -28,9 +28,11 @@
 
 mod activation;
 mod attention;
+mod bilinear;
 mod conv;
 mod dropout;
 mod embedding;
+mod frozen;
 pub mod init;
 mod linear;
 pub mod loss;
@@ -43,15 +45,17 @@ mod transformer;
 
 pub use activation::{GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
 pub use attention::{MultiHeadAttention, Packed};
-pub use conv::{Conv1d, Conv2d, PerGroup};
+pub use bilinear::Bilinear;
+pub use conv::{Conv1d, Conv2d, ConvTranspose2d, OutPerGroup, PerGroup};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub use frozen::Frozen;
 pub use linear::Linear;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
 pub use residual::{Repeat, Residual};
 pub use rnn::{GRU, LSTM, RnnWeights};
-pub use serialize::SaveLoad;
+pub use serialize::{SaveLoad, copy_params};
 pub use transformer::{
     Activation, Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
 };
@@ -101,6 +105,8 @@ pub trait ModuleMut<X> {
 pub enum TensorKind {
     /// Learned: optimisers update it.
     Parameter,
+    /// A parameter of a [`Frozen`] module: learned once, not updated now.
+    Frozen,
     /// State saved with the model but not learned.
     Buffer,
 }
@@ -159,17 +165,27 @@ pub trait BuildOn<D: Device>: Sized {
     }
 }
 
-/// The number of learned elements.
+/// The number of parameter elements, frozen ones included (PyTorch's
+/// `sum(p.numel() for p in model.parameters())`).
 pub fn num_params<D: Device, M: Params<D>>(m: &M) -> usize {
-    struct Count(usize);
+    count_elements(m, |kind| matches!(kind, TensorKind::Parameter | TensorKind::Frozen))
+}
+
+/// The number of parameter elements that training updates (frozen ones left out).
+pub fn num_trainable_params<D: Device, M: Params<D>>(m: &M) -> usize {
+    count_elements(m, |kind| kind == TensorKind::Parameter)
+}
+
+fn count_elements<D: Device, M: Params<D>>(m: &M, counted: fn(TensorKind) -> bool) -> usize {
+    struct Count(usize, fn(TensorKind) -> bool);
     impl<D: Device> Visitor<D> for Count {
         fn visit<S: Shape, E: Float>(&mut self, _: &str, kind: TensorKind, t: &Tensor<S, E, D>) {
-            if kind == TensorKind::Parameter {
+            if (self.1)(kind) {
                 self.0 += t.numel();
             }
         }
     }
-    let mut c = Count(0);
+    let mut c = Count(0, counted);
     m.visit_params("", &mut c);
     c.0
 }

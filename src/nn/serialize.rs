@@ -69,17 +69,9 @@ pub trait SaveLoad<D: Device>: Params<D> {
     /// On `Err` the model is unchanged.
     fn load_safetensors(&mut self, bytes: &[u8]) -> Result<()> {
         let file = SafeTensors::deserialize(bytes).map_err(|e| malformed(&e))?;
-        let mut check = Check { file: &file, seen: Vec::new(), error: None };
-        self.visit_params("", &mut check);
-        if let Some(e) = check.error {
-            return Err(e);
-        }
-        let mut unexpected: Vec<&str> =
-            file.names().into_iter().filter(|n| !check.seen.iter().any(|s| s == n)).collect();
-        unexpected.sort_unstable();
-        if let Some(key) = unexpected.first() {
-            return Err(Error::UnexpectedKey { key: key.to_string() });
-        }
+        let entries =
+            file.iter().map(|(name, view)| (name.to_string(), (view.shape().to_vec(), Some(view.dtype())))).collect();
+        check_state(self, &entries)?;
         self.visit_params_mut("", &mut Assign(&file));
         Ok(())
     }
@@ -143,37 +135,53 @@ impl<D: Device> Visitor<D> for Collect {
     }
 }
 
-/// Checks every tensor of the model against the file, keeping the first mismatch.
-struct Check<'a, 'data> {
-    file: &'a SafeTensors<'data>,
+/// A saved state's entries: each name's dims, and its dtype where it must match the model's.
+type Entries = HashMap<String, (Vec<usize>, Option<StDtype>)>;
+
+/// Checks the model's tensors against a saved state as `load_state_dict(strict=True)` does:
+/// the first missing key, wrong dtype or shape in visiting order, then the first unexpected
+/// key in name order.
+fn check_state<D: Device, M: Params<D> + ?Sized>(model: &M, entries: &Entries) -> Result<()> {
+    let mut check = Check { entries, seen: Vec::new(), error: None };
+    model.visit_params("", &mut check);
+    if let Some(e) = check.error {
+        return Err(e);
+    }
+    let mut unexpected: Vec<&String> = entries.keys().filter(|n| !check.seen.contains(n)).collect();
+    unexpected.sort_unstable();
+    match unexpected.first() {
+        Some(key) => Err(Error::UnexpectedKey { key: key.to_string() }),
+        None => Ok(()),
+    }
+}
+
+/// Checks every tensor of the model against a saved state, keeping the first mismatch.
+struct Check<'a> {
+    entries: &'a Entries,
     seen: Vec<String>,
     error: Option<Error>,
 }
 
-impl Check<'_, '_> {
+impl Check<'_> {
     fn check<S: Shape, E: Dtype, D: Device>(&mut self, name: &str, t: &Tensor<S, E, D>) {
         self.seen.push(name.to_string());
         if self.error.is_some() {
             return;
         }
-        let Ok(view) = self.file.tensor(name) else {
+        let Some((dims, dtype)) = self.entries.get(name) else {
             self.error = Some(Error::MissingKey { key: name.to_string() });
             return;
         };
-        if st_dtype::<E>() != Some(view.dtype()) {
+        if let Some(dtype) = dtype.filter(|&d| st_dtype::<E>() != Some(d)) {
+            self.error = Some(Error::WrongDtype { key: name.to_string(), expected: E::NAME, found: dtype.to_string() });
+        } else if dims.as_slice() != t.dims().as_slice() {
             self.error =
-                Some(Error::WrongDtype { key: name.to_string(), expected: E::NAME, found: view.dtype().to_string() });
-        } else if view.shape() != t.dims().as_slice() {
-            self.error = Some(Error::WrongShape {
-                key: name.to_string(),
-                expected: t.dims().to_vec(),
-                found: view.shape().to_vec(),
-            });
+                Some(Error::WrongShape { key: name.to_string(), expected: t.dims().to_vec(), found: dims.clone() });
         }
     }
 }
 
-impl<D: Device> Visitor<D> for Check<'_, '_> {
+impl<D: Device> Visitor<D> for Check<'_> {
     fn visit<S: Shape, E: Float>(&mut self, name: &str, _: TensorKind, t: &Tensor<S, E, D>) {
         self.check(name, t);
     }
@@ -182,7 +190,57 @@ impl<D: Device> Visitor<D> for Check<'_, '_> {
     }
 }
 
-/// Sets every tensor from the file (after [`Check`] found nothing wrong).
+/// Copies every tensor of `src` into `dst` by name, converting dtypes: how a model moves to
+/// another dtype (build the same architecture in the new dtype, then copy), or how weights move
+/// between two module types that name them alike. Names and shapes are checked as
+/// [`SaveLoad::load`] checks them (dtypes may differ); on `Err`, `dst` is unchanged.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::nn::{self, Linear, ReLU};
+/// let dev = Cpu::seeded(0);
+/// let m32 = <(Linear<2, 3>, ReLU, Linear<3, 1>)>::build(&dev);
+/// let mut m64 = <(Linear<2, 3, f64>, ReLU, Linear<3, 1, f64>)>::build(&dev);
+/// nn::copy_params(&m32, &mut m64).unwrap();
+/// assert_eq!(m64.0.weight.to_vec()[0], m32.0.weight.to_vec()[0] as f64);
+/// ```
+pub fn copy_params<D: Device, M1: Params<D>, M2: Params<D>>(src: &M1, dst: &mut M2) -> Result<()> {
+    struct Values(HashMap<String, (Vec<usize>, Vec<f64>)>);
+    impl Values {
+        fn add<S: Shape, E: Dtype, D: Device>(&mut self, name: &str, t: &Tensor<S, E, D>) {
+            let values = t.to_vec().into_iter().map(Dtype::as_f64).collect();
+            self.0.insert(name.to_string(), (t.dims().to_vec(), values));
+        }
+        fn set<S: Shape, E: Dtype, D: Device>(&self, name: &str, t: &mut Tensor<S, E, D>) {
+            let (_, values) = &self.0[name];
+            *t = t.device().from_vec(values.iter().map(|&v| E::cast_f64(v)).collect(), *t.shape());
+        }
+    }
+    impl<D: Device> Visitor<D> for Values {
+        fn visit<S: Shape, E: Float>(&mut self, name: &str, _: TensorKind, t: &Tensor<S, E, D>) {
+            self.add(name, t);
+        }
+        fn visit_non_float<S: Shape, E: Dtype>(&mut self, name: &str, t: &Tensor<S, E, D>) {
+            self.add(name, t);
+        }
+    }
+    impl<D: Device> VisitorMut<D> for Values {
+        fn visit_mut<S: Shape, E: Float>(&mut self, name: &str, _: TensorKind, t: &mut Tensor<S, E, D>) {
+            self.set(name, t);
+        }
+        fn visit_non_float_mut<S: Shape, E: Dtype>(&mut self, name: &str, t: &mut Tensor<S, E, D>) {
+            self.set(name, t);
+        }
+    }
+    let mut values = Values(HashMap::new());
+    src.visit_params("", &mut values);
+    let entries = values.0.iter().map(|(name, (dims, _))| (name.clone(), (dims.clone(), None))).collect();
+    check_state(dst, &entries)?;
+    dst.visit_params_mut("", &mut values);
+    Ok(())
+}
+
+/// Sets every tensor from the file (after [`check_state`] found nothing wrong).
 struct Assign<'a, 'data>(&'a SafeTensors<'data>);
 
 impl Assign<'_, '_> {
