@@ -60,9 +60,9 @@ fn every_parameter_gets_a_gradient() {
         let _ = (name, dims);
     }
     assert!(g.get(&model.0.weight).to_vec().iter().any(|v| *v != 0.0));
-    assert!(g.get(&model.0.bias).to_vec().iter().any(|v| *v != 0.0));
+    assert!(g.get(model.0.bias.as_ref().unwrap()).to_vec().iter().any(|v| *v != 0.0));
     assert!(g.get(&model.4.weight).to_vec().iter().any(|v| *v != 0.0));
-    assert!(g.get(&model.4.bias).to_vec().iter().any(|v| *v != 0.0));
+    assert!(g.get(model.4.bias.as_ref().unwrap()).to_vec().iter().any(|v| *v != 0.0));
 }
 
 /// The same model built in f64 (each module is generic over its dtype).

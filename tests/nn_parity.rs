@@ -5,7 +5,7 @@
 use serde_json::Value;
 use tensile::nn::{
     Activation, BatchNorm1d, BatchNorm2d, Bilinear, Conv1d, Conv2d, ConvTranspose2d, Embedding, Flatten, GRU,
-    GroupNorm, LSTM, LayerNorm, Linear, MaxPool2d, MultiHeadAttention, Params, RMSNorm, ReLU, Tanh, TensorKind,
+    GroupNorm, LSTM, LayerNorm, Linear, MaxPool2d, MultiHeadAttention, NoBias, Params, RMSNorm, ReLU, Tanh, TensorKind,
     Transformer, TransformerDecoderLayer, TransformerEncoderLayer, Visitor, VisitorMut,
 };
 use tensile::prelude::*;
@@ -174,6 +174,10 @@ fn modules_match_pytorch() {
             "conv_transpose2d" => {
                 check_float::<B4, _, _>(&case, ConvTranspose2d::<4, 6, 3, 2, 1, 1, 2, 1, f64>::build(&dev))
             }
+            "conv_no_bias_bn" => check_float::<B4, _, _>(
+                &case,
+                <(NoBias<Conv2d<3, 4, 3, 1, 1, 1, 1, f64>>, BatchNorm2d<4, f64>)>::build(&dev),
+            ),
             "bilinear" => check(&case, Bilinear::<3, 4, 2, f64>::build(&dev), |m, _, tape| {
                 let (a, at) = nth_input::<(usize, Const<3>)>(&case, 0, tape);
                 let (b, bt) = nth_input::<(usize, Const<4>)>(&case, 1, tape);
@@ -247,5 +251,5 @@ fn modules_match_pytorch() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 23);
+    assert_eq!(seen, 24);
 }

@@ -50,7 +50,7 @@ impl<const M: usize, const H: usize, E: Float, D: Device> BuildOn<D> for MultiHe
         const { assert!(H > 0 && M.is_multiple_of(H), "MultiHeadAttention<M, H>: H must divide M") };
         let packed = Packed::<M>::new(3 * M);
         let mut out_proj = Linear::try_build(dev)?;
-        out_proj.bias = dev.zeros_like(&(Const,));
+        out_proj.bias = Some(dev.zeros_like(&(Const,)));
         Ok(Self {
             in_proj_weight: init::xavier_uniform(dev, &(packed, Const), 1.0),
             in_proj_bias: dev.zeros_like(&(packed,)),
@@ -94,7 +94,7 @@ impl<const M: usize, const H: usize, E: Float, D: Device> MultiHeadAttention<M, 
         let part = |i: usize| -> Result<_> {
             Ok((
                 w.clone().try_narrow(Axis::<0>, i * M, Const::<M>)?,
-                b.clone().try_narrow(Axis::<0>, i * M, Const::<M>)?,
+                Some(b.clone().try_narrow(Axis::<0>, i * M, Const::<M>)?),
             ))
         };
         let ((wq, bq), (wk, bk), (wv, bv)) = (part(0)?, part(1)?, part(2)?);

@@ -1,8 +1,8 @@
-//! Convolution layers: `Conv1d` and `Conv2d`, PyTorch's `nn.Conv1d` / `nn.Conv2d` with bias, the
+//! Convolution layers: `Conv1d`, `Conv2d` and `ConvTranspose2d`, PyTorch's, with an optional bias, the
 //! stride, padding, dilation and groups as const parameters.
 
 use super::linear::on_tape;
-use super::{BuildOn, Module, init, same_in_training, tensor_params};
+use super::{BuildOn, Module, init, optional_bias, same_in_training, tensor_params};
 use crate::autograd::Tape;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
@@ -41,8 +41,8 @@ pub struct Conv2d<
 > {
     /// `(O, I / G, K, K)`, as PyTorch stores it.
     pub weight: Tensor<(Const<O>, PerGroup<I, G>, Const<K>, Const<K>), E, D>,
-    /// `(O,)`.
-    pub bias: Tensor<Rank1<O>, E, D>,
+    /// `(O,)`; `None` in a [`NoBias`](super::NoBias) layer (PyTorch's `bias=False`).
+    pub bias: Option<Tensor<Rank1<O>, E, D>>,
 }
 
 /// A 1-D convolution from `I` to `O` channels with a kernel of `K`, stride `S`, padding `P`,
@@ -70,8 +70,8 @@ pub struct Conv1d<
 > {
     /// `(O, I / G, K)`, as PyTorch stores it.
     pub weight: Tensor<(Const<O>, PerGroup<I, G>, Const<K>), E, D>,
-    /// `(O,)`.
-    pub bias: Tensor<Rank1<O>, E, D>,
+    /// `(O,)`; `None` in a [`NoBias`](super::NoBias) layer (PyTorch's `bias=False`).
+    pub bias: Option<Tensor<Rank1<O>, E, D>>,
 }
 
 macro_rules! conv_common {
@@ -93,14 +93,18 @@ macro_rules! conv_common {
                 let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
                 Ok(Self {
                     weight: init::kaiming_uniform(dev, &Default::default(), 5f64.sqrt()),
-                    bias: init::uniform(dev, &Default::default(), -bound, bound),
+                    bias: Some(init::uniform(dev, &Default::default(), -bound, bound)),
                 })
             }
         }
 
         tensor_params!(
             [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, E: Float, D: Device]
-            $name<I, O, K, S, P, L, G, E, D> { weight: Parameter, bias: Parameter }
+            $name<I, O, K, S, P, L, G, E, D> { weight: Parameter, bias: Optional }
+        );
+        optional_bias!(
+            [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, E: Float, D: Device]
+            $name<I, O, K, S, P, L, G, E, D>
         );
 
         same_in_training!(
@@ -164,7 +168,10 @@ impl<
         let tape = x.tape().clone();
         let y = x.try_conv2d(on_tape(&self.weight, &tape), ConvOpts::<S, P, L, G>)?;
         let shape = *y.shape();
-        Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axes3<0, 2, 3>>(&shape))
+        Ok(match &self.bias {
+            Some(b) => y + on_tape(b, &tape).broadcast_like::<_, Axes3<0, 2, 3>>(&shape),
+            None => y,
+        })
     }
 }
 
@@ -194,7 +201,10 @@ impl<
         let tape = x.tape().clone();
         let y = x.try_conv1d(on_tape(&self.weight, &tape), ConvOpts::<S, P, L, G>)?;
         let shape = *y.shape();
-        Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axes2<0, 2>>(&shape))
+        Ok(match &self.bias {
+            Some(b) => y + on_tape(b, &tape).broadcast_like::<_, Axes2<0, 2>>(&shape),
+            None => y,
+        })
     }
 }
 
@@ -234,8 +244,8 @@ pub struct ConvTranspose2d<
 > {
     /// `(I, O / G, K, K)`, as PyTorch stores it.
     pub weight: Tensor<(Const<I>, OutPerGroup<O, G>, Const<K>, Const<K>), E, D>,
-    /// `(O,)`.
-    pub bias: Tensor<Rank1<O>, E, D>,
+    /// `(O,)`; `None` in a [`NoBias`](super::NoBias) layer (PyTorch's `bias=False`).
+    pub bias: Option<Tensor<Rank1<O>, E, D>>,
 }
 
 impl<
@@ -264,14 +274,18 @@ impl<
         let shape = (Const, OutPerGroup::<O, G>::new(O / G), Const, Const);
         Ok(Self {
             weight: init::kaiming_uniform(dev, &shape, 5f64.sqrt()),
-            bias: init::uniform(dev, &Default::default(), -bound, bound),
+            bias: Some(init::uniform(dev, &Default::default(), -bound, bound)),
         })
     }
 }
 
 tensor_params!(
     [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, const A: usize, E: Float, D: Device]
-    ConvTranspose2d<I, O, K, S, P, L, G, A, E, D> { weight: Parameter, bias: Parameter }
+    ConvTranspose2d<I, O, K, S, P, L, G, A, E, D> { weight: Parameter, bias: Optional }
+);
+optional_bias!(
+    [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, const A: usize, E: Float, D: Device]
+    ConvTranspose2d<I, O, K, S, P, L, G, A, E, D>
 );
 same_in_training!(
     [const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const L: usize, const G: usize, const A: usize, E: Float, D: Device]
@@ -307,6 +321,9 @@ impl<
         let y = x.try_conv_transpose2d(on_tape(&self.weight, &tape), ConvTransposeOpts::<S, P, L, G, A>)?;
         let y = y.try_realize::<UpShape<B, O, H, W, K, S, P, L, A>>()?; // O / G * G channels are O
         let shape = *y.shape();
-        Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axes3<0, 2, 3>>(&shape))
+        Ok(match &self.bias {
+            Some(b) => y + on_tape(b, &tape).broadcast_like::<_, Axes3<0, 2, 3>>(&shape),
+            None => y,
+        })
     }
 }

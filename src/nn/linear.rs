@@ -1,6 +1,6 @@
 //! `Linear<I, O>`: `y = x Wᵀ + b`, PyTorch's `nn.Linear` (weight stored `(O, I)`).
 
-use super::{BuildOn, Module, init, same_in_training, tensor_params};
+use super::{BuildOn, Module, init, optional_bias, same_in_training, tensor_params};
 use crate::autograd::Tape;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
@@ -25,8 +25,8 @@ use crate::tensor::Tensor;
 pub struct Linear<const I: usize, const O: usize, E: Float = f32, D: Device = Cpu> {
     /// `(O, I)`, as PyTorch stores it.
     pub weight: Tensor<Rank2<O, I>, E, D>,
-    /// `(O,)`.
-    pub bias: Tensor<Rank1<O>, E, D>,
+    /// `(O,)`; `None` in a [`NoBias`](super::NoBias) layer (PyTorch's `bias=False`).
+    pub bias: Option<Tensor<Rank1<O>, E, D>>,
 }
 
 impl<const I: usize, const O: usize, E: Float, D: Device> BuildOn<D> for Linear<I, O, E, D> {
@@ -34,12 +34,13 @@ impl<const I: usize, const O: usize, E: Float, D: Device> BuildOn<D> for Linear<
         let bound = 1.0 / (I.max(1) as f64).sqrt();
         Ok(Self {
             weight: init::kaiming_uniform(dev, &Default::default(), 5f64.sqrt()),
-            bias: init::uniform(dev, &Default::default(), -bound, bound),
+            bias: Some(init::uniform(dev, &Default::default(), -bound, bound)),
         })
     }
 }
 
-tensor_params!([const I: usize, const O: usize, E: Float, D: Device] Linear<I, O, E, D> { weight: Parameter, bias: Parameter });
+tensor_params!([const I: usize, const O: usize, E: Float, D: Device] Linear<I, O, E, D> { weight: Parameter, bias: Optional });
+optional_bias!([const I: usize, const O: usize, E: Float, D: Device] Linear<I, O, E, D>);
 
 /// A parameter on the input's tape, so that its gradient is recorded with the input's ops.
 pub(crate) fn on_tape<S: crate::shapes::Shape, E: Float, D: Device, T: Tape<D>>(
@@ -77,7 +78,11 @@ impl<const I: usize, const O: usize, X: Dim, E: Float, D: Device, T: Tape<D>> Mo
         let got = x.shape().0.size();
         let x = x.try_realize::<(Const<I>,)>().map_err(|_| features_err::<I>(got))?;
         let tape = x.tape().clone();
-        Ok(x.try_matmul(on_tape(&self.weight, &tape).t())? + on_tape(&self.bias, &tape))
+        let y = x.try_matmul(on_tape(&self.weight, &tape).t())?;
+        Ok(match &self.bias {
+            Some(b) => y + on_tape(b, &tape),
+            None => y,
+        })
     }
 }
 
@@ -92,7 +97,10 @@ impl<const I: usize, const O: usize, B: Dim, X: Dim, E: Float, D: Device, T: Tap
         let tape = x.tape().clone();
         let y = x.try_matmul(on_tape(&self.weight, &tape).t())?;
         let shape = *y.shape();
-        Ok(y + on_tape(&self.bias, &tape).broadcast_like::<_, Axis<0>>(&shape))
+        Ok(match &self.bias {
+            Some(b) => y + on_tape(b, &tape).broadcast_like::<_, Axis<0>>(&shape),
+            None => y,
+        })
     }
 }
 
@@ -105,7 +113,7 @@ impl<const I: usize, const O: usize, B: Dim, S: Dim, X: Dim, E: Float, D: Device
         let got = x.shape().2.size();
         let x = x.try_realize::<(B, S, Const<I>)>().map_err(|_| features_err::<I>(got))?;
         let tape = x.tape().clone();
-        affine(x, on_tape(&self.weight, &tape), on_tape(&self.bias, &tape))
+        affine(x, on_tape(&self.weight, &tape), self.bias.as_ref().map(|b| on_tape(b, &tape)))
     }
 }
 
@@ -114,11 +122,14 @@ impl<const I: usize, const O: usize, B: Dim, S: Dim, X: Dim, E: Float, D: Device
 pub(crate) fn affine<B: Dim, S: Dim, const I: usize, O: Dim, E: Float, D: Device, T: Tape<D>>(
     x: Tensor<(B, S, Const<I>), E, D, T>,
     weight: Tensor<(O, Const<I>), E, D, T>,
-    bias: Tensor<(O,), E, D, T>,
+    bias: Option<Tensor<(O,), E, D, T>>,
 ) -> Result<Tensor<(B, S, O), E, D, T>> {
     let y = x.try_matmul(weight.t())?;
     let shape = *y.shape();
-    Ok(y + bias.broadcast_like::<_, Axes2<0, 1>>(&shape))
+    Ok(match bias {
+        Some(b) => y + b.broadcast_like::<_, Axes2<0, 1>>(&shape),
+        None => y,
+    })
 }
 
 same_in_training!([const I: usize, const O: usize, E: Float, D: Device] Linear<I, O, E, D>);

@@ -36,6 +36,7 @@ mod frozen;
 pub mod init;
 mod linear;
 pub mod loss;
+mod no_bias;
 mod norm;
 mod pool;
 mod residual;
@@ -51,6 +52,7 @@ pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use frozen::Frozen;
 pub use linear::Linear;
+pub use no_bias::NoBias;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
 pub use residual::{Repeat, Residual};
@@ -228,7 +230,8 @@ pub fn alloc_grads<D: Device, M: Params<D>>(m: &M) -> Gradients<D> {
 }
 
 /// Implements [`Params`] for a module whose fields are tensors: each is visited as
-/// `"<prefix><field>"` with its kind (`Parameter`, `Buffer`, or `NonFloat` for an integer buffer).
+/// `"<prefix><field>"` with its kind (`Parameter`, `Buffer`, `NonFloat` for an integer buffer,
+/// or `Optional` for an `Option` parameter such as a bias, visited when present).
 macro_rules! tensor_params {
     ([$($g:tt)*] $ty:ty { $($field:ident: $kind:ident),* $(,)? }) => {
         impl<$($g)*> crate::nn::Params<D> for $ty {
@@ -241,13 +244,41 @@ macro_rules! tensor_params {
         }
     };
     (@visit $v:ident, $t:expr, $name:expr, NonFloat) => { $v.visit_non_float($name, &$t) };
+    (@visit $v:ident, $t:expr, $name:expr, Optional) => {
+        if let Some(t) = &$t {
+            $v.visit($name, crate::nn::TensorKind::Parameter, t)
+        }
+    };
     (@visit $v:ident, $t:expr, $name:expr, $kind:ident) => { $v.visit($name, crate::nn::TensorKind::$kind, &$t) };
     (@visit_mut $v:ident, $t:expr, $name:expr, NonFloat) => { $v.visit_non_float_mut($name, &mut $t) };
+    (@visit_mut $v:ident, $t:expr, $name:expr, Optional) => {
+        if let Some(t) = &mut $t {
+            $v.visit_mut($name, crate::nn::TensorKind::Parameter, t)
+        }
+    };
     (@visit_mut $v:ident, $t:expr, $name:expr, $kind:ident) => {
         $v.visit_mut($name, crate::nn::TensorKind::$kind, &mut $t)
     };
 }
 pub(crate) use tensor_params;
+
+/// A layer whose bias can be left out (PyTorch's `bias=False`), for [`NoBias`].
+pub trait OptionalBias {
+    /// Drops the bias: the layer then computes `x Wᵀ` (or the convolution) alone.
+    fn remove_bias(&mut self);
+}
+
+/// Implements [`OptionalBias`] for a layer with a `bias: Option<..>` field.
+macro_rules! optional_bias {
+    ([$($g:tt)*] $ty:ty) => {
+        impl<$($g)*> crate::nn::OptionalBias for $ty {
+            fn remove_bias(&mut self) {
+                self.bias = None;
+            }
+        }
+    };
+}
+pub(crate) use optional_bias;
 
 /// Implements [`ModuleMut`] as [`Module`] for modules that behave the same in both modes.
 macro_rules! same_in_training {

@@ -58,7 +58,7 @@ impl<const G: usize, const I: usize, const H: usize, E: Float, D: Device> RnnWei
         x: Tensor<(B, S, Const<I>), E, D, T>,
     ) -> Result<Tensor<(B, S, Prod<Const<G>, Const<H>>), E, D, T>> {
         let tape = x.tape().clone();
-        affine(x, on_tape(&self.weight_ih, &tape), on_tape(&self.bias_ih, &tape))
+        affine(x, on_tape(&self.weight_ih, &tape), Some(on_tape(&self.bias_ih, &tape)))
     }
 }
 

@@ -90,6 +90,8 @@ CASES = [
          torch.randn(2, 1, 8, 8), True),
     case("conv_transpose2d", nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
          torch.randn(2, 4, 3, 4), True),
+    case("conv_no_bias_bn", nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)),
+         torch.randn(2, 3, 5, 5), True),
     case("bilinear", nn.Bilinear(3, 4, 2), (torch.randn(5, 3), torch.randn(5, 4)), True),
     case("mha_self_causal", nn.MultiheadAttention(8, 2, batch_first=True), torch.randn(2, 5, 8), True,
          call=lambda m, x: mha(m, x, mask=causal(5))),
