@@ -192,7 +192,8 @@ fn count_elements<D: Device, M: Params<D>>(m: &M, counted: fn(TensorKind) -> boo
     c.0
 }
 
-/// Every tensor's name, kind and dims, in visiting order (PyTorch's `state_dict` keys).
+/// Every tensor's name, kind and dims, in visiting order: PyTorch's `state_dict` keys, integer
+/// buffers (batch norm's `num_batches_tracked`) included.
 ///
 /// ```
 /// use tensile::prelude::*;
@@ -206,6 +207,9 @@ pub fn named_tensors<D: Device, M: Params<D>>(m: &M) -> Vec<(String, TensorKind,
     impl<D: Device> Visitor<D> for Names {
         fn visit<S: Shape, E: Float>(&mut self, name: &str, kind: TensorKind, t: &Tensor<S, E, D>) {
             self.0.push((name.to_string(), kind, t.dims().to_vec()));
+        }
+        fn visit_non_float<S: Shape, E: Dtype>(&mut self, name: &str, t: &Tensor<S, E, D>) {
+            self.0.push((name.to_string(), TensorKind::Buffer, t.dims().to_vec()));
         }
     }
     let mut n = Names(Vec::new());
@@ -302,8 +306,10 @@ mod tuples;
 /// module: tensors are named `"<field>.<inner name>"` as PyTorch names submodules, and `build`
 /// builds each field. The forward pass is yours to write (`impl Module<X> for ..`).
 ///
-/// Write the generics after `impl` in brackets (none for a concrete struct), then the type and
-/// the fields; the device type must be named `D` in generic form.
+/// Write the generics after `impl` in brackets, then the type and the fields. The device type
+/// must be named `D` in generic form; a struct on one device says which with `where D = Cpu`
+/// (`module_fields!(impl[const C: usize] Block<C> where D = Cpu { conv, bn })`), and a struct
+/// with no generics needs no `impl[..]` at all (`module_fields!(Model { encoder, head })`).
 ///
 /// ```
 /// use tensile::prelude::*;
@@ -329,32 +335,26 @@ mod tuples;
 /// ```
 #[macro_export]
 macro_rules! module_fields {
+    (impl[$($g:tt)*] $ty:ty where D = $dev:ty { $($field:ident),+ $(,)? }) => {
+        $crate::module_fields!(@impl [$($g)*] $ty, $dev, $($field),+);
+    };
     (impl[$($g:tt)*] $ty:ty { $($field:ident),+ $(,)? }) => {
-        impl<$($g)*> $crate::nn::Params<D> for $ty {
-            fn visit_params<V: $crate::nn::Visitor<D>>(&self, prefix: &str, v: &mut V) {
-                $($crate::nn::Params::<D>::visit_params(&self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
-            }
-            fn visit_params_mut<V: $crate::nn::VisitorMut<D>>(&mut self, prefix: &str, v: &mut V) {
-                $($crate::nn::Params::<D>::visit_params_mut(&mut self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
-            }
-        }
-        impl<$($g)*> $crate::nn::BuildOn<D> for $ty {
-            fn try_build(dev: &D) -> $crate::Result<Self> {
-                Ok(Self { $($field: $crate::nn::BuildOn::try_build(dev)?),+ })
-            }
-        }
+        $crate::module_fields!(@impl [$($g)*] $ty, D, $($field),+);
     };
     ($ty:ty { $($field:ident),+ $(,)? }) => {
-        impl $crate::nn::Params<$crate::device::Cpu> for $ty {
-            fn visit_params<V: $crate::nn::Visitor<$crate::device::Cpu>>(&self, prefix: &str, v: &mut V) {
-                $($crate::nn::Params::<$crate::device::Cpu>::visit_params(&self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
+        $crate::module_fields!(@impl [] $ty, $crate::device::Cpu, $($field),+);
+    };
+    (@impl [$($g:tt)*] $ty:ty, $dev:ty, $($field:ident),+) => {
+        impl<$($g)*> $crate::nn::Params<$dev> for $ty {
+            fn visit_params<V: $crate::nn::Visitor<$dev>>(&self, prefix: &str, v: &mut V) {
+                $($crate::nn::Params::<$dev>::visit_params(&self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
             }
-            fn visit_params_mut<V: $crate::nn::VisitorMut<$crate::device::Cpu>>(&mut self, prefix: &str, v: &mut V) {
-                $($crate::nn::Params::<$crate::device::Cpu>::visit_params_mut(&mut self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
+            fn visit_params_mut<V: $crate::nn::VisitorMut<$dev>>(&mut self, prefix: &str, v: &mut V) {
+                $($crate::nn::Params::<$dev>::visit_params_mut(&mut self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
             }
         }
-        impl $crate::nn::BuildOn<$crate::device::Cpu> for $ty {
-            fn try_build(dev: &$crate::device::Cpu) -> $crate::Result<Self> {
+        impl<$($g)*> $crate::nn::BuildOn<$dev> for $ty {
+            fn try_build(dev: &$dev) -> $crate::Result<Self> {
                 Ok(Self { $($field: $crate::nn::BuildOn::try_build(dev)?),+ })
             }
         }
