@@ -5,13 +5,23 @@
 use serde_json::Value;
 use tensile::nn::{
     Activation, BatchNorm1d, BatchNorm2d, Bilinear, Conv1d, Conv2d, ConvTranspose2d, Embedding, Flatten, GRU,
-    GroupNorm, LSTM, LayerNorm, Linear, MaxPool2d, MultiHeadAttention, NoBias, Params, RMSNorm, ReLU, Tanh, TensorKind,
-    Transformer, TransformerDecoderLayer, TransformerEncoderLayer, Visitor, VisitorMut,
+    GroupNorm, LSTM, LayerNorm, Linear, MaxPool2d, MultiHeadAttention, NoBias, Params, RMSNorm, ReLU, ResidualWith,
+    Tanh, TensorKind, Transformer, TransformerDecoderLayer, TransformerEncoderLayer, Visitor, VisitorMut,
 };
 use tensile::prelude::*;
 
-type Taped<S> = Tensor<S, f64, Cpu, OwnedTape<Cpu>>;
-type Flat = Taped<(usize,)>;
+type Taped<S, E> = Tensor<S, E, Cpu, OwnedTape<Cpu>>;
+type Flat<E> = Taped<(usize,), E>;
+
+/// A tensor's values as f64, for comparison.
+fn values<S: Shape, E: Float, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<f64> {
+    t.to_vec().iter().map(|v| v.as_f64()).collect()
+}
+
+/// 1e-9 in f64; the core issue's tolerance (1e-4) in f32.
+fn tolerance<E: Float>() -> f64 {
+    if E::BYTES == 8 { 1e-9 } else { E::TOLERANCE }
+}
 
 fn numbers(v: &Value) -> Vec<f64> {
     v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
@@ -51,33 +61,33 @@ impl Visitor<Cpu> for Grads<'_> {
     }
 }
 
-fn close(what: &str, got: &[f64], want: &[f64]) {
+fn close(what: &str, got: &[f64], want: &[f64], tol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: {} values, PyTorch has {}", got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{what}[{i}]: tensile {g}, PyTorch {w}");
+        assert!((g - w).abs() <= tol * w.abs().max(1.0), "{what}[{i}]: tensile {g}, PyTorch {w}");
     }
 }
 
-fn input<S: Shape>(case: &Value, tape: &OwnedTape<Cpu>) -> (Tensor<S, f64, Cpu>, Taped<S>) {
+fn input<E: Float, S: Shape>(case: &Value, tape: &OwnedTape<Cpu>) -> (Tensor<S, E, Cpu>, Taped<S, E>) {
     nth_input(case, 0, tape)
 }
 
 /// Input `i` of a case with several, and the same on the tape.
-fn nth_input<S: Shape>(case: &Value, i: usize, tape: &OwnedTape<Cpu>) -> (Tensor<S, f64, Cpu>, Taped<S>) {
+fn nth_input<E: Float, S: Shape>(case: &Value, i: usize, tape: &OwnedTape<Cpu>) -> (Tensor<S, E, Cpu>, Taped<S, E>) {
     let x = &case["inputs"][i];
     let shape = S::from_dims(&dims(&x["shape"])).expect("input shape");
-    let x = Cpu::seeded(0).from_vec(numbers(&x["data"]), shape);
+    let x = Cpu::seeded(0).from_vec(numbers(&x["data"]).into_iter().map(E::cast_f64).collect(), shape);
     let t = x.trace_on(tape);
     (x, t)
 }
 
 /// The gradients of several inputs, in order.
-fn grads_of<S: Shape>(inputs: Vec<Tensor<S, f64, Cpu>>) -> InputGrad {
-    Box::new(move |g| inputs.iter().map(|x| g.get(x).to_vec()).collect())
+fn grads_of<S: Shape, E: Float>(inputs: Vec<Tensor<S, E, Cpu>>) -> InputGrad {
+    Box::new(move |g| inputs.iter().map(|x| values(&g.get(x))).collect())
 }
 
 /// Flattens a module's output for comparison.
-fn flat<S: Shape>(y: Taped<S>) -> Flat {
+fn flat<S: Shape, E: Float>(y: Taped<S, E>) -> Flat<E> {
     let n = y.numel();
     y.try_reshape_like(&(n,)).unwrap()
 }
@@ -87,48 +97,63 @@ type InputGrad = Box<dyn Fn(&Gradients<Cpu>) -> Vec<Vec<f64>>>;
 
 /// Loads the case's weights, runs `forward` (which builds the input and flattens the output),
 /// weights the output, and compares everything with PyTorch.
-fn check<M: Params<Cpu>>(
+fn check<E: Float, M: Params<Cpu>>(
     case: &Value,
     mut model: M,
-    forward: impl FnOnce(&mut M, bool, &OwnedTape<Cpu>) -> (Flat, Option<InputGrad>),
+    forward: impl FnOnce(&mut M, bool, &OwnedTape<Cpu>) -> (Flat<E>, Option<InputGrad>),
 ) {
+    let tol = tolerance::<E>();
     let name = case["name"].as_str().expect("name");
     model.visit_params_mut("", &mut Load(&case["state"]));
     let tape = OwnedTape::new(Gradients::leaky());
     let (y, input_grad) = forward(&mut model, case["train"].as_bool().expect("train"), &tape);
-    close(&format!("{name} output"), &y.to_vec(), &numbers(&case["output"]));
-    let w = Cpu::seeded(0).from_vec(numbers(&case["weights"]), (y.numel(),));
+    let name = format!("{name} ({})", E::NAME);
+    close(&format!("{name} output"), &values(&y), &numbers(&case["output"]), tol);
+    let w = Cpu::seeded(0).from_vec(numbers(&case["weights"]).into_iter().map(E::cast_f64).collect(), (y.numel(),));
     let g = (y * w).sum::<Rank0, _>().backward();
     if let Some(read) = input_grad {
         let want = case["input_grads"].as_array().expect("input_grads");
         let got = read(&g);
         assert_eq!(got.len(), want.len(), "{name}: inputs with a gradient");
         for (i, (got, want)) in got.iter().zip(want).enumerate() {
-            close(&format!("{name} grad of input {i}"), got, &numbers(want));
+            close(&format!("{name} grad of input {i}"), got, &numbers(want), tol);
         }
     }
     let mut grads = Grads(&g, Vec::new());
     model.visit_params("", &mut grads);
     for (param, got) in grads.1 {
-        close(&format!("{name} grad of {param}"), &got, &numbers(&case["grads"][&param]));
+        close(&format!("{name} grad of {param}"), &got, &numbers(&case["grads"][&param]), tol);
     }
     let mut after = Read(Vec::new());
     model.visit_params("", &mut after);
     for (t, got) in after.0 {
-        close(&format!("{name} {t} after the step"), &got, &numbers(&case["state_after"][&t]));
+        close(&format!("{name} {t} after the step"), &got, &numbers(&case["state_after"][&t]), tol);
     }
 }
 
 /// Runs a float-input case and also checks the input's gradient.
-fn check_float<S: Shape, M, Y: Shape>(case: &Value, model: M)
+fn check_float<E: Float, S: Shape, M, Y: Shape>(case: &Value, model: M)
 where
-    M: Params<Cpu> + Module<Taped<S>, Output = Taped<Y>> + ModuleMut<Taped<S>, Output = Taped<Y>>,
+    M: Params<Cpu> + Module<Taped<S, E>, Output = Taped<Y, E>> + ModuleMut<Taped<S, E>, Output = Taped<Y, E>>,
 {
     check(case, model, |m, train, tape| {
-        let (x, xt) = input::<S>(case, tape);
+        let (x, xt) = input::<E, S>(case, tape);
         let y = if train { m.forward_mut(xt) } else { m.forward(xt) };
         (flat(y), Some(grads_of(vec![x])))
     });
+}
+
+/// Source and target as inputs, a causal target mask; training or inference mode.
+fn transformer_case<E: Float, const NE: usize, const ND: usize>(
+    case: &Value,
+    m: &mut Transformer<8, 2, 16, NE, ND, E>,
+    train: bool,
+    tape: &OwnedTape<Cpu>,
+) -> (Flat<E>, Option<InputGrad>) {
+    let (s, st) = nth_input::<E, Seq8>(case, 0, tape);
+    let (t, tt) = nth_input::<E, Seq8>(case, 1, tape);
+    let y = if train { m.forward_mut((st, tt, AttnMask::Causal)) } else { m.forward((st, tt, AttnMask::Causal)) };
+    (flat(y), Some(grads_of(vec![s, t])))
 }
 
 fn cases() -> Vec<Value> {
@@ -142,114 +167,136 @@ type B4 = (usize, usize, usize, usize);
 type Seq8 = (usize, usize, Const<8>);
 
 #[test]
-fn modules_match_pytorch() {
+fn modules_match_pytorch_in_f64() {
+    modules_match_pytorch::<f64>();
+}
+
+#[test]
+fn modules_match_pytorch_in_f32() {
+    modules_match_pytorch::<f32>();
+}
+
+fn modules_match_pytorch<E: Float>() {
     let dev = Cpu::seeded(0);
     let mut seen = 0;
     for case in cases() {
         match case["name"].as_str().expect("name") {
-            "linear" => check_float::<(usize, Const<5>), _, _>(&case, Linear::<5, 3, f64>::build(&dev)),
-            "mlp" => check_float::<(usize, Const<4>), _, _>(
+            "linear" => check_float::<E, (usize, Const<5>), _, _>(&case, Linear::<5, 3, E>::build(&dev)),
+            "mlp" => check_float::<E, (usize, Const<4>), _, _>(
                 &case,
-                <(Linear<4, 6, f64>, Tanh, Linear<6, 2, f64>)>::build(&dev),
+                <(Linear<4, 6, E>, Tanh, Linear<6, 2, E>)>::build(&dev),
             ),
-            "conv2d" => check_float::<B4, _, _>(&case, Conv2d::<4, 6, 3, 2, 1, 1, 2, f64>::build(&dev)),
-            "conv1d" => check_float::<B3, _, _>(&case, Conv1d::<3, 4, 3, 1, 1, 1, 1, f64>::build(&dev)),
-            "layer_norm" => check_float::<B3, _, _>(&case, LayerNorm::<6, f64>::build(&dev)),
-            "rms_norm" => check_float::<B2, _, _>(&case, RMSNorm::<6, f64>::build(&dev)),
-            "group_norm" => check_float::<B4, _, _>(&case, GroupNorm::<2, 4, f64>::build(&dev)),
+            "conv2d" => check_float::<E, B4, _, _>(&case, Conv2d::<4, 6, 3, 2, 1, 1, 2, E>::build(&dev)),
+            "conv1d" => check_float::<E, B3, _, _>(&case, Conv1d::<3, 4, 3, 1, 1, 1, 1, E>::build(&dev)),
+            "layer_norm" => check_float::<E, B3, _, _>(&case, LayerNorm::<6, E>::build(&dev)),
+            "rms_norm" => check_float::<E, B2, _, _>(&case, RMSNorm::<6, E>::build(&dev)),
+            "group_norm" => check_float::<E, B4, _, _>(&case, GroupNorm::<2, 4, E>::build(&dev)),
             "batch_norm2d_train" | "batch_norm2d_eval" => {
-                check_float::<B4, _, _>(&case, BatchNorm2d::<3, f64>::build(&dev))
+                check_float::<E, B4, _, _>(&case, BatchNorm2d::<3, E>::build(&dev))
             }
-            "batch_norm1d_train" => check_float::<B2, _, _>(&case, BatchNorm1d::<5, f64>::build(&dev)),
-            "cnn" => check_float::<(usize, Const<1>, Const<8>, Const<8>), _, _>(
+            "batch_norm1d_train" => check_float::<E, B2, _, _>(&case, BatchNorm1d::<5, E>::build(&dev)),
+            "cnn" => check_float::<E, (usize, Const<1>, Const<8>, Const<8>), _, _>(
                 &case,
-                <(Conv2d<1, 4, 3, 1, 0, 1, 1, f64>, ReLU, MaxPool2d<2>, Flatten, Linear<36, 3, f64>)>::build(&dev),
+                <(Conv2d<1, 4, 3, 1, 0, 1, 1, E>, ReLU, MaxPool2d<2>, Flatten, Linear<36, 3, E>)>::build(&dev),
             ),
-            "embedding" => check(&case, Embedding::<7, 4, f64>::build(&dev), |m, _, tape| {
+            "embedding" => check::<E, _>(&case, Embedding::<7, 4, E>::build(&dev), |m, _, tape| {
                 let shape = <B2 as Shape>::from_dims(&dims(&case["input"]["shape"])).unwrap();
                 let idx: Vec<i64> = numbers(&case["input"]["data"]).into_iter().map(|v| v as i64).collect();
                 let tokens = Cpu::seeded(0).from_vec(idx, shape).put_tape(tape.clone());
                 (flat(m.forward(tokens)), None)
             }),
             "conv_transpose2d" => {
-                check_float::<B4, _, _>(&case, ConvTranspose2d::<4, 6, 3, 2, 1, 1, 2, 1, f64>::build(&dev))
+                check_float::<E, B4, _, _>(&case, ConvTranspose2d::<4, 6, 3, 2, 1, 1, 2, 1, E>::build(&dev))
             }
-            "conv_no_bias_bn" => check_float::<B4, _, _>(
+            "conv_no_bias_bn" => check_float::<E, B4, _, _>(
                 &case,
-                <(NoBias<Conv2d<3, 4, 3, 1, 1, 1, 1, f64>>, BatchNorm2d<4, f64>)>::build(&dev),
+                <(NoBias<Conv2d<3, 4, 3, 1, 1, 1, 1, E>>, BatchNorm2d<4, E>)>::build(&dev),
             ),
-            "bilinear" => check(&case, Bilinear::<3, 4, 2, f64>::build(&dev), |m, _, tape| {
-                let (a, at) = nth_input::<(usize, Const<3>)>(&case, 0, tape);
-                let (b, bt) = nth_input::<(usize, Const<4>)>(&case, 1, tape);
-                let read: InputGrad = Box::new(move |g| vec![g.get(&a).to_vec(), g.get(&b).to_vec()]);
+            "residual_with_downsample" => check_float::<E, B4, _, _>(
+                &case,
+                ResidualWith::<
+                    (
+                        NoBias<Conv2d<3, 4, 3, 2, 1, 1, 1, E>>,
+                        BatchNorm2d<4, E>,
+                        ReLU,
+                        NoBias<Conv2d<4, 4, 3, 1, 1, 1, 1, E>>,
+                        BatchNorm2d<4, E>,
+                    ),
+                    (NoBias<Conv2d<3, 4, 1, 2, 0, 1, 1, E>>, BatchNorm2d<4, E>),
+                >::build(&dev),
+            ),
+            "bilinear" => check::<E, _>(&case, Bilinear::<3, 4, 2, E>::build(&dev), |m, _, tape| {
+                let (a, at) = nth_input::<E, (usize, Const<3>)>(&case, 0, tape);
+                let (b, bt) = nth_input::<E, (usize, Const<4>)>(&case, 1, tape);
+                let read: InputGrad = Box::new(move |g| vec![values(&g.get(&a)), values(&g.get(&b))]);
                 (flat(m.forward_mut((at, bt))), Some(read))
             }),
-            "mha_self_causal" => check(&case, MultiHeadAttention::<8, 2, f64>::build(&dev), |m, _, tape| {
-                let (x, xt) = nth_input::<Seq8>(&case, 0, tape);
+            "mha_self_causal" => check::<E, _>(&case, MultiHeadAttention::<8, 2, E>::build(&dev), |m, _, tape| {
+                let (x, xt) = nth_input::<E, Seq8>(&case, 0, tape);
                 (flat(m.forward_mut((xt, AttnMask::Causal))), Some(grads_of(vec![x])))
             }),
-            "mha_cross" => check(&case, MultiHeadAttention::<8, 2, f64>::build(&dev), |m, _, tape| {
-                let (q, qt) = nth_input::<Seq8>(&case, 0, tape);
-                let (k, kt) = nth_input::<Seq8>(&case, 1, tape);
-                let (v, vt) = nth_input::<Seq8>(&case, 2, tape);
+            "mha_cross" => check::<E, _>(&case, MultiHeadAttention::<8, 2, E>::build(&dev), |m, _, tape| {
+                let (q, qt) = nth_input::<E, Seq8>(&case, 0, tape);
+                let (k, kt) = nth_input::<E, Seq8>(&case, 1, tape);
+                let (v, vt) = nth_input::<E, Seq8>(&case, 2, tape);
                 (flat(m.forward_mut((qt, kt, vt))), Some(grads_of(vec![q, k, v])))
             }),
-            "encoder_layer" => {
-                let layer = TransformerEncoderLayer::<8, 2, 16, f64>::build(&dev).with_dropout(0.0);
-                check_float::<Seq8, _, _>(&case, layer)
+            "encoder_layer" | "encoder_layer_eval" => {
+                let layer = TransformerEncoderLayer::<8, 2, 16, E>::build(&dev).with_dropout(0.0);
+                check_float::<E, Seq8, _, _>(&case, layer)
             }
             "encoder_layer_prenorm_gelu_causal" => {
-                let mut layer = TransformerEncoderLayer::<8, 2, 16, f64>::build(&dev).with_dropout(0.0);
+                let mut layer = TransformerEncoderLayer::<8, 2, 16, E>::build(&dev).with_dropout(0.0);
                 layer.norm_first = true;
                 layer.activation = Activation::GELU;
-                check(&case, layer, |m, _, tape| {
-                    let (x, xt) = nth_input::<Seq8>(&case, 0, tape);
+                check::<E, _>(&case, layer, |m, _, tape| {
+                    let (x, xt) = nth_input::<E, Seq8>(&case, 0, tape);
                     (flat(m.forward_mut((xt, AttnMask::Causal))), Some(grads_of(vec![x])))
                 })
             }
             "decoder_layer_causal" => {
-                let layer = TransformerDecoderLayer::<8, 2, 16, f64>::build(&dev).with_dropout(0.0);
-                check(&case, layer, |m, _, tape| {
-                    let (t, tt) = nth_input::<Seq8>(&case, 0, tape);
-                    let (mem, memt) = nth_input::<Seq8>(&case, 1, tape);
+                let layer = TransformerDecoderLayer::<8, 2, 16, E>::build(&dev).with_dropout(0.0);
+                check::<E, _>(&case, layer, |m, _, tape| {
+                    let (t, tt) = nth_input::<E, Seq8>(&case, 0, tape);
+                    let (mem, memt) = nth_input::<E, Seq8>(&case, 1, tape);
                     (flat(m.forward_mut((tt, memt, AttnMask::Causal))), Some(grads_of(vec![t, mem])))
                 })
             }
             "transformer" => {
-                let model = Transformer::<8, 2, 16, 2, 2, f64>::build(&dev).with_dropout(0.0);
-                check(&case, model, |m, _, tape| {
-                    let (s, st) = nth_input::<Seq8>(&case, 0, tape);
-                    let (t, tt) = nth_input::<Seq8>(&case, 1, tape);
-                    (flat(m.forward_mut((st, tt, AttnMask::Causal))), Some(grads_of(vec![s, t])))
-                })
+                let model = Transformer::<8, 2, 16, 2, 2, E>::build(&dev).with_dropout(0.0);
+                check::<E, _>(&case, model, |m, train, tape| transformer_case(&case, m, train, tape))
             }
-            "lstm2" => check(&case, LSTM::<3, 5, 2, f64>::build(&dev), |m, _, tape| {
-                let (x, xt) = nth_input::<(usize, usize, Const<3>)>(&case, 0, tape);
-                let (h, ht) = nth_input::<(Const<2>, usize, Const<5>)>(&case, 1, tape);
-                let (c, ct) = nth_input::<(Const<2>, usize, Const<5>)>(&case, 2, tape);
+            "transformer_eval" => {
+                let model = Transformer::<8, 2, 16, 1, 1, E>::build(&dev).with_dropout(0.0);
+                check::<E, _>(&case, model, |m, train, tape| transformer_case(&case, m, train, tape))
+            }
+            "lstm2" => check::<E, _>(&case, LSTM::<3, 5, 2, E>::build(&dev), |m, _, tape| {
+                let (x, xt) = nth_input::<E, (usize, usize, Const<3>)>(&case, 0, tape);
+                let (h, ht) = nth_input::<E, (Const<2>, usize, Const<5>)>(&case, 1, tape);
+                let (c, ct) = nth_input::<E, (Const<2>, usize, Const<5>)>(&case, 2, tape);
                 let (out, (hn, cn)) = m.forward((xt, (ht, ct)));
                 let y = flat(out).concat_along(flat(hn), Axis::<0>).concat_along(flat(cn), Axis::<0>);
                 let read: InputGrad =
-                    Box::new(move |g| vec![g.get(&x).to_vec(), g.get(&h).to_vec(), g.get(&c).to_vec()]);
+                    Box::new(move |g| vec![values(&g.get(&x)), values(&g.get(&h)), values(&g.get(&c))]);
                 (y.try_realize().unwrap(), Some(read))
             }),
-            "lstm_zero_state" => check(&case, LSTM::<4, 3, 1, f64>::build(&dev), |m, _, tape| {
-                let (x, xt) = nth_input::<(usize, usize, Const<4>)>(&case, 0, tape);
+            "lstm_zero_state" => check::<E, _>(&case, LSTM::<4, 3, 1, E>::build(&dev), |m, _, tape| {
+                let (x, xt) = nth_input::<E, (usize, usize, Const<4>)>(&case, 0, tape);
                 let (out, (hn, cn)) = m.forward(xt);
                 let y = flat(out).concat_along(flat(hn), Axis::<0>).concat_along(flat(cn), Axis::<0>);
                 (y.try_realize().unwrap(), Some(grads_of(vec![x])))
             }),
-            "gru2" => check(&case, GRU::<3, 5, 2, f64>::build(&dev), |m, _, tape| {
-                let (x, xt) = nth_input::<(usize, usize, Const<3>)>(&case, 0, tape);
-                let (h, ht) = nth_input::<(Const<2>, usize, Const<5>)>(&case, 1, tape);
+            "gru2" => check::<E, _>(&case, GRU::<3, 5, 2, E>::build(&dev), |m, _, tape| {
+                let (x, xt) = nth_input::<E, (usize, usize, Const<3>)>(&case, 0, tape);
+                let (h, ht) = nth_input::<E, (Const<2>, usize, Const<5>)>(&case, 1, tape);
                 let (out, hn) = m.forward((xt, ht));
                 let y = flat(out).concat_along(flat(hn), Axis::<0>);
-                let read: InputGrad = Box::new(move |g| vec![g.get(&x).to_vec(), g.get(&h).to_vec()]);
+                let read: InputGrad = Box::new(move |g| vec![values(&g.get(&x)), values(&g.get(&h))]);
                 (y.try_realize().unwrap(), Some(read))
             }),
             other => panic!("no tensile module for fixture case `{other}`"),
         }
         seen += 1;
     }
-    assert_eq!(seen, 24);
+    assert_eq!(seen, 27);
 }

@@ -55,7 +55,7 @@ pub use linear::Linear;
 pub use no_bias::NoBias;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, Flatten, MaxPool2d};
-pub use residual::{Repeat, Residual};
+pub use residual::{Combine, Identity, Repeat, Residual, ResidualWith, combine};
 pub use rnn::{GRU, LSTM, RnnWeights};
 pub use serialize::{SaveLoad, copy_params};
 pub use transformer::{

@@ -55,6 +55,17 @@ def case(name, module, x, train, index_input=False, call=None):
     }
 
 
+class Branches(nn.Module):
+    """tensile's ResidualWith: main(x) + shortcut(x)."""
+
+    def __init__(self, main, shortcut):
+        super().__init__()
+        self.main, self.shortcut = main, shortcut
+
+    def forward(self, x):
+        return self.main(x) + self.shortcut(x)
+
+
 def causal(n):
     return nn.Transformer.generate_square_subsequent_mask(n)
 
@@ -92,6 +103,11 @@ CASES = [
          torch.randn(2, 4, 3, 4), True),
     case("conv_no_bias_bn", nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4)),
          torch.randn(2, 3, 5, 5), True),
+    case("residual_with_downsample",
+         Branches(nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                                nn.Conv2d(4, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4)),
+                  nn.Sequential(nn.Conv2d(3, 4, 1, 2, bias=False), nn.BatchNorm2d(4))),
+         torch.randn(2, 3, 6, 5), True),
     case("bilinear", nn.Bilinear(3, 4, 2), (torch.randn(5, 3), torch.randn(5, 4)), True),
     case("mha_self_causal", nn.MultiheadAttention(8, 2, batch_first=True), torch.randn(2, 5, 8), True,
          call=lambda m, x: mha(m, x, mask=causal(5))),
@@ -99,6 +115,8 @@ CASES = [
          (torch.randn(2, 3, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 8)), True, call=mha),
     case("encoder_layer", nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
          torch.randn(2, 5, 8), True),
+    case("encoder_layer_eval", nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
+         torch.randn(2, 5, 8), False),
     case("encoder_layer_prenorm_gelu_causal", prenorm_gelu(), torch.randn(2, 5, 8), True,
          call=lambda m, x: m(x, src_mask=causal(5))),
     case("decoder_layer_causal", nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0, batch_first=True),
@@ -111,6 +129,8 @@ CASES = [
          call=lambda m, x, h: flat_outputs(*m(x, h))),
     case("transformer", nn.Transformer(8, 2, 2, 2, 16, dropout=0.0, batch_first=True),
          (torch.randn(2, 6, 8), torch.randn(2, 4, 8)), True, call=lambda m, s, t: m(s, t, tgt_mask=causal(4))),
+    case("transformer_eval", nn.Transformer(8, 2, 1, 1, 16, dropout=0.0, batch_first=True),
+         (torch.randn(2, 6, 8), torch.randn(2, 4, 8)), False, call=lambda m, s, t: m(s, t, tgt_mask=causal(4))),
 ]
 
 path = pathlib.Path(__file__).with_name("nn_fixtures.json")
