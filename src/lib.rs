@@ -39,6 +39,7 @@ pub mod error;
 mod io;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod shapes;
 pub mod tensor;
 #[cfg(feature = "testing")]

@@ -190,6 +190,11 @@ impl<D: Device> Gradients<D> {
         self.grads.get(&id)?.downcast_ref()
     }
 
+    /// Replaces the gradient of `id` (gradient clipping).
+    pub(crate) fn replace<E: Float>(&mut self, id: UniqueId, storage: D::Storage<E>) {
+        self.grads.insert(id, Box::new(storage));
+    }
+
     pub(crate) fn get_or_zeros<E: Float>(&mut self, dev: &D, id: UniqueId, len: usize) -> &mut D::Storage<E> {
         let entry = self.grads.entry(id).or_insert_with(|| Box::new(dev.alloc_zeros::<E>(len)));
         entry.downcast_mut::<D::Storage<E>>().expect("a tensor id was used with two dtypes")

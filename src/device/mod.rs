@@ -278,4 +278,17 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> Self::Storage<E>;
     /// Normal samples from the device's generator.
     fn sample_normal<E: Float>(&self, len: usize, mean: f64, std: f64) -> Self::Storage<E>;
+
+    /// One optimiser step over a contiguous parameter, in place and in one pass: every element
+    /// is updated by `rule` from its gradient and its `R::SLOTS` state values (one buffer per
+    /// slot, in the accumulation type). With `master`, the parameter's value is read from and
+    /// written to that higher-precision copy, and rounded into `param`.
+    fn fused_update<E: Float, R: crate::optim::UpdateRule>(
+        &self,
+        rule: &R,
+        param: &mut Self::Storage<E>,
+        grad: &Self::Storage<E>,
+        state: &mut [Self::Storage<E::Acc>],
+        master: Option<&mut Self::Storage<E::Acc>>,
+    );
 }

@@ -41,7 +41,7 @@ mod norm;
 mod pool;
 mod residual;
 mod rnn;
-mod serialize;
+pub(crate) mod serialize;
 mod transformer;
 
 pub use activation::{GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};

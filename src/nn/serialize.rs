@@ -47,16 +47,7 @@ pub trait SaveLoad<D: Device>: Params<D> {
         if let Some(e) = collect.1 {
             return Err(e);
         }
-        let views = collect
-            .0
-            .iter()
-            .map(|(name, dtype, dims, bytes)| {
-                let view = TensorView::new(*dtype, dims.clone(), bytes).map_err(|e| malformed(&e))?;
-                Ok((name.as_str(), view))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-        safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| malformed(&e))
+        serialize_entries(&collect.0, &[])
     }
 
     /// Writes the model to `path` as safetensors, through a temporary file renamed over `path`,
@@ -85,12 +76,12 @@ pub trait SaveLoad<D: Device>: Params<D> {
 
 impl<D: Device, M: Params<D>> SaveLoad<D> for M {}
 
-fn malformed(e: &safetensors::SafeTensorError) -> Error {
+pub(crate) fn malformed(e: &safetensors::SafeTensorError) -> Error {
     Error::Malformed { format: "safetensors", reason: e.to_string() }
 }
 
 /// The safetensors code of a dtype, by PyTorch's name of it.
-fn st_dtype<E: Dtype>() -> Option<StDtype> {
+pub(crate) fn st_dtype<E: Dtype>() -> Option<StDtype> {
     Some(match E::NAME {
         "float32" => StDtype::F32,
         "float64" => StDtype::F64,
@@ -108,8 +99,36 @@ fn no_code<E: Dtype>(name: &str) -> Error {
     Error::Malformed { format: "safetensors", reason: format!("`{name}`: dtype {} has no safetensors code", E::NAME) }
 }
 
+/// Values as little-endian bytes.
+pub(crate) fn le_bytes<E: Dtype>(values: &[E]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(values.len() * E::BYTES);
+    for &v in values {
+        v.put_le(&mut bytes);
+    }
+    bytes
+}
+
+/// Values from little-endian bytes.
+pub(crate) fn from_le_bytes<E: Dtype>(bytes: &[u8]) -> Vec<E> {
+    bytes.chunks_exact(E::BYTES).map(E::from_le).collect()
+}
+
+/// Named tensors as safetensors bytes (`format: pt` metadata plus `extra`).
+pub(crate) fn serialize_entries(entries: &[Entry], extra: &[(&str, String)]) -> Result<Vec<u8>> {
+    let views = entries
+        .iter()
+        .map(|(name, dtype, dims, bytes)| {
+            let view = TensorView::new(*dtype, dims.clone(), bytes).map_err(|e| malformed(&e))?;
+            Ok((name.as_str(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    metadata.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| malformed(&e))
+}
+
 /// Every tensor as (name, dtype, dims, little-endian bytes).
-type Entry = (String, StDtype, Vec<usize>, Vec<u8>);
+pub(crate) type Entry = (String, StDtype, Vec<usize>, Vec<u8>);
 struct Collect(Vec<Entry>, Option<Error>);
 
 impl Collect {
@@ -118,11 +137,7 @@ impl Collect {
             self.1.get_or_insert(no_code::<E>(name));
             return;
         };
-        let mut bytes = Vec::with_capacity(t.numel() * E::BYTES);
-        for v in t.to_vec() {
-            v.put_le(&mut bytes);
-        }
-        self.0.push((name.to_string(), dtype, t.dims().to_vec(), bytes));
+        self.0.push((name.to_string(), dtype, t.dims().to_vec(), le_bytes(&t.to_vec())));
     }
 }
 
@@ -246,8 +261,7 @@ struct Assign<'a, 'data>(&'a SafeTensors<'data>);
 impl Assign<'_, '_> {
     fn assign<S: Shape, E: Dtype, D: Device>(&mut self, name: &str, t: &mut Tensor<S, E, D>) {
         let view = self.0.tensor(name).expect("checked: the file has every key");
-        let data = view.data().chunks_exact(E::BYTES).map(E::from_le).collect();
-        *t = t.device().from_vec(data, *t.shape());
+        *t = t.device().from_vec(from_le_bytes(view.data()), *t.shape());
     }
 }
 

@@ -52,6 +52,30 @@ impl<S: Clone, E: Dtype, D: Device, T: Clone> Clone for Tensor<S, E, D, T> {
     }
 }
 
+impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
+    /// The tensor's own contiguous buffer, for an in-place update that keeps the id (an
+    /// optimiser step): copied first when shared with another tensor or strided.
+    pub(crate) fn storage_mut(&mut self) -> &mut D::Storage<E> {
+        let layout = self.layout();
+        if !layout.is_whole_buffer(D::storage_len(&*self.data)) || Arc::get_mut(&mut self.data).is_none() {
+            let values = self.device.download(&self.data, &layout);
+            self.data = Arc::new(self.device.upload(values));
+            self.strides = self.shape.strides();
+            self.offset = 0;
+        }
+        Arc::get_mut(&mut self.data).expect("a buffer of its own")
+    }
+
+    /// The tensor's values as a contiguous buffer of its own (no copy when it already is one).
+    pub(crate) fn into_storage(mut self) -> D::Storage<E> {
+        self.storage_mut();
+        match Arc::try_unwrap(self.data) {
+            Ok(storage) => storage,
+            Err(_) => unreachable!("storage_mut made the buffer unique"),
+        }
+    }
+}
+
 impl<S: Shape, E: Dtype, D: Device> Tensor<S, E, D, NoTape> {
     /// A contiguous tensor over `storage` with a fresh id and no tape.
     pub(crate) fn from_storage(device: D, storage: D::Storage<E>, shape: S) -> Self {

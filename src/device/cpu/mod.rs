@@ -7,6 +7,7 @@ mod fast_math;
 mod index;
 mod matmul;
 mod norm;
+mod optim;
 mod pool;
 mod reduce;
 mod softmax;
@@ -576,5 +577,17 @@ impl Device for Cpu {
         let dist = rand_distr::Normal::new(mean, std).expect("normal: finite std");
         let data = (0..len).map(|_| E::cast_f64(dist.sample(&mut *rng))).collect();
         self.wrap(data)
+    }
+
+    fn fused_update<E: Float, R: crate::optim::UpdateRule>(
+        &self,
+        rule: &R,
+        param: &mut CpuStorage<E>,
+        grad: &CpuStorage<E>,
+        state: &mut [CpuStorage<E::Acc>],
+        master: Option<&mut CpuStorage<E::Acc>>,
+    ) {
+        let mut slots: Vec<&mut [E::Acc]> = state.iter_mut().map(|s| &mut s.data[..]).collect();
+        optim::fused_update(rule, &mut param.data, &grad.data, &mut slots, master.map(|m| &mut m.data[..]));
     }
 }

@@ -1,0 +1,364 @@
+//! Learning-rate schedules, as `torch.optim.lr_scheduler`'s: each is a closed form of the
+//! epoch (the number of [`Scheduler::step`] calls so far) and the base rate, so a schedule
+//! resumes at any epoch; [`Sequential`] chains them (warm-up, then cosine). [`ReduceOnPlateau`]
+//! follows a metric instead.
+
+use super::{Algorithm, Optimizer};
+use crate::device::Device;
+use std::f64::consts::PI;
+
+/// A learning rate as a function of the epoch and the base rate.
+pub trait Schedule: Send + Sync {
+    /// The rate at `epoch` (0 is the rate set when the scheduler is made).
+    fn lr_at(&self, epoch: usize, base_lr: f64) -> f64;
+}
+
+impl<S: Schedule + ?Sized> Schedule for Box<S> {
+    fn lr_at(&self, epoch: usize, base_lr: f64) -> f64 {
+        (**self).lr_at(epoch, base_lr)
+    }
+}
+
+/// The base rate throughout.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Constant;
+
+impl Schedule for Constant {
+    fn lr_at(&self, _: usize, base: f64) -> f64 {
+        base
+    }
+}
+
+/// `base * gamma^(epoch / step_size)` (`StepLR`).
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    /// Epochs between decays.
+    pub step_size: usize,
+    /// The decay factor.
+    pub gamma: f64,
+}
+
+impl Schedule for Step {
+    fn lr_at(&self, epoch: usize, base: f64) -> f64 {
+        base * self.gamma.powi((epoch / self.step_size.max(1)) as i32)
+    }
+}
+
+/// `base * gamma^(milestones passed)` (`MultiStepLR`).
+#[derive(Clone, Debug)]
+pub struct MultiStep {
+    /// The epochs at which the rate decays, ascending.
+    pub milestones: Vec<usize>,
+    /// The decay factor.
+    pub gamma: f64,
+}
+
+impl Schedule for MultiStep {
+    fn lr_at(&self, epoch: usize, base: f64) -> f64 {
+        base * self.gamma.powi(self.milestones.iter().filter(|&&m| m <= epoch).count() as i32)
+    }
+}
+
+/// `base * gamma^epoch` (`ExponentialLR`).
+#[derive(Clone, Copy, Debug)]
+pub struct Exponential {
+    /// The decay factor per epoch.
+    pub gamma: f64,
+}
+
+impl Schedule for Exponential {
+    fn lr_at(&self, epoch: usize, base: f64) -> f64 {
+        base * self.gamma.powi(epoch as i32)
+    }
+}
+
+/// Half a cosine from the base rate down to `eta_min` over `t_max` epochs, then back up
+/// (`CosineAnnealingLR`).
+#[derive(Clone, Copy, Debug)]
+pub struct CosineAnnealing {
+    /// Epochs from the base rate to `eta_min`.
+    pub t_max: usize,
+    /// The lowest rate.
+    pub eta_min: f64,
+}
+
+fn cosine(eta_min: f64, base: f64, t: f64, period: f64) -> f64 {
+    eta_min + (base - eta_min) * (1.0 + (PI * t / period).cos()) / 2.0
+}
+
+impl Schedule for CosineAnnealing {
+    fn lr_at(&self, epoch: usize, base: f64) -> f64 {
+        cosine(self.eta_min, base, epoch as f64, self.t_max.max(1) as f64)
+    }
+}
+
+/// Cosine annealing restarted every period, the period growing by `t_mult` each time
+/// (`CosineAnnealingWarmRestarts`, SGDR).
+#[derive(Clone, Copy, Debug)]
+pub struct CosineAnnealingWarmRestarts {
+    /// The first period.
+    pub t_0: usize,
+    /// The growth of the period at each restart (1: constant).
+    pub t_mult: usize,
+    /// The lowest rate.
+    pub eta_min: f64,
+}
+
+impl Schedule for CosineAnnealingWarmRestarts {
+    fn lr_at(&self, epoch: usize, base: f64) -> f64 {
+        let (mut t_cur, mut t_i) = (epoch, self.t_0.max(1));
+        while t_cur >= t_i {
+            t_cur -= t_i;
+            t_i *= self.t_mult.max(1);
+        }
+        cosine(self.eta_min, base, t_cur as f64, t_i as f64)
+    }
+}
+
+/// A factor going linearly from `start_factor` to `end_factor` over `total_iters` epochs, then
+/// staying (`LinearLR`; linear warm-up from a small start factor).
+#[derive(Clone, Copy, Debug)]
+pub struct Linear {
+    /// The factor at epoch 0.
+    pub start_factor: f64,
+    /// The factor from `total_iters` on.
+    pub end_factor: f64,
+    /// Epochs of the ramp.
+    pub total_iters: usize,
+}
+
+impl Linear {
+    /// A linear warm-up from `start_factor` of the base rate to all of it in `epochs`.
+    pub fn warmup(start_factor: f64, epochs: usize) -> Self {
+        Self { start_factor, end_factor: 1.0, total_iters: epochs }
+    }
+}
+
+impl Schedule for Linear {
+    fn lr_at(&self, epoch: usize, base: f64) -> f64 {
+        let done = epoch.min(self.total_iters) as f64 / self.total_iters.max(1) as f64;
+        base * (self.start_factor + (self.end_factor - self.start_factor) * done)
+    }
+}
+
+/// The one-cycle policy (`OneCycleLR`, with `cycle_momentum=False`: momentum is left alone):
+/// from `max_lr / div_factor` up to `max_lr` over the first `pct_start` of `total_steps`, then
+/// down to `max_lr / div_factor / final_div_factor`; cosine or linear annealing, in two phases
+/// or three. The base rate is not used.
+#[derive(Clone, Copy, Debug)]
+pub struct OneCycle {
+    /// The peak rate.
+    pub max_lr: f64,
+    /// The number of steps in the cycle.
+    pub total_steps: usize,
+    /// The fraction of the cycle spent rising (0.3).
+    pub pct_start: f64,
+    /// `max_lr / initial rate` (25).
+    pub div_factor: f64,
+    /// `initial rate / final rate` (1e4).
+    pub final_div_factor: f64,
+    /// Cosine annealing (true, the default) or linear.
+    pub cosine: bool,
+    /// Rise, fall back to the initial rate, then anneal to the final rate.
+    pub three_phase: bool,
+}
+
+impl OneCycle {
+    /// One cycle of `total_steps` peaking at `max_lr`, with PyTorch's other defaults.
+    pub fn new(max_lr: f64, total_steps: usize) -> Self {
+        Self {
+            max_lr,
+            total_steps,
+            pct_start: 0.3,
+            div_factor: 25.0,
+            final_div_factor: 1e4,
+            cosine: true,
+            three_phase: false,
+        }
+    }
+}
+
+impl Schedule for OneCycle {
+    fn lr_at(&self, epoch: usize, _: f64) -> f64 {
+        let initial = self.max_lr / self.div_factor;
+        let min = initial / self.final_div_factor;
+        let rise_end = self.pct_start * self.total_steps as f64 - 1.0;
+        let last = self.total_steps as f64 - 1.0;
+        let phases: &[(f64, f64, f64)] = if self.three_phase {
+            &[(rise_end, initial, self.max_lr), (2.0 * rise_end, self.max_lr, initial), (last, initial, min)]
+        } else {
+            &[(rise_end, initial, self.max_lr), (last, self.max_lr, min)]
+        };
+        let step = epoch as f64;
+        let mut start_step = 0.0;
+        for (i, &(end_step, from, to)) in phases.iter().enumerate() {
+            if step <= end_step || i == phases.len() - 1 {
+                let pct = (step - start_step) / (end_step - start_step);
+                return if self.cosine {
+                    to + (from - to) / 2.0 * ((PI * pct).cos() + 1.0)
+                } else {
+                    (to - from) * pct + from
+                };
+            }
+            start_step = end_step;
+        }
+        unreachable!("the last phase always answers")
+    }
+}
+
+/// Schedules one after another (`SequentialLR`): `schedules[i]` runs from `milestones[i - 1]`,
+/// counting its epochs from there. Linear warm-up then cosine:
+///
+/// ```
+/// use tensile::optim::{CosineAnnealing, Linear, Schedule, Sequential};
+/// let s = Sequential::new(vec![Box::new(Linear::warmup(0.1, 5)), Box::new(CosineAnnealing { t_max: 20, eta_min: 0.0 })], vec![5]);
+/// assert!((s.lr_at(0, 1.0) - 0.1).abs() < 1e-12);
+/// assert!((s.lr_at(5, 1.0) - 1.0).abs() < 1e-12);
+/// assert!(s.lr_at(25, 1.0).abs() < 1e-12);
+/// ```
+pub struct Sequential {
+    schedules: Vec<Box<dyn Schedule>>,
+    milestones: Vec<usize>,
+}
+
+impl Sequential {
+    /// `schedules.len() - 1` ascending milestones; panics otherwise.
+    pub fn new(schedules: Vec<Box<dyn Schedule>>, milestones: Vec<usize>) -> Self {
+        assert_eq!(milestones.len() + 1, schedules.len(), "Sequential: one milestone between each two schedules");
+        assert!(milestones.windows(2).all(|w| w[0] <= w[1]), "Sequential: milestones must ascend");
+        Self { schedules, milestones }
+    }
+}
+
+impl Schedule for Sequential {
+    fn lr_at(&self, epoch: usize, base: f64) -> f64 {
+        let i = self.milestones.iter().filter(|&&m| m <= epoch).count();
+        let start = if i == 0 { 0 } else { self.milestones[i - 1] };
+        self.schedules[i].lr_at(epoch - start, base)
+    }
+}
+
+/// Drives an optimiser's learning rate by a [`Schedule`]: made with the optimiser's current
+/// rate as the base (and setting the epoch-0 rate, as PyTorch's schedulers do), then one
+/// [`Scheduler::step`] per epoch (or per batch, for per-step schedules such as one-cycle).
+///
+/// ```
+/// use tensile::optim::{Optimizer, Scheduler, Sgd, Step};
+/// let mut opt: Optimizer<Sgd> = Optimizer::new(Sgd::new(0.1));
+/// let mut sched = Scheduler::new(Step { step_size: 2, gamma: 0.5 }, &mut opt);
+/// let mut rates = vec![opt.lr()];
+/// for _ in 0..4 {
+///     sched.step(&mut opt);
+///     rates.push(opt.lr());
+/// }
+/// assert_eq!(rates, [0.1, 0.1, 0.05, 0.05, 0.025]);
+/// ```
+pub struct Scheduler<S: Schedule> {
+    /// The schedule.
+    pub schedule: S,
+    base_lr: f64,
+    epoch: usize,
+}
+
+impl<S: Schedule> Scheduler<S> {
+    /// Starts `schedule` from the optimiser's current rate.
+    pub fn new<A: Algorithm, D: Device>(schedule: S, opt: &mut Optimizer<A, D>) -> Self {
+        Self::resume(schedule, opt.lr(), 0, opt)
+    }
+
+    /// Continues `schedule` at `epoch` with the base rate it started from (after loading a
+    /// checkpoint), setting the optimiser's rate for that epoch.
+    pub fn resume<A: Algorithm, D: Device>(schedule: S, base_lr: f64, epoch: usize, opt: &mut Optimizer<A, D>) -> Self {
+        opt.set_lr(schedule.lr_at(epoch, base_lr));
+        Self { schedule, base_lr, epoch }
+    }
+
+    /// The next epoch: sets the optimiser's rate for it.
+    pub fn step<A: Algorithm, D: Device>(&mut self, opt: &mut Optimizer<A, D>) {
+        self.epoch += 1;
+        opt.set_lr(self.schedule.lr_at(self.epoch, self.base_lr));
+    }
+
+    /// Epochs stepped so far.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// The rate the schedule started from.
+    pub fn base_lr(&self) -> f64 {
+        self.base_lr
+    }
+}
+
+/// Divides the rate by `1 / factor` when a metric (to minimise) has not improved by a relative
+/// `threshold` for more than `patience` epochs (`ReduceLROnPlateau`, mode `min`).
+///
+/// ```
+/// use tensile::optim::{Optimizer, ReduceOnPlateau, Sgd};
+/// let mut opt: Optimizer<Sgd> = Optimizer::new(Sgd::new(1.0));
+/// let mut plateau = ReduceOnPlateau::default();
+/// plateau.patience = 1;
+/// for loss in [3.0, 2.0, 2.0, 2.0] {
+///     plateau.step(loss, &mut opt);
+/// }
+/// assert!((opt.lr() - 0.1).abs() < 1e-12); // two epochs without improvement > patience 1
+/// ```
+#[derive(Clone, Debug)]
+pub struct ReduceOnPlateau {
+    /// The factor applied to the rate (0.1).
+    pub factor: f64,
+    /// Epochs without improvement tolerated (10).
+    pub patience: usize,
+    /// Relative improvement that counts (1e-4).
+    pub threshold: f64,
+    /// Epochs to wait after a reduction (0).
+    pub cooldown: usize,
+    /// The lowest rate (0).
+    pub min_lr: f64,
+    /// Reductions smaller than this are skipped (1e-8).
+    pub eps: f64,
+    best: f64,
+    bad_epochs: usize,
+    cooldown_left: usize,
+}
+
+impl Default for ReduceOnPlateau {
+    fn default() -> Self {
+        Self {
+            factor: 0.1,
+            patience: 10,
+            threshold: 1e-4,
+            cooldown: 0,
+            min_lr: 0.0,
+            eps: 1e-8,
+            best: f64::INFINITY,
+            bad_epochs: 0,
+            cooldown_left: 0,
+        }
+    }
+}
+
+impl ReduceOnPlateau {
+    /// One epoch's metric.
+    pub fn step<A: Algorithm, D: Device>(&mut self, metric: f64, opt: &mut Optimizer<A, D>) {
+        if metric < self.best * (1.0 - self.threshold) {
+            self.best = metric;
+            self.bad_epochs = 0;
+        } else {
+            self.bad_epochs += 1;
+        }
+        if self.cooldown_left > 0 {
+            self.cooldown_left -= 1;
+            self.bad_epochs = 0;
+        }
+        if self.bad_epochs > self.patience {
+            let old = opt.lr();
+            let new = (old * self.factor).max(self.min_lr);
+            if old - new > self.eps {
+                opt.set_lr(new);
+            }
+            self.cooldown_left = self.cooldown;
+            self.bad_epochs = 0;
+        }
+    }
+}
