@@ -47,7 +47,7 @@ pub trait SaveLoad<D: Device>: Params<D> {
         if let Some(e) = collect.1 {
             return Err(e);
         }
-        serialize_entries(&collect.0, &[])
+        serialize_entries(&collect.0, None)
     }
 
     /// Writes the model to `path` as safetensors, through a temporary file renamed over `path`,
@@ -113,8 +113,10 @@ pub(crate) fn from_le_bytes<E: Dtype>(bytes: &[u8]) -> Vec<E> {
     bytes.chunks_exact(E::BYTES).map(E::from_le).collect()
 }
 
-/// Named tensors as safetensors bytes (`format: pt` metadata plus `extra`).
-pub(crate) fn serialize_entries(entries: &[Entry], extra: &[(&str, String)]) -> Result<Vec<u8>> {
+/// Named tensors as safetensors bytes, with one metadata entry (`format: pt` unless another is
+/// given): one, because the header's metadata is a map whose order is not fixed, and the same
+/// tensors must always give the same bytes.
+pub(crate) fn serialize_entries(entries: &[Entry], metadata: Option<(&str, &str)>) -> Result<Vec<u8>> {
     let views = entries
         .iter()
         .map(|(name, dtype, dims, bytes)| {
@@ -122,8 +124,8 @@ pub(crate) fn serialize_entries(entries: &[Entry], extra: &[(&str, String)]) -> 
             Ok((name.as_str(), view))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    metadata.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let (key, value) = metadata.unwrap_or(("format", "pt"));
+    let metadata = HashMap::from([(key.to_string(), value.to_string())]);
     safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| malformed(&e))
 }
 

@@ -58,8 +58,13 @@ pub trait Algorithm: Clone + Send + Sync + 'static {
     type Rule: UpdateRule;
     /// PyTorch's class name (`"Adam"`), saved with the state.
     const NAME: &'static str;
-    /// The state slots, named as PyTorch names them (`"exp_avg"`); as many as `Rule::SLOTS`.
+    /// The state slots, named as PyTorch names them (`"exp_avg"`); the first
+    /// [`Algorithm::slots`] are kept.
     const SLOT_NAMES: &'static [&'static str];
+    /// State values per element with these settings (the rule's [`UpdateRule::slots`]).
+    fn slots(&self) -> usize {
+        Self::SLOT_NAMES.len()
+    }
     /// The learning rate.
     fn lr(&self) -> f64;
     /// Sets the learning rate (schedules do).
@@ -244,6 +249,9 @@ impl Algorithm for Sgd {
     const NAME: &'static str = "SGD";
     const SLOT_NAMES: &'static [&'static str] = &["momentum_buffer"];
     lr_access!();
+    fn slots(&self) -> usize {
+        usize::from(self.momentum != 0.0)
+    }
     fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> SgdRule {
         SgdRule {
             lr,
@@ -284,6 +292,9 @@ impl Algorithm for Adam {
     const NAME: &'static str = "Adam";
     const SLOT_NAMES: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
     lr_access!();
+    fn slots(&self) -> usize {
+        2 + usize::from(self.amsgrad)
+    }
     fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> AdamRule {
         adam_rule(lr, self.betas, self.eps, weight_decay, false, self.amsgrad, t)
     }
@@ -294,6 +305,9 @@ impl Algorithm for AdamW {
     const NAME: &'static str = "AdamW";
     const SLOT_NAMES: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
     lr_access!();
+    fn slots(&self) -> usize {
+        2 + usize::from(self.amsgrad)
+    }
     fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> AdamRule {
         adam_rule(lr, self.betas, self.eps, weight_decay, true, self.amsgrad, t)
     }
@@ -491,7 +505,7 @@ impl<A: Algorithm, D: Device> VisitorMut<D> for StepVisitor<'_, A, D> {
         let dims = t.dims().to_vec();
         let (lr, wd) = self.opt.group_of(name, &dims);
         let dev = t.device().clone();
-        let slots = A::Rule::SLOTS;
+        let slots = self.opt.algorithm.slots();
         let init = E::Acc::cast_f64(self.opt.algorithm.initial_state());
         let master = self.opt.master_weights && E::BYTES < 4;
         let entry = self.opt.state.entry(name.to_string()).or_insert_with(|| {
@@ -508,6 +522,11 @@ impl<A: Algorithm, D: Device> VisitorMut<D> for StepVisitor<'_, A, D> {
             self.error = Some(Error::InvalidSize { op: "optimizer state", reason: format!("`{name}` changed dtype") });
             return;
         };
+        if state.values.len() != slots {
+            let reason = format!("`{name}` has {} state slots, these settings need {slots}", state.values.len());
+            self.error = Some(Error::InvalidSize { op: "optimizer state", reason });
+            return;
+        }
         entry.step += 1;
         let rule = self.opt.algorithm.rule(entry.step, lr, wd);
         let param = t.storage_mut();

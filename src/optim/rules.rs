@@ -7,11 +7,12 @@
 
 use crate::dtypes::Float;
 
-/// An update of one element from its gradient and its `SLOTS` state values.
+/// An update of one element from its gradient and its state values.
 pub trait UpdateRule: Send + Sync {
-    /// State values per element.
-    const SLOTS: usize;
-    /// The new value of `p`, given its gradient `g`; `state` (length `SLOTS`) is updated in place.
+    /// State values per element (at most 4): Adam keeps 2, or 3 with AMSGrad; plain SGD none.
+    fn slots(&self) -> usize;
+    /// The new value of `p`, given its gradient `g`; `state` (length `slots()`) is updated in
+    /// place.
     fn update<A: Float>(&self, p: A, g: A, state: &mut [A]) -> A;
 }
 
@@ -34,7 +35,9 @@ pub struct SgdRule {
 }
 
 impl UpdateRule for SgdRule {
-    const SLOTS: usize = 1;
+    fn slots(&self) -> usize {
+        usize::from(self.momentum != 0.0)
+    }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
         let mut g = g;
@@ -77,7 +80,9 @@ impl AdamRule {
 }
 
 impl UpdateRule for AdamRule {
-    const SLOTS: usize = 3;
+    fn slots(&self) -> usize {
+        2 + usize::from(self.amsgrad)
+    }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
         let (mut p, mut g) = (p, g);
@@ -115,7 +120,9 @@ pub struct RmspropRule {
 }
 
 impl UpdateRule for RmspropRule {
-    const SLOTS: usize = 3;
+    fn slots(&self) -> usize {
+        3
+    }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
         let mut g = g;
@@ -148,7 +155,9 @@ pub struct AdagradRule {
 }
 
 impl UpdateRule for AdagradRule {
-    const SLOTS: usize = 1;
+    fn slots(&self) -> usize {
+        1
+    }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
         let mut g = g;
@@ -170,7 +179,9 @@ pub struct AdadeltaRule {
 }
 
 impl UpdateRule for AdadeltaRule {
-    const SLOTS: usize = 2;
+    fn slots(&self) -> usize {
+        2
+    }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
         let mut g = g;
@@ -196,7 +207,9 @@ pub struct LionRule {
 }
 
 impl UpdateRule for LionRule {
-    const SLOTS: usize = 1;
+    fn slots(&self) -> usize {
+        1
+    }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
         let p = p * c(1.0 - self.lr * self.weight_decay);

@@ -15,6 +15,9 @@ use safetensors::SafeTensors;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
+/// The learning rate's key.
+const LR_KEY: &str = "__lr__";
+
 fn bad(reason: String) -> Error {
     Error::Malformed { format: "optimizer state", reason }
 }
@@ -22,12 +25,15 @@ fn bad(reason: String) -> Error {
 impl<A: Algorithm, D: Device> Optimizer<A, D> {
     /// The state as safetensors bytes: for each parameter of `model` with state,
     /// `"<name>.step"` (int64), `"<name>.<slot>"` for each of the algorithm's slots
-    /// (`exp_avg`, ..) and `"<name>.master"` with master weights; the algorithm's name and the
-    /// learning rate in the metadata.
+    /// (`exp_avg`, ..) and `"<name>.master"` with master weights; the learning rate as the f64
+    /// scalar `"__lr__"`, and the algorithm's name as the one metadata entry (one, so that the
+    /// same state always gives the same bytes).
     pub fn state_to_safetensors<M: Params<D>>(&self, model: &M) -> Result<Vec<u8>> {
-        let mut collect = Collect { opt: self, entries: Vec::new() };
+        let f64_code = st_dtype::<f64>().expect("float64");
+        let mut collect =
+            Collect { opt: self, entries: vec![(LR_KEY.into(), f64_code, vec![], le_bytes(&[self.lr()]))] };
         model.visit_params("", &mut collect);
-        serialize_entries(&collect.entries, &[("optimizer", A::NAME.to_string()), ("lr", self.lr().to_string())])
+        serialize_entries(&collect.entries, Some(("optimizer", A::NAME)))
     }
 
     /// Writes the state to `path` (a temporary file renamed over it).
@@ -46,9 +52,9 @@ impl<A: Algorithm, D: Device> Optimizer<A, D> {
         if saved_by != A::NAME {
             return Err(bad(format!("saved by {saved_by}, this optimizer is {}", A::NAME)));
         }
-        let lr = match meta.get("lr").map(|v| v.parse::<f64>()) {
-            Some(Ok(lr)) => lr,
-            _ => return Err(bad("no learning rate in the metadata".into())),
+        let lr = match file.tensor(LR_KEY) {
+            Ok(v) if v.dtype() == safetensors::Dtype::F64 && v.shape().is_empty() => from_le_bytes::<f64>(v.data())[0],
+            _ => return Err(bad(format!("no f64 scalar `{LR_KEY}` (the learning rate)"))),
         };
         let mut read = Read {
             file: &file,
@@ -62,6 +68,7 @@ impl<A: Algorithm, D: Device> Optimizer<A, D> {
         if let Some(e) = read.error {
             return Err(e);
         }
+        read.used.insert(LR_KEY.to_string());
         let mut unexpected: Vec<&str> = file.names().into_iter().filter(|n| !read.used.contains(*n)).collect();
         unexpected.sort_unstable();
         if let Some(key) = unexpected.first() {
