@@ -170,3 +170,28 @@ fn gradients_accumulated_over_two_passes_step_like_one_big_batch() {
         assert!((p - q).abs() < 1e-5);
     }
 }
+
+/// Every float dtype steps (f16/bf16 with f32 state), and f32 follows f64 closely.
+#[test]
+fn every_float_dtype_trains() {
+    fn final_loss<E: Float>() -> f64 {
+        let dev = Cpu::seeded(3);
+        let mut model = <(Linear<4, 8, E>, Tanh, Linear<8, 1, E>)>::build(&dev);
+        let x: Tensor<(usize, Const<4>), E, Cpu> = dev.randn_like(&(16, Const));
+        let y = x.clone().sum::<(usize,), Axis<1>>().sin().try_reshape_like(&(16, Const::<1>)).unwrap();
+        let mut opt = Optimizer::new(Adam::new(0.02));
+        let mut loss = f64::NAN;
+        for _ in 0..60 {
+            let l = (model.forward(x.trace(nn::alloc_grads(&model))) - y.clone()).square().mean::<Rank0, _>();
+            loss = l.to_array().as_f64();
+            let grads = l.backward();
+            opt.step(&mut model, &grads).unwrap();
+        }
+        loss
+    }
+    let (l64, l32, l16, lbf) =
+        (final_loss::<f64>(), final_loss::<f32>(), final_loss::<half::f16>(), final_loss::<half::bf16>());
+    assert!(l64 < 0.05, "f64 loss {l64}");
+    assert!((l32 - l64).abs() < 1e-4, "f32 {l32} vs f64 {l64}");
+    assert!(l16 < 0.1 && lbf < 0.1, "half types: {l16}, {lbf}");
+}

@@ -159,11 +159,13 @@ fn schedules_follow_torch_lr_scheduler() {
     run("cosine_lr", Box::new(CosineAnnealing { t_max: 20, eta_min: 0.001 }));
     run("cosine_warm_restarts", Box::new(CosineAnnealingWarmRestarts { t_0: 5, t_mult: 2, eta_min: 0.01 }));
     run("linear_warmup", Box::new(LinearLr { start_factor: 0.1, end_factor: 1.0, total_iters: 10 }));
-    run("one_cycle", Box::new(OneCycle::new(0.3, 50)));
-    run(
-        "one_cycle_three_phase_linear",
-        Box::new(OneCycle { three_phase: true, cosine: false, ..OneCycle::new(0.3, 50) }),
-    );
+    let no_momentum = OneCycle { cycle_momentum: false, ..OneCycle::new(0.3, 50) };
+    run("one_cycle", Box::new(no_momentum));
+    run("one_cycle_three_phase_linear", Box::new(OneCycle { three_phase: true, cosine: false, ..no_momentum }));
+    run("one_cycle_momentum", Box::new(OneCycle { cycle_momentum: true, ..OneCycle::new(0.3, 50) }));
+    let adam = Optimizer::new(Adam::new(0.01));
+    let three_phase = OneCycle { three_phase: true, ..OneCycle::new(0.05, 50) };
+    check(&f, "one_cycle_adam", adam, Driver::Scheduled(three_phase), None);
     let warmup_cosine = Sequential::new(
         vec![Box::new(LinearLr::warmup(0.1, 5)), Box::new(CosineAnnealing { t_max: 45, eta_min: 0.0 })],
         vec![5],

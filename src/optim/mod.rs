@@ -77,6 +77,11 @@ pub trait Algorithm: Clone + Send + Sync + 'static {
     fn initial_state(&self) -> f64 {
         0.0
     }
+    /// Sets the momentum, for schedules that cycle it (SGD's and RMSprop's momentum, Adam's and
+    /// Lion's first beta; nothing for the others).
+    fn set_momentum(&mut self, momentum: f64) {
+        let _ = momentum;
+    }
 }
 
 /// Stochastic gradient descent (`torch.optim.SGD`): momentum, dampening, Nesterov, L2 decay.
@@ -252,6 +257,9 @@ impl Algorithm for Sgd {
     fn slots(&self) -> usize {
         usize::from(self.momentum != 0.0)
     }
+    fn set_momentum(&mut self, momentum: f64) {
+        self.momentum = momentum;
+    }
     fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> SgdRule {
         SgdRule {
             lr,
@@ -295,6 +303,9 @@ impl Algorithm for Adam {
     fn slots(&self) -> usize {
         2 + usize::from(self.amsgrad)
     }
+    fn set_momentum(&mut self, momentum: f64) {
+        self.betas.0 = momentum;
+    }
     fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> AdamRule {
         adam_rule(lr, self.betas, self.eps, weight_decay, false, self.amsgrad, t)
     }
@@ -308,6 +319,9 @@ impl Algorithm for AdamW {
     fn slots(&self) -> usize {
         2 + usize::from(self.amsgrad)
     }
+    fn set_momentum(&mut self, momentum: f64) {
+        self.betas.0 = momentum;
+    }
     fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> AdamRule {
         adam_rule(lr, self.betas, self.eps, weight_decay, true, self.amsgrad, t)
     }
@@ -318,6 +332,9 @@ impl Algorithm for Rmsprop {
     const NAME: &'static str = "RMSprop";
     const SLOT_NAMES: &'static [&'static str] = &["square_avg", "grad_avg", "momentum_buffer"];
     lr_access!();
+    fn set_momentum(&mut self, momentum: f64) {
+        self.momentum = momentum;
+    }
     fn rule(&self, _: u64, lr: f64, weight_decay: f64) -> RmspropRule {
         RmspropRule {
             lr,
@@ -358,6 +375,9 @@ impl Algorithm for Lion {
     const NAME: &'static str = "Lion";
     const SLOT_NAMES: &'static [&'static str] = &["exp_avg"];
     lr_access!();
+    fn set_momentum(&mut self, momentum: f64) {
+        self.betas.0 = momentum;
+    }
     fn rule(&self, _: u64, lr: f64, weight_decay: f64) -> LionRule {
         LionRule { lr, beta1: self.betas.0, beta2: self.betas.1, weight_decay }
     }

@@ -11,11 +11,19 @@ use std::f64::consts::PI;
 pub trait Schedule: Send + Sync {
     /// The rate at `epoch` (0 is the rate set when the scheduler is made).
     fn lr_at(&self, epoch: usize, base_lr: f64) -> f64;
+    /// The momentum at `epoch`, for schedules that cycle it (one-cycle); `None` leaves it.
+    fn momentum_at(&self, epoch: usize) -> Option<f64> {
+        let _ = epoch;
+        None
+    }
 }
 
 impl<S: Schedule + ?Sized> Schedule for Box<S> {
     fn lr_at(&self, epoch: usize, base_lr: f64) -> f64 {
         (**self).lr_at(epoch, base_lr)
+    }
+    fn momentum_at(&self, epoch: usize) -> Option<f64> {
+        (**self).momentum_at(epoch)
     }
 }
 
@@ -141,10 +149,11 @@ impl Schedule for Linear {
     }
 }
 
-/// The one-cycle policy (`OneCycleLR`, with `cycle_momentum=False`: momentum is left alone):
-/// from `max_lr / div_factor` up to `max_lr` over the first `pct_start` of `total_steps`, then
-/// down to `max_lr / div_factor / final_div_factor`; cosine or linear annealing, in two phases
-/// or three. The base rate is not used.
+/// The one-cycle policy (`OneCycleLR`): from `max_lr / div_factor` up to `max_lr` over the
+/// first `pct_start` of `total_steps`, then down to `max_lr / div_factor / final_div_factor`;
+/// cosine or linear annealing, in two phases or three. With `cycle_momentum` (the default) the
+/// momentum (SGD's, RMSprop's, or Adam's first beta) moves the other way, between
+/// `max_momentum` and `base_momentum`. The base rate is not used.
 #[derive(Clone, Copy, Debug)]
 pub struct OneCycle {
     /// The peak rate.
@@ -161,6 +170,12 @@ pub struct OneCycle {
     pub cosine: bool,
     /// Rise, fall back to the initial rate, then anneal to the final rate.
     pub three_phase: bool,
+    /// Cycle the momentum inversely to the rate (true).
+    pub cycle_momentum: bool,
+    /// The momentum at the peak rate (0.85).
+    pub base_momentum: f64,
+    /// The momentum at the lowest rates (0.95).
+    pub max_momentum: f64,
 }
 
 impl OneCycle {
@@ -174,35 +189,55 @@ impl OneCycle {
             final_div_factor: 1e4,
             cosine: true,
             three_phase: false,
+            cycle_momentum: true,
+            base_momentum: 0.85,
+            max_momentum: 0.95,
         }
     }
-}
 
-impl Schedule for OneCycle {
-    fn lr_at(&self, epoch: usize, _: f64) -> f64 {
+    /// The phases: (last step, (rate, momentum) at the start, at the end).
+    fn phases(&self) -> Vec<(f64, (f64, f64), (f64, f64))> {
         let initial = self.max_lr / self.div_factor;
         let min = initial / self.final_div_factor;
+        let (lo, hi) = (self.base_momentum, self.max_momentum);
         let rise_end = self.pct_start * self.total_steps as f64 - 1.0;
         let last = self.total_steps as f64 - 1.0;
-        let phases: &[(f64, f64, f64)] = if self.three_phase {
-            &[(rise_end, initial, self.max_lr), (2.0 * rise_end, self.max_lr, initial), (last, initial, min)]
+        if self.three_phase {
+            vec![
+                (rise_end, (initial, hi), (self.max_lr, lo)),
+                (2.0 * rise_end, (self.max_lr, lo), (initial, hi)),
+                (last, (initial, hi), (min, hi)),
+            ]
         } else {
-            &[(rise_end, initial, self.max_lr), (last, self.max_lr, min)]
+            vec![(rise_end, (initial, hi), (self.max_lr, lo)), (last, (self.max_lr, lo), (min, hi))]
+        }
+    }
+
+    /// (rate, momentum) at `epoch`.
+    fn at(&self, epoch: usize) -> (f64, f64) {
+        let anneal = |from: f64, to: f64, pct: f64| {
+            if self.cosine { to + (from - to) / 2.0 * ((PI * pct).cos() + 1.0) } else { (to - from) * pct + from }
         };
+        let phases = self.phases();
         let step = epoch as f64;
         let mut start_step = 0.0;
         for (i, &(end_step, from, to)) in phases.iter().enumerate() {
             if step <= end_step || i == phases.len() - 1 {
                 let pct = (step - start_step) / (end_step - start_step);
-                return if self.cosine {
-                    to + (from - to) / 2.0 * ((PI * pct).cos() + 1.0)
-                } else {
-                    (to - from) * pct + from
-                };
+                return (anneal(from.0, to.0, pct), anneal(from.1, to.1, pct));
             }
             start_step = end_step;
         }
         unreachable!("the last phase always answers")
+    }
+}
+
+impl Schedule for OneCycle {
+    fn lr_at(&self, epoch: usize, _: f64) -> f64 {
+        self.at(epoch).0
+    }
+    fn momentum_at(&self, epoch: usize) -> Option<f64> {
+        self.cycle_momentum.then(|| self.at(epoch).1)
     }
 }
 
@@ -228,13 +263,22 @@ impl Sequential {
         assert!(milestones.windows(2).all(|w| w[0] <= w[1]), "Sequential: milestones must ascend");
         Self { schedules, milestones }
     }
+
+    /// The schedule running at `epoch`, and the epoch counted from its start.
+    fn locate(&self, epoch: usize) -> (usize, usize) {
+        let i = self.milestones.iter().filter(|&&m| m <= epoch).count();
+        (i, epoch - if i == 0 { 0 } else { self.milestones[i - 1] })
+    }
 }
 
 impl Schedule for Sequential {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
-        let i = self.milestones.iter().filter(|&&m| m <= epoch).count();
-        let start = if i == 0 { 0 } else { self.milestones[i - 1] };
-        self.schedules[i].lr_at(epoch - start, base)
+        let (i, local) = self.locate(epoch);
+        self.schedules[i].lr_at(local, base)
+    }
+    fn momentum_at(&self, epoch: usize) -> Option<f64> {
+        let (i, local) = self.locate(epoch);
+        self.schedules[i].momentum_at(local)
     }
 }
 
@@ -269,14 +313,22 @@ impl<S: Schedule> Scheduler<S> {
     /// Continues `schedule` at `epoch` with the base rate it started from (after loading a
     /// checkpoint), setting the optimiser's rate for that epoch.
     pub fn resume<A: Algorithm, D: Device>(schedule: S, base_lr: f64, epoch: usize, opt: &mut Optimizer<A, D>) -> Self {
-        opt.set_lr(schedule.lr_at(epoch, base_lr));
-        Self { schedule, base_lr, epoch }
+        let s = Self { schedule, base_lr, epoch };
+        s.apply(opt);
+        s
     }
 
-    /// The next epoch: sets the optimiser's rate for it.
+    /// The next epoch: sets the optimiser's rate (and momentum, for schedules that cycle it).
     pub fn step<A: Algorithm, D: Device>(&mut self, opt: &mut Optimizer<A, D>) {
         self.epoch += 1;
+        self.apply(opt);
+    }
+
+    fn apply<A: Algorithm, D: Device>(&self, opt: &mut Optimizer<A, D>) {
         opt.set_lr(self.schedule.lr_at(self.epoch, self.base_lr));
+        if let Some(m) = self.schedule.momentum_at(self.epoch) {
+            opt.algorithm.set_momentum(m);
+        }
     }
 
     /// Epochs stepped so far.
