@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod autograd;
+pub mod data;
 pub mod device;
 pub mod dtypes;
 pub mod error;

@@ -1,0 +1,166 @@
+//! Datasets, the loader and the readers: batches in the same order whatever the worker count,
+//! reproducible shuffles, samplers, splits, and malformed files refused with an `Err` (a
+//! property test feeds random, mutated and truncated bytes to the IDX reader).
+
+use proptest::prelude::*;
+use tensile::data::idx::{IdxArray, IdxData, to_bytes};
+use tensile::data::mnist::{Mnist, Split};
+use tensile::data::{Concat, DataLoader, Dataset, DatasetExt, InMemory, Sampler, random_split};
+use tensile::prelude::*;
+
+type Sample = (Tensor<Rank1<3>, f32, Cpu>, i64);
+
+fn samples(n: usize) -> InMemory<Sample> {
+    let dev = Cpu::seeded(0);
+    InMemory::new((0..n).map(|i| (dev.tensor([i as f32, 0.5, -(i as f32)]), i as i64)).collect())
+}
+
+/// Every label of an epoch, batch by batch.
+fn labels<D: Dataset<Item = Sample>>(loader: &DataLoader<D>, epoch: usize) -> Vec<Vec<i64>> {
+    loader.epoch(epoch).map(|b| b.unwrap().1.to_vec()).collect()
+}
+
+#[test]
+fn the_order_does_not_depend_on_the_worker_count() {
+    let base = labels(&DataLoader::new(samples(103), 8).shuffle(42), 3);
+    for workers in [1, 2, 3, 7] {
+        let loader = DataLoader::new(samples(103), 8).shuffle(42).workers(workers).prefetch(1);
+        assert_eq!(labels(&loader, 3), base, "{workers} workers");
+    }
+    // features and labels stay together
+    for batch in DataLoader::new(samples(20), 6).shuffle(1).workers(2).epoch(0) {
+        let (x, y) = batch.unwrap();
+        let x = x.to_vec();
+        for (row, label) in y.to_vec().iter().enumerate() {
+            assert_eq!(x[row * 3], *label as f32);
+        }
+    }
+}
+
+#[test]
+fn shuffles_are_reproducible_and_differ_between_epochs() {
+    let loader = DataLoader::new(samples(50), 10).shuffle(9);
+    assert_eq!(labels(&loader, 0), labels(&loader, 0));
+    assert_ne!(labels(&loader, 0), labels(&loader, 1));
+    let mut all: Vec<i64> = labels(&loader, 1).concat();
+    all.sort();
+    assert_eq!(all, (0..50).collect::<Vec<_>>(), "each sample once per epoch");
+    assert_eq!(labels(&DataLoader::new(samples(5), 2), 0), [vec![0, 1], vec![2, 3], vec![4]]);
+}
+
+#[test]
+fn the_last_short_batch_is_kept_or_dropped() {
+    let keep = DataLoader::new(samples(10), 4);
+    let drop = DataLoader::new(samples(10), 4).drop_last(true);
+    assert_eq!((keep.len(), drop.len()), (3, 2));
+    assert_eq!(labels(&keep, 0).iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 2]);
+    assert_eq!(labels(&drop, 0).iter().map(Vec::len).collect::<Vec<_>>(), [4, 4]);
+}
+
+#[test]
+fn weighted_sampling_follows_the_weights() {
+    let weights = vec![0.0, 1.0, 3.0];
+    let sampler = Sampler::Weighted { weights, num_samples: 4000, seed: 3 };
+    let drawn = sampler.indices(3, 0).unwrap();
+    let count = |k| drawn.iter().filter(|&&i| i == k).count() as f64;
+    assert_eq!(count(0), 0.0);
+    assert!((count(2) / count(1) - 3.0).abs() < 0.3, "{} vs {}", count(2), count(1));
+    assert!(Sampler::Weighted { weights: vec![1.0], num_samples: 1, seed: 0 }.indices(2, 0).is_err());
+    assert!(Sampler::Weighted { weights: vec![0.0, -1.0], num_samples: 1, seed: 0 }.indices(2, 0).is_err());
+}
+
+#[test]
+fn splits_subsets_and_concatenation() {
+    let parts = random_split(samples(10), &[7, 3], 5).unwrap();
+    let mut seen: Vec<i64> = parts.iter().flat_map(|p| (0..p.len()).map(|i| p.get(i).unwrap().1)).collect();
+    seen.sort();
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    assert!(random_split(samples(10), &[7, 4], 5).is_err());
+    let both = Concat(samples(3), samples(2));
+    assert_eq!(both.len(), 5);
+    assert_eq!(both.get(4).unwrap().1, 1);
+    assert!(matches!(both.get(5), Err(Error::IndexOutOfRange { .. })));
+    let doubled = samples(4).map(|(x, y)| Ok((x.mul_scalar(2.0), y)));
+    assert_eq!(doubled.get(3).unwrap().0.to_vec(), vec![6.0, 1.0, -6.0]);
+}
+
+#[test]
+fn random_transforms_are_reproducible_per_sample_and_epoch() {
+    use rand::RngExt;
+    let noisy = || samples(8).random_map(11, |(x, y), rng| Ok((x.add_scalar(rng.random::<f64>()), y)));
+    let a = DataLoader::new(noisy(), 4).workers(2);
+    let b = DataLoader::new(noisy(), 4);
+    let values = |l: &DataLoader<_>, e| {
+        l.epoch(e).map(|b: Result<(Tensor<(usize, Const<3>), f32, Cpu>, _)>| b.unwrap().0.to_vec()).collect::<Vec<_>>()
+    };
+    assert_eq!(values(&a, 0), values(&b, 0), "the same noise whatever the workers");
+    assert_ne!(values(&a, 0), values(&a, 1), "new noise each epoch");
+}
+
+#[test]
+fn the_bundled_digits_load_as_mnist() {
+    let dev = Cpu::seeded(0);
+    let train = Mnist::<8, 8>::load(&dev, "examples/data/digits", Split::Train).unwrap();
+    let test = Mnist::<8, 8>::load(&dev, "examples/data/digits", Split::Test).unwrap();
+    assert_eq!((train.len(), test.len()), (1437, 360));
+    let mut counts = [0usize; 10];
+    for &l in train.labels() {
+        counts[l as usize] += 1;
+    }
+    assert!(counts.iter().all(|&c| c > 100), "every digit is there: {counts:?}");
+    assert!(matches!(train.get(1437), Err(Error::IndexOutOfRange { .. })));
+    let missing = Mnist::<8, 8>::load(&dev, "examples/data/nothing-here", Split::Train).unwrap_err();
+    assert!(matches!(missing, Error::Io { .. }), "{missing}");
+}
+
+#[test]
+fn idx_round_trips_every_element_type_and_names_what_is_wrong() {
+    for data in [
+        IdxData::U8(vec![1, 2, 3, 4, 5, 6]),
+        IdxData::I8(vec![-1, 2, -3, 4, -5, 6]),
+        IdxData::I16(vec![-300, 2, 3, 4, 5, 30000]),
+        IdxData::I32(vec![-70000, 2, 3, 4, 5, 6]),
+        IdxData::F32(vec![0.5, -2.0, 3.0, 4.0, 5.0, 6.0]),
+        IdxData::F64(vec![0.25, -2.0, 3.0, 4.0, 5.0, 1e300]),
+    ] {
+        let a = IdxArray { dims: vec![2, 3], data };
+        assert_eq!(IdxArray::parse(&to_bytes(&a)).unwrap(), a);
+    }
+    let good = to_bytes(&IdxArray { dims: vec![2, 2], data: IdxData::U8(vec![1, 2, 3, 4]) });
+    let err = |bytes: &[u8]| IdxArray::parse(bytes).unwrap_err().to_string();
+    assert!(err(&good[..good.len() - 1]).contains("need 4 bytes"), "{}", err(&good[..good.len() - 1]));
+    let mut bad_magic = good.clone();
+    bad_magic[0] = 7;
+    assert!(err(&bad_magic).contains("magic"));
+    let mut bad_type = good.clone();
+    bad_type[2] = 0x42;
+    assert!(err(&bad_type).contains("element type code 0x42"));
+    assert!(err(&good[..6]).contains("header"));
+    // a gzip stream cut short
+    let gz = std::fs::read("examples/data/digits/t10k-labels-idx1-ubyte.gz").unwrap();
+    assert!(matches!(IdxArray::parse(&gz[..gz.len() / 2]), Err(Error::Malformed { .. })));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Random bytes never panic the reader.
+    #[test]
+    fn random_bytes_are_refused_or_read(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = IdxArray::parse(&bytes);
+    }
+
+    /// Mutated or truncated files never panic; what is read is consistent.
+    #[test]
+    fn mutated_files_never_panic(changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4), cut in 0usize..40) {
+        let mut bytes = to_bytes(&IdxArray { dims: vec![3, 4], data: IdxData::I16((0..12).collect()) });
+        for (at, b) in changes {
+            let n = bytes.len();
+            bytes[at % n] = b;
+        }
+        bytes.truncate(bytes.len().saturating_sub(cut));
+        if let Ok(a) = IdxArray::parse(&bytes) {
+            prop_assert_eq!(a.len(), a.to_f32().len());
+        }
+    }
+}
