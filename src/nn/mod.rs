@@ -60,6 +60,7 @@ pub use rnn::{GRU, LSTM, RnnWeights};
 pub use serialize::{SaveLoad, copy_params};
 pub use transformer::{
     Activation, Transformer, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
+    TransformerStack,
 };
 
 use crate::autograd::Gradients;

@@ -255,34 +255,46 @@ impl<const M: usize, const H: usize, const F: usize, E: Float, D: Device> Transf
     }
 }
 
-/// `N` encoder layers and an optional final norm (`nn.TransformerEncoder(layer, N, norm)`);
-/// tensors named `"layers.0.self_attn.in_proj_weight"`, `"norm.weight"`, as PyTorch's. Built
-/// without the final norm, as PyTorch's default; [`Transformer`] builds it with one.
+/// `N` layers of type `L` and an optional final norm over `M` features: the encoder and decoder
+/// stacks ([`TransformerEncoder`], [`TransformerDecoder`]). Tensors are named
+/// `"layers.0.self_attn.in_proj_weight"`, `"norm.weight"`, as PyTorch's. Built without the final
+/// norm, as PyTorch's default; [`Transformer`] builds it with one.
 #[derive(Clone, Debug)]
-pub struct TransformerEncoder<
-    const M: usize,
-    const H: usize,
-    const F: usize,
-    const N: usize,
-    E: Float = f32,
-    D: Device = Cpu,
-> {
+pub struct TransformerStack<L, const N: usize, const M: usize, E: Float = f32, D: Device = Cpu> {
     /// The layers, in order.
-    pub layers: Repeat<TransformerEncoderLayer<M, H, F, E, D>, N>,
+    pub layers: Repeat<L, N>,
     /// The norm after the last layer.
     pub norm: Option<LayerNorm<M, E, D>>,
 }
 
-impl<const M: usize, const H: usize, const F: usize, const N: usize, E: Float, D: Device> BuildOn<D>
-    for TransformerEncoder<M, H, F, N, E, D>
+/// `N` encoder layers and an optional final norm (`nn.TransformerEncoder(layer, N, norm)`).
+pub type TransformerEncoder<const M: usize, const H: usize, const F: usize, const N: usize, E = f32, D = Cpu> =
+    TransformerStack<TransformerEncoderLayer<M, H, F, E, D>, N, M, E, D>;
+
+/// `N` decoder layers and an optional final norm (`nn.TransformerDecoder(layer, N, norm)`).
+pub type TransformerDecoder<const M: usize, const H: usize, const F: usize, const N: usize, E = f32, D = Cpu> =
+    TransformerStack<TransformerDecoderLayer<M, H, F, E, D>, N, M, E, D>;
+
+impl<L: BuildOn<D>, const N: usize, const M: usize, E: Float, D: Device> BuildOn<D>
+    for TransformerStack<L, N, M, E, D>
 {
     fn try_build(dev: &D) -> Result<Self> {
         Ok(Self { layers: Repeat::try_build(dev)?, norm: None })
     }
 }
 
-submodules!([const M: usize, const H: usize, const F: usize, const N: usize, E: Float, D: Device]
-    TransformerEncoder<M, H, F, N, E, D> { layers, norm });
+submodules!([L: Params<D>, const N: usize, const M: usize, E: Float, D: Device]
+    TransformerStack<L, N, M, E, D> { layers, norm });
+
+impl<L, const N: usize, const M: usize, E: Float, D: Device> TransformerStack<L, N, M, E, D> {
+    /// The final norm on `x`, if there is one.
+    fn finish<B: Dim, S: Dim, T: Tape<D>>(&self, x: Seq<B, S, M, E, D, T>) -> Result<Seq<B, S, M, E, D, T>> {
+        match &self.norm {
+            Some(norm) => norm.try_forward(x),
+            None => Ok(x),
+        }
+    }
+}
 
 impl<const M: usize, const H: usize, const F: usize, const N: usize, E: Float, D: Device>
     TransformerEncoder<M, H, F, N, E, D>
@@ -297,39 +309,9 @@ impl<const M: usize, const H: usize, const F: usize, const N: usize, E: Float, D
         for layer in &self.layers.0 {
             x = layer.try_encode(x, mask.clone(), train)?;
         }
-        match &self.norm {
-            Some(norm) => norm.try_forward(x),
-            None => Ok(x),
-        }
+        self.finish(x)
     }
 }
-
-/// `N` decoder layers and an optional final norm (`nn.TransformerDecoder(layer, N, norm)`).
-#[derive(Clone, Debug)]
-pub struct TransformerDecoder<
-    const M: usize,
-    const H: usize,
-    const F: usize,
-    const N: usize,
-    E: Float = f32,
-    D: Device = Cpu,
-> {
-    /// The layers, in order.
-    pub layers: Repeat<TransformerDecoderLayer<M, H, F, E, D>, N>,
-    /// The norm after the last layer.
-    pub norm: Option<LayerNorm<M, E, D>>,
-}
-
-impl<const M: usize, const H: usize, const F: usize, const N: usize, E: Float, D: Device> BuildOn<D>
-    for TransformerDecoder<M, H, F, N, E, D>
-{
-    fn try_build(dev: &D) -> Result<Self> {
-        Ok(Self { layers: Repeat::try_build(dev)?, norm: None })
-    }
-}
-
-submodules!([const M: usize, const H: usize, const F: usize, const N: usize, E: Float, D: Device]
-    TransformerDecoder<M, H, F, N, E, D> { layers, norm });
 
 impl<const M: usize, const H: usize, const F: usize, const N: usize, E: Float, D: Device>
     TransformerDecoder<M, H, F, N, E, D>
@@ -346,10 +328,7 @@ impl<const M: usize, const H: usize, const F: usize, const N: usize, E: Float, D
         for layer in &self.layers.0 {
             target = layer.try_decode(target, memory.clone(), target_mask.clone(), memory_mask.clone(), train)?;
         }
-        match &self.norm {
-            Some(norm) => norm.try_forward(target),
-            None => Ok(target),
-        }
+        self.finish(target)
     }
 }
 

@@ -21,6 +21,12 @@ fn c<A: Float>(v: f64) -> A {
     A::cast_f64(v)
 }
 
+/// The gradient with the L2 penalty `weight_decay * p` added (torch.optim's coupled decay).
+#[inline(always)]
+fn l2<A: Float>(g: A, p: A, weight_decay: f64) -> A {
+    if weight_decay != 0.0 { g + p * c(weight_decay) } else { g }
+}
+
 /// SGD with momentum, dampening, Nesterov and L2 weight decay. State: the momentum buffer
 /// (none without momentum).
 #[derive(Clone, Copy, Debug)]
@@ -40,10 +46,7 @@ impl UpdateRule for SgdRule {
     }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
-        let mut g = g;
-        if self.weight_decay != 0.0 {
-            g = g + p * c(self.weight_decay);
-        }
+        let mut g = l2(g, p, self.weight_decay);
         if self.momentum != 0.0 {
             let buf = if self.first { g } else { s[0] * c(self.momentum) + g * c(1.0 - self.dampening) };
             s[0] = buf;
@@ -85,14 +88,11 @@ impl UpdateRule for AdamRule {
     }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
-        let (mut p, mut g) = (p, g);
-        if self.weight_decay != 0.0 {
-            if self.decoupled {
-                p = p * c(1.0 - self.lr * self.weight_decay);
-            } else {
-                g = g + p * c(self.weight_decay);
-            }
-        }
+        let (p, g) = if self.decoupled {
+            (p * c(1.0 - self.lr * self.weight_decay), g)
+        } else {
+            (p, l2(g, p, self.weight_decay))
+        };
         // m.lerp_(g, 1 - beta1): m + (1 - beta1) (g - m)
         s[0] = s[0] + (g - s[0]) * c(1.0 - self.beta1);
         s[1] = s[1] * c(self.beta2) + g * g * c(1.0 - self.beta2);
@@ -125,10 +125,7 @@ impl UpdateRule for RmspropRule {
     }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
-        let mut g = g;
-        if self.weight_decay != 0.0 {
-            g = g + p * c(self.weight_decay);
-        }
+        let g = l2(g, p, self.weight_decay);
         s[0] = s[0] * c(self.alpha) + g * g * c(1.0 - self.alpha);
         let avg = if self.centered {
             s[1] = s[1] + (g - s[1]) * c(1.0 - self.alpha);
@@ -160,10 +157,7 @@ impl UpdateRule for AdagradRule {
     }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
-        let mut g = g;
-        if self.weight_decay != 0.0 {
-            g = g + p * c(self.weight_decay);
-        }
+        let g = l2(g, p, self.weight_decay);
         s[0] = s[0] + g * g;
         p - g / (s[0].sqrt() + c(self.eps)) * c(self.clr)
     }
@@ -184,10 +178,7 @@ impl UpdateRule for AdadeltaRule {
     }
     #[inline(always)]
     fn update<A: Float>(&self, p: A, g: A, s: &mut [A]) -> A {
-        let mut g = g;
-        if self.weight_decay != 0.0 {
-            g = g + p * c(self.weight_decay);
-        }
+        let g = l2(g, p, self.weight_decay);
         s[0] = s[0] * c(self.rho) + g * g * c(1.0 - self.rho);
         let std = (s[0] + c(self.eps)).sqrt();
         let delta = (s[1] + c(self.eps)).sqrt() / std * g;
