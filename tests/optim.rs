@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use tensile::nn::{self, BatchNorm1d, Frozen, Linear, ReLU, SaveLoad, Tanh};
-use tensile::optim::{Adam, CosineAnnealing, Optimizer, Scheduler, Sgd};
+use tensile::optim::{Adam, CosineAnnealingLr, Optimizer, Scheduler, Sgd};
 use tensile::prelude::*;
 
 type Mlp = (Linear<4, 16>, BatchNorm1d<16>, Tanh, Linear<16, 2>);
@@ -17,10 +17,10 @@ fn data() -> (Batch, Tensor<(usize, Const<2>), f32, Cpu>) {
     (x, y)
 }
 
-const SCHEDULE: CosineAnnealing = CosineAnnealing { t_max: 40, eta_min: 1e-4 };
+const SCHEDULE: CosineAnnealingLr = CosineAnnealingLr { t_max: 40, eta_min: 1e-4 };
 
 /// `steps` training steps (Adam with AMSGrad, a cosine schedule, batch norm in training mode).
-fn train(model: &mut Mlp, opt: &mut Optimizer<Adam>, sched: &mut Scheduler<CosineAnnealing>, steps: usize) {
+fn train(model: &mut Mlp, opt: &mut Optimizer<Adam>, sched: &mut Scheduler<CosineAnnealingLr>, steps: usize) {
     let (x, y) = data();
     for _ in 0..steps {
         let out = model.forward_mut(x.trace(nn::alloc_grads(model)));

@@ -5,9 +5,9 @@
 use serde_json::Value;
 use tensile::nn::{self, Linear};
 use tensile::optim::{
-    Adadelta, Adagrad, Adam, AdamW, Algorithm, CosineAnnealing, CosineAnnealingWarmRestarts, Exponential,
-    Linear as LinearLr, Lion, MultiStep, OneCycle, Optimizer, ReduceOnPlateau, Rmsprop, Schedule, Scheduler,
-    Sequential, Sgd, Step, clip_grad_norm,
+    Adadelta, Adagrad, Adam, AdamW, Algorithm, CosineAnnealingLr, CosineAnnealingWarmRestarts, ExponentialLr, LinearLr,
+    Lion, MultiStepLr, OneCycleLr, Optimizer, ReduceLrOnPlateau, Rmsprop, Schedule, Scheduler, SequentialLr, Sgd,
+    StepLr, clip_grad_norm,
 };
 use tensile::prelude::*;
 
@@ -44,7 +44,7 @@ fn fixture() -> Fixture {
 enum Driver<S: Schedule> {
     Fixed,
     Scheduled(S),
-    Plateau(ReduceOnPlateau),
+    Plateau(ReduceLrOnPlateau),
 }
 
 fn parameters(m: &Model) -> Vec<f64> {
@@ -104,7 +104,7 @@ fn check<A: Algorithm, S: Schedule>(
 }
 
 fn fixed<A: Algorithm>(f: &Fixture, name: &str, algorithm: A) {
-    check::<A, Step>(f, name, Optimizer::new(algorithm), Driver::Fixed, None);
+    check::<A, StepLr>(f, name, Optimizer::new(algorithm), Driver::Fixed, None);
 }
 
 #[test]
@@ -143,9 +143,9 @@ fn groups_and_clipping_follow_torch_optim() {
         1.0,
         Some(0.0),
     );
-    check::<_, Step>(&f, "adamw_groups", grouped, Driver::Fixed, None);
+    check::<_, StepLr>(&f, "adamw_groups", grouped, Driver::Fixed, None);
     let momentum = Sgd { momentum: 0.9, ..Sgd::new(0.1) };
-    check::<_, Step>(&f, "sgd_clip_norm", Optimizer::new(momentum), Driver::Fixed, Some(0.05));
+    check::<_, StepLr>(&f, "sgd_clip_norm", Optimizer::new(momentum), Driver::Fixed, Some(0.05));
 }
 
 #[test]
@@ -153,30 +153,30 @@ fn schedules_follow_torch_lr_scheduler() {
     let f = fixture();
     let sgd = || Optimizer::new(Sgd { momentum: 0.9, ..Sgd::new(0.1) });
     let run = |name: &str, s: Box<dyn Schedule>| check(&f, name, sgd(), Driver::Scheduled(s), None);
-    run("step_lr", Box::new(Step { step_size: 7, gamma: 0.5 }));
-    run("multistep_lr", Box::new(MultiStep { milestones: vec![10, 25, 40], gamma: 0.3 }));
-    run("exponential_lr", Box::new(Exponential { gamma: 0.95 }));
-    run("cosine_lr", Box::new(CosineAnnealing { t_max: 20, eta_min: 0.001 }));
+    run("step_lr", Box::new(StepLr { step_size: 7, gamma: 0.5 }));
+    run("multistep_lr", Box::new(MultiStepLr { milestones: vec![10, 25, 40], gamma: 0.3 }));
+    run("exponential_lr", Box::new(ExponentialLr { gamma: 0.95 }));
+    run("cosine_lr", Box::new(CosineAnnealingLr { t_max: 20, eta_min: 0.001 }));
     run("cosine_warm_restarts", Box::new(CosineAnnealingWarmRestarts { t_0: 5, t_mult: 2, eta_min: 0.01 }));
     run("linear_warmup", Box::new(LinearLr { start_factor: 0.1, end_factor: 1.0, total_iters: 10 }));
-    let no_momentum = OneCycle { cycle_momentum: false, ..OneCycle::new(0.3, 50) };
+    let no_momentum = OneCycleLr { cycle_momentum: false, ..OneCycleLr::new(0.3, 50) };
     run("one_cycle", Box::new(no_momentum));
-    run("one_cycle_three_phase_linear", Box::new(OneCycle { three_phase: true, cosine: false, ..no_momentum }));
-    run("one_cycle_momentum", Box::new(OneCycle { cycle_momentum: true, ..OneCycle::new(0.3, 50) }));
+    run("one_cycle_three_phase_linear", Box::new(OneCycleLr { three_phase: true, cosine: false, ..no_momentum }));
+    run("one_cycle_momentum", Box::new(OneCycleLr { cycle_momentum: true, ..OneCycleLr::new(0.3, 50) }));
     let adam = Optimizer::new(Adam::new(0.01));
-    let three_phase = OneCycle { three_phase: true, ..OneCycle::new(0.05, 50) };
+    let three_phase = OneCycleLr { three_phase: true, ..OneCycleLr::new(0.05, 50) };
     check(&f, "one_cycle_adam", adam, Driver::Scheduled(three_phase), None);
-    let warmup_cosine = Sequential::new(
-        vec![Box::new(LinearLr::warmup(0.1, 5)), Box::new(CosineAnnealing { t_max: 45, eta_min: 0.0 })],
+    let warmup_cosine = SequentialLr::new(
+        vec![Box::new(LinearLr::warmup(0.1, 5)), Box::new(CosineAnnealingLr { t_max: 45, eta_min: 0.0 })],
         vec![5],
     );
     run("warmup_then_cosine", Box::new(warmup_cosine));
-    let mut plateau = ReduceOnPlateau::default();
+    let mut plateau = ReduceLrOnPlateau::default();
     plateau.factor = 0.5;
     plateau.patience = 2;
     plateau.threshold = 0.01;
     let opt = Optimizer::new(Sgd { momentum: 0.9, ..Sgd::new(0.5) });
-    check::<_, Step>(&f, "reduce_on_plateau", opt, Driver::Plateau(plateau), None);
+    check::<_, StepLr>(&f, "reduce_on_plateau", opt, Driver::Plateau(plateau), None);
 }
 
 /// Every case of the fixture file is checked by one of the tests above.

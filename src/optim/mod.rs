@@ -36,8 +36,8 @@ mod state;
 
 pub use rules::UpdateRule;
 pub use schedule::{
-    Constant, CosineAnnealing, CosineAnnealingWarmRestarts, Exponential, Linear, MultiStep, OneCycle, ReduceOnPlateau,
-    Schedule, Scheduler, Sequential, Step,
+    ConstantLr, CosineAnnealingLr, CosineAnnealingWarmRestarts, ExponentialLr, LinearLr, MultiStepLr, OneCycleLr,
+    ReduceLrOnPlateau, Schedule, Scheduler, SequentialLr, StepLr,
 };
 
 use crate::autograd::Gradients;

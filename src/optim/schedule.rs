@@ -1,6 +1,6 @@
 //! Learning-rate schedules, as `torch.optim.lr_scheduler`'s: each is a closed form of the
 //! epoch (the number of [`Scheduler::step`] calls so far) and the base rate, so a schedule
-//! resumes at any epoch; [`Sequential`] chains them (warm-up, then cosine). [`ReduceOnPlateau`]
+//! resumes at any epoch; [`SequentialLr`] chains them (warm-up, then cosine). [`ReduceLrOnPlateau`]
 //! follows a metric instead.
 
 use super::{Algorithm, Optimizer};
@@ -29,9 +29,9 @@ impl<S: Schedule + ?Sized> Schedule for Box<S> {
 
 /// The base rate throughout.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Constant;
+pub struct ConstantLr;
 
-impl Schedule for Constant {
+impl Schedule for ConstantLr {
     fn lr_at(&self, _: usize, base: f64) -> f64 {
         base
     }
@@ -39,14 +39,14 @@ impl Schedule for Constant {
 
 /// `base * gamma^(epoch / step_size)` (`StepLR`).
 #[derive(Clone, Copy, Debug)]
-pub struct Step {
+pub struct StepLr {
     /// Epochs between decays.
     pub step_size: usize,
     /// The decay factor.
     pub gamma: f64,
 }
 
-impl Schedule for Step {
+impl Schedule for StepLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
         base * self.gamma.powi((epoch / self.step_size.max(1)) as i32)
     }
@@ -54,14 +54,14 @@ impl Schedule for Step {
 
 /// `base * gamma^(milestones passed)` (`MultiStepLR`).
 #[derive(Clone, Debug)]
-pub struct MultiStep {
+pub struct MultiStepLr {
     /// The epochs at which the rate decays, ascending.
     pub milestones: Vec<usize>,
     /// The decay factor.
     pub gamma: f64,
 }
 
-impl Schedule for MultiStep {
+impl Schedule for MultiStepLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
         base * self.gamma.powi(self.milestones.iter().filter(|&&m| m <= epoch).count() as i32)
     }
@@ -69,12 +69,12 @@ impl Schedule for MultiStep {
 
 /// `base * gamma^epoch` (`ExponentialLR`).
 #[derive(Clone, Copy, Debug)]
-pub struct Exponential {
+pub struct ExponentialLr {
     /// The decay factor per epoch.
     pub gamma: f64,
 }
 
-impl Schedule for Exponential {
+impl Schedule for ExponentialLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
         base * self.gamma.powi(epoch as i32)
     }
@@ -83,7 +83,7 @@ impl Schedule for Exponential {
 /// Half a cosine from the base rate down to `eta_min` over `t_max` epochs, then back up
 /// (`CosineAnnealingLR`).
 #[derive(Clone, Copy, Debug)]
-pub struct CosineAnnealing {
+pub struct CosineAnnealingLr {
     /// Epochs from the base rate to `eta_min`.
     pub t_max: usize,
     /// The lowest rate.
@@ -94,7 +94,7 @@ fn cosine(eta_min: f64, base: f64, t: f64, period: f64) -> f64 {
     eta_min + (base - eta_min) * (1.0 + (PI * t / period).cos()) / 2.0
 }
 
-impl Schedule for CosineAnnealing {
+impl Schedule for CosineAnnealingLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
         cosine(self.eta_min, base, epoch as f64, self.t_max.max(1) as f64)
     }
@@ -126,7 +126,7 @@ impl Schedule for CosineAnnealingWarmRestarts {
 /// A factor going linearly from `start_factor` to `end_factor` over `total_iters` epochs, then
 /// staying (`LinearLR`; linear warm-up from a small start factor).
 #[derive(Clone, Copy, Debug)]
-pub struct Linear {
+pub struct LinearLr {
     /// The factor at epoch 0.
     pub start_factor: f64,
     /// The factor from `total_iters` on.
@@ -135,14 +135,14 @@ pub struct Linear {
     pub total_iters: usize,
 }
 
-impl Linear {
+impl LinearLr {
     /// A linear warm-up from `start_factor` of the base rate to all of it in `epochs`.
     pub fn warmup(start_factor: f64, epochs: usize) -> Self {
         Self { start_factor, end_factor: 1.0, total_iters: epochs }
     }
 }
 
-impl Schedule for Linear {
+impl Schedule for LinearLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
         let done = epoch.min(self.total_iters) as f64 / self.total_iters.max(1) as f64;
         base * (self.start_factor + (self.end_factor - self.start_factor) * done)
@@ -155,7 +155,7 @@ impl Schedule for Linear {
 /// momentum (SGD's, RMSprop's, or Adam's first beta) moves the other way, between
 /// `max_momentum` and `base_momentum`. The base rate is not used.
 #[derive(Clone, Copy, Debug)]
-pub struct OneCycle {
+pub struct OneCycleLr {
     /// The peak rate.
     pub max_lr: f64,
     /// The number of steps in the cycle.
@@ -178,7 +178,7 @@ pub struct OneCycle {
     pub max_momentum: f64,
 }
 
-impl OneCycle {
+impl OneCycleLr {
     /// One cycle of `total_steps` peaking at `max_lr`, with PyTorch's other defaults.
     pub fn new(max_lr: f64, total_steps: usize) -> Self {
         Self {
@@ -232,7 +232,7 @@ impl OneCycle {
     }
 }
 
-impl Schedule for OneCycle {
+impl Schedule for OneCycleLr {
     fn lr_at(&self, epoch: usize, _: f64) -> f64 {
         self.at(epoch).0
     }
@@ -245,22 +245,22 @@ impl Schedule for OneCycle {
 /// counting its epochs from there. Linear warm-up then cosine:
 ///
 /// ```
-/// use tensile::optim::{CosineAnnealing, Linear, Schedule, Sequential};
-/// let s = Sequential::new(vec![Box::new(Linear::warmup(0.1, 5)), Box::new(CosineAnnealing { t_max: 20, eta_min: 0.0 })], vec![5]);
+/// use tensile::optim::{CosineAnnealingLr, LinearLr, Schedule, SequentialLr};
+/// let s = SequentialLr::new(vec![Box::new(LinearLr::warmup(0.1, 5)), Box::new(CosineAnnealingLr { t_max: 20, eta_min: 0.0 })], vec![5]);
 /// assert!((s.lr_at(0, 1.0) - 0.1).abs() < 1e-12);
 /// assert!((s.lr_at(5, 1.0) - 1.0).abs() < 1e-12);
 /// assert!(s.lr_at(25, 1.0).abs() < 1e-12);
 /// ```
-pub struct Sequential {
+pub struct SequentialLr {
     schedules: Vec<Box<dyn Schedule>>,
     milestones: Vec<usize>,
 }
 
-impl Sequential {
+impl SequentialLr {
     /// `schedules.len() - 1` ascending milestones; panics otherwise.
     pub fn new(schedules: Vec<Box<dyn Schedule>>, milestones: Vec<usize>) -> Self {
-        assert_eq!(milestones.len() + 1, schedules.len(), "Sequential: one milestone between each two schedules");
-        assert!(milestones.windows(2).all(|w| w[0] <= w[1]), "Sequential: milestones must ascend");
+        assert_eq!(milestones.len() + 1, schedules.len(), "SequentialLr: one milestone between each two schedules");
+        assert!(milestones.windows(2).all(|w| w[0] <= w[1]), "SequentialLr: milestones must ascend");
         Self { schedules, milestones }
     }
 
@@ -271,7 +271,7 @@ impl Sequential {
     }
 }
 
-impl Schedule for Sequential {
+impl Schedule for SequentialLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
         let (i, local) = self.locate(epoch);
         self.schedules[i].lr_at(local, base)
@@ -287,9 +287,9 @@ impl Schedule for Sequential {
 /// [`Scheduler::step`] per epoch (or per batch, for per-step schedules such as one-cycle).
 ///
 /// ```
-/// use tensile::optim::{Optimizer, Scheduler, Sgd, Step};
+/// use tensile::optim::{Optimizer, Scheduler, Sgd, StepLr};
 /// let mut opt: Optimizer<Sgd> = Optimizer::new(Sgd::new(0.1));
-/// let mut sched = Scheduler::new(Step { step_size: 2, gamma: 0.5 }, &mut opt);
+/// let mut sched = Scheduler::new(StepLr { step_size: 2, gamma: 0.5 }, &mut opt);
 /// let mut rates = vec![opt.lr()];
 /// for _ in 0..4 {
 ///     sched.step(&mut opt);
@@ -346,9 +346,9 @@ impl<S: Schedule> Scheduler<S> {
 /// `threshold` for more than `patience` epochs (`ReduceLROnPlateau`, mode `min`).
 ///
 /// ```
-/// use tensile::optim::{Optimizer, ReduceOnPlateau, Sgd};
+/// use tensile::optim::{Optimizer, ReduceLrOnPlateau, Sgd};
 /// let mut opt: Optimizer<Sgd> = Optimizer::new(Sgd::new(1.0));
-/// let mut plateau = ReduceOnPlateau::default();
+/// let mut plateau = ReduceLrOnPlateau::default();
 /// plateau.patience = 1;
 /// for loss in [3.0, 2.0, 2.0, 2.0] {
 ///     plateau.step(loss, &mut opt);
@@ -356,7 +356,7 @@ impl<S: Schedule> Scheduler<S> {
 /// assert!((opt.lr() - 0.1).abs() < 1e-12); // two epochs without improvement > patience 1
 /// ```
 #[derive(Clone, Debug)]
-pub struct ReduceOnPlateau {
+pub struct ReduceLrOnPlateau {
     /// The factor applied to the rate (0.1).
     pub factor: f64,
     /// Epochs without improvement tolerated (10).
@@ -374,7 +374,7 @@ pub struct ReduceOnPlateau {
     cooldown_left: usize,
 }
 
-impl Default for ReduceOnPlateau {
+impl Default for ReduceLrOnPlateau {
     fn default() -> Self {
         Self {
             factor: 0.1,
@@ -390,7 +390,7 @@ impl Default for ReduceOnPlateau {
     }
 }
 
-impl ReduceOnPlateau {
+impl ReduceLrOnPlateau {
     /// One epoch's metric.
     pub fn step<A: Algorithm, D: Device>(&mut self, metric: f64, opt: &mut Optimizer<A, D>) {
         if metric < self.best * (1.0 - self.threshold) {
