@@ -3,7 +3,8 @@
 //! property test feeds random, mutated and truncated bytes to the IDX reader).
 
 use proptest::prelude::*;
-use tensile::data::idx::{IdxArray, IdxData, to_bytes};
+use tensile::data::array::{Array, Elements};
+use tensile::data::idx;
 use tensile::data::mnist::{Mnist, Split};
 use tensile::data::{Concat, DataLoader, Dataset, DatasetExt, InMemory, Sampler, random_split};
 use tensile::prelude::*;
@@ -116,18 +117,18 @@ fn the_bundled_digits_load_as_mnist() {
 #[test]
 fn idx_round_trips_every_element_type_and_names_what_is_wrong() {
     for data in [
-        IdxData::U8(vec![1, 2, 3, 4, 5, 6]),
-        IdxData::I8(vec![-1, 2, -3, 4, -5, 6]),
-        IdxData::I16(vec![-300, 2, 3, 4, 5, 30000]),
-        IdxData::I32(vec![-70000, 2, 3, 4, 5, 6]),
-        IdxData::F32(vec![0.5, -2.0, 3.0, 4.0, 5.0, 6.0]),
-        IdxData::F64(vec![0.25, -2.0, 3.0, 4.0, 5.0, 1e300]),
+        Elements::U8(vec![1, 2, 3, 4, 5, 6]),
+        Elements::I8(vec![-1, 2, -3, 4, -5, 6]),
+        Elements::I16(vec![-300, 2, 3, 4, 5, 30000]),
+        Elements::I32(vec![-70000, 2, 3, 4, 5, 6]),
+        Elements::F32(vec![0.5, -2.0, 3.0, 4.0, 5.0, 6.0]),
+        Elements::F64(vec![0.25, -2.0, 3.0, 4.0, 5.0, 1e300]),
     ] {
-        let a = IdxArray { dims: vec![2, 3], data };
-        assert_eq!(IdxArray::parse(&to_bytes(&a)).unwrap(), a);
+        let a = Array { dims: vec![2, 3], data };
+        assert_eq!(idx::parse(&idx::to_bytes(&a).unwrap()).unwrap(), a);
     }
-    let good = to_bytes(&IdxArray { dims: vec![2, 2], data: IdxData::U8(vec![1, 2, 3, 4]) });
-    let err = |bytes: &[u8]| IdxArray::parse(bytes).unwrap_err().to_string();
+    let good = idx::to_bytes(&Array { dims: vec![2, 2], data: Elements::U8(vec![1, 2, 3, 4]) }).unwrap();
+    let err = |bytes: &[u8]| idx::parse(bytes).unwrap_err().to_string();
     assert!(err(&good[..good.len() - 1]).contains("need 4 bytes"), "{}", err(&good[..good.len() - 1]));
     let mut bad_magic = good.clone();
     bad_magic[0] = 7;
@@ -138,7 +139,7 @@ fn idx_round_trips_every_element_type_and_names_what_is_wrong() {
     assert!(err(&good[..6]).contains("header"));
     // a gzip stream cut short
     let gz = std::fs::read("examples/data/digits/t10k-labels-idx1-ubyte.gz").unwrap();
-    assert!(matches!(IdxArray::parse(&gz[..gz.len() / 2]), Err(Error::Malformed { .. })));
+    assert!(matches!(idx::parse(&gz[..gz.len() / 2]), Err(Error::Malformed { .. })));
 }
 
 proptest! {
@@ -147,20 +148,84 @@ proptest! {
     /// Random bytes never panic the reader.
     #[test]
     fn random_bytes_are_refused_or_read(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-        let _ = IdxArray::parse(&bytes);
+        let _ = idx::parse(&bytes);
     }
 
     /// Mutated or truncated files never panic; what is read is consistent.
     #[test]
     fn mutated_files_never_panic(changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4), cut in 0usize..40) {
-        let mut bytes = to_bytes(&IdxArray { dims: vec![3, 4], data: IdxData::I16((0..12).collect()) });
+        let mut bytes = idx::to_bytes(&Array { dims: vec![3, 4], data: Elements::I16((0..12).collect()) }).unwrap();
         for (at, b) in changes {
             let n = bytes.len();
             bytes[at % n] = b;
         }
         bytes.truncate(bytes.len().saturating_sub(cut));
-        if let Ok(a) = IdxArray::parse(&bytes) {
+        if let Ok(a) = idx::parse(&bytes) {
             prop_assert_eq!(a.len(), a.to_f32().len());
+        }
+    }
+}
+
+#[test]
+fn npy_files_written_by_numpy_are_read() {
+    use tensile::data::npy;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let f4 = npy::read(format!("{dir}/f4_c.npy")).unwrap();
+    assert_eq!(f4.dims, vec![3, 4]);
+    assert_eq!(f4.to_f32(), (0..12).map(|i| i as f32 / 4.0).collect::<Vec<_>>());
+    let i2 = npy::read(format!("{dir}/i2_big_endian.npy")).unwrap();
+    assert_eq!(i2.data, Elements::I16(vec![-300, 2, 3, 30000]));
+    let fortran = npy::read(format!("{dir}/f8_fortran.npy")).unwrap();
+    assert_eq!((fortran.dims.clone(), fortran.to_f64()), (vec![2, 3], vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]));
+    assert_eq!(npy::read(format!("{dir}/b1.npy")).unwrap().data, Elements::Bool(vec![true, false, true]));
+    // what tensile writes reads back, every element type
+    for data in [
+        Elements::U8(vec![1, 2]),
+        Elements::I8(vec![-1, 2]),
+        Elements::I16(vec![-3, 4]),
+        Elements::I32(vec![-5, 6]),
+        Elements::I64(vec![-7, 8]),
+        Elements::F32(vec![0.5, -1.5]),
+        Elements::F64(vec![1e300, -2.0]),
+        Elements::Bool(vec![false, true]),
+    ] {
+        let a = Array { dims: vec![2], data };
+        assert_eq!(npy::parse(&npy::to_bytes(&a)).unwrap(), a);
+    }
+    let good = npy::to_bytes(&Array { dims: vec![2, 2], data: Elements::F32(vec![1.0; 4]) });
+    assert!(npy::parse(&good[..good.len() - 2]).unwrap_err().to_string().contains("does not fit"));
+    assert!(npy::parse(b"\x93NUMPX").is_err());
+}
+
+#[test]
+fn csv_numbers_with_or_without_a_header() {
+    use tensile::data::csv;
+    let a = csv::parse("a, b, c\n1, 2, 3\n\n4, 5, 6.5\n", true).unwrap();
+    assert_eq!((a.dims.clone(), a.to_f64()), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.5]));
+    let ragged = csv::parse("1,2\n3\n", false).unwrap_err().to_string();
+    assert!(ragged.contains("line 2: 1 fields, the first row has 2"), "{ragged}");
+    assert!(csv::parse("a,b\n", false).unwrap_err().to_string().contains("line 1, column 1"));
+    assert!(matches!(csv::read("tests/fixtures/none.csv", false), Err(Error::Io { .. })));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Random, mutated and truncated `.npy` and CSV input never panics.
+    #[test]
+    fn npy_and_csv_readers_never_panic(changes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4), cut in 0usize..30, text in ".{0,80}") {
+        use tensile::data::{csv, npy};
+        let mut bytes = npy::to_bytes(&Array { dims: vec![3, 2], data: Elements::I32((0..6).collect()) });
+        for (at, b) in changes {
+            let n = bytes.len();
+            bytes[at % n] = b;
+        }
+        bytes.truncate(bytes.len().saturating_sub(cut));
+        if let Ok(a) = npy::parse(&bytes) {
+            prop_assert_eq!(a.len(), a.dims.iter().product::<usize>());
+        }
+        if let Ok(a) = csv::parse(&text, false) {
+            prop_assert_eq!(a.len(), a.dims[0] * a.dims[1]);
         }
     }
 }

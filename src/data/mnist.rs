@@ -3,7 +3,8 @@
 //! written the same way (the bundled 8 x 8 digits).
 
 use super::Dataset;
-use super::idx::{IdxArray, IdxData};
+use super::array::Elements;
+use super::idx;
 use crate::device::Cpu;
 use crate::error::{Error, Result};
 use crate::shapes::{Const, Rank3};
@@ -58,15 +59,15 @@ impl<const H: usize, const W: usize> Mnist<H, W> {
             Split::Test => "t10k",
         };
         let folder = folder.as_ref();
-        let images = IdxArray::read(find(folder, &format!("{prefix}-images-idx3-ubyte")))?;
-        let labels = IdxArray::read(find(folder, &format!("{prefix}-labels-idx1-ubyte")))?;
+        let images = idx::read(find(folder, &format!("{prefix}-images-idx3-ubyte")))?;
+        let labels = idx::read(find(folder, &format!("{prefix}-labels-idx1-ubyte")))?;
         let [n, h, w] = images.dims[..] else {
             return Err(malformed(format!("images have dims {:?}, not (count, height, width)", images.dims)));
         };
         if (h, w) != (H, W) {
             return Err(malformed(format!("images are {h} x {w}, this dataset type reads {H} x {W}")));
         }
-        let IdxData::U8(pixels) = images.data else {
+        let Elements::U8(pixels) = images.data else {
             return Err(malformed("images are not u8".into()));
         };
         let labels = labels.to_labels()?;

@@ -20,9 +20,12 @@
 //! assert_eq!((seen, loader.len()), (10, 3));  // the last batch of 2 is kept
 //! ```
 
+pub mod array;
+pub mod csv;
 pub mod idx;
 mod loader;
 pub mod mnist;
+pub mod npy;
 mod progress;
 pub mod transforms;
 
