@@ -229,3 +229,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn static_batches_have_const_batch_dims_and_drop_the_short_one() {
+    let loader = DataLoader::new(samples(10), 4).shuffle(2).workers(2);
+    let batches: Vec<(Tensor<Rank2<4, 3>, f32, Cpu>, Tensor<Rank1<4>, i64, Cpu>)> =
+        loader.epoch_static::<4>(0).map(|b| b.unwrap()).collect();
+    assert_eq!(batches.len(), 2);
+    let dynamic: Vec<Vec<i64>> = labels(&loader, 0);
+    assert_eq!(batches[1].1.to_vec(), dynamic[1], "the same order as the run-time batches");
+    let mut wrong = DataLoader::new(samples(10), 5).epoch_static::<4>(0);
+    assert!(matches!(wrong.next(), Some(Err(Error::InvalidSize { .. }))));
+    assert!(wrong.next().is_none());
+}

@@ -206,11 +206,15 @@ where
 
     /// The number of batches in an epoch.
     pub fn len(&self) -> usize {
-        let n = match &self.sampler {
+        let n = self.samples_per_epoch();
+        if self.drop_last { n / self.batch_size } else { n.div_ceil(self.batch_size) }
+    }
+
+    fn samples_per_epoch(&self) -> usize {
+        match &self.sampler {
             Sampler::Weighted { num_samples, .. } => *num_samples,
             _ => self.dataset.len(),
-        };
-        if self.drop_last { n / self.batch_size } else { n.div_ceil(self.batch_size) }
+        }
     }
 
     /// Whether an epoch has no batches.
@@ -331,5 +335,76 @@ where
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
+    }
+}
+
+/// A batch whose run-time batch dim becomes the static `Const<B>` (see
+/// [`DataLoader::epoch_static`]).
+pub trait StaticBatch<const B: usize>: Sized {
+    /// The batch with `Const<B>` leading dims.
+    type Output;
+    /// `Err` when the batch does not hold exactly `B` samples.
+    fn into_static(self) -> Result<Self::Output>;
+}
+
+macro_rules! static_batch {
+    ($($d:ident),*) => {
+        impl<const B: usize, $($d: crate::shapes::Dim,)* E: Dtype, D: Device> StaticBatch<B> for Tensor<(usize, $($d,)*), E, D> {
+            type Output = Tensor<(crate::shapes::Const<B>, $($d,)*), E, D>;
+            fn into_static(self) -> Result<Self::Output> {
+                self.try_realize()
+            }
+        }
+    };
+}
+static_batch!();
+static_batch!(D1);
+static_batch!(D1, D2);
+static_batch!(D1, D2, D3);
+static_batch!(D1, D2, D3, D4);
+
+impl<const B: usize, X: StaticBatch<B>, Y: StaticBatch<B>> StaticBatch<B> for (X, Y) {
+    type Output = (X::Output, Y::Output);
+    fn into_static(self) -> Result<Self::Output> {
+        Ok((self.0.into_static()?, self.1.into_static()?))
+    }
+}
+
+impl<D: Dataset> DataLoader<D>
+where
+    D::Item: Collate,
+{
+    /// The batches of epoch `epoch` with the static batch size `B` (which must be the loader's
+    /// batch size): every batch dim is `Const<B>`, so the model's shapes are all static; the
+    /// last short batch is dropped.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::data::{DataLoader, InMemory};
+    /// let samples: Vec<(Tensor<Rank1<2>, f32, Cpu>, i64)> = (0..10).map(|i| (Cpu::seeded(0).zeros(), i)).collect();
+    /// let loader = DataLoader::new(InMemory::new(samples), 4);
+    /// let batches: Vec<(Tensor<Rank2<4, 2>, f32, Cpu>, Tensor<Rank1<4>, i64, Cpu>)> =
+    ///     loader.epoch_static::<4>(0).map(|b| b.unwrap()).collect();
+    /// assert_eq!(batches.len(), 2); // 10 samples: two full batches, the short one dropped
+    /// ```
+    pub fn epoch_static<const B: usize>(
+        &self,
+        epoch: usize,
+    ) -> impl Iterator<Item = Result<<<D::Item as Collate>::Batch as StaticBatch<B>>::Output>> + use<B, D>
+    where
+        <D::Item as Collate>::Batch: StaticBatch<B>,
+    {
+        let wrong = (self.batch_size != B).then(|| Error::InvalidSize {
+            op: "epoch_static",
+            reason: format!("the loader's batch size is {}, the static one {B}", self.batch_size),
+        });
+        let full = self.len_full();
+        let batches = self.epoch(epoch).take(if wrong.is_some() { 0 } else { full });
+        wrong.map(Err).into_iter().chain(batches.map(|b| b.and_then(StaticBatch::into_static)))
+    }
+
+    /// The number of full batches in an epoch.
+    fn len_full(&self) -> usize {
+        self.samples_per_epoch() / self.batch_size
     }
 }

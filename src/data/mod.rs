@@ -29,7 +29,7 @@ pub mod npy;
 mod progress;
 pub mod transforms;
 
-pub use loader::{Batches, Collate, DataLoader, Sampler};
+pub use loader::{Batches, Collate, DataLoader, Sampler, StaticBatch};
 pub use progress::Progress;
 
 use crate::error::{Error, Result};

@@ -3,7 +3,7 @@
 
 use crate::autograd::{Merge, Tape, UniqueId};
 use crate::device::{Device, Layout};
-use crate::dtypes::Float;
+use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};
 use crate::shapes::{
     Axes, Axis, ConcatShape, Const, ConstShape, Dim, Dims, PermuteShape, PrependDim, ReduceShape, ReduceShapeTo,
@@ -162,58 +162,6 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         self.strides = self.shape.strides();
         self.offset = 0;
         self
-    }
-
-    /// Converts to another shape type of the same rank whose dims have the same sizes (for example
-    /// a computed `Sum<Const<2>, Const<3>>` to `Const<5>`, or `usize` to `Const<N>`). Static sizes
-    /// are checked at build time; run-time sizes give an `Err`.
-    ///
-    /// ```
-    /// use tensile::prelude::*;
-    /// let dev = Cpu::seeded(0);
-    /// let a: Tensor<Rank2<2, 3>, f32, Cpu> = dev.zeros();
-    /// let b: Tensor<Rank2<1, 3>, f32, Cpu> = dev.ones();
-    /// let c: Tensor<Rank2<3, 3>, f32, Cpu> = a.concat_along(b, Axis::<0>).realize();
-    /// let d: Tensor<(usize, usize), f32, Cpu> = c.realize();
-    /// assert!(d.try_realize::<Rank2<4, 3>>().is_err());
-    /// ```
-    pub fn realize<S2: Shape>(self) -> Tensor<S2, E, D, T> {
-        const {
-            assert!(S::RANK == S2::RANK, "realize: the target shape has a different rank");
-            assert!(
-                crate::shapes::static_dims_agree(&S::STATIC_DIMS, &S2::STATIC_DIMS),
-                "realize: a static dim of the target differs from this shape's (see the types below: \
-                 a concat, reshape or flatten result declared with the wrong size?)"
-            );
-        }
-        self.try_realize().unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// [`Tensor::realize`] with run-time checking only.
-    ///
-    /// ```
-    /// use tensile::prelude::*;
-    /// let t: Tensor<(usize,), f32, Cpu> = Cpu::seeded(0).arange(3);
-    /// assert!(t.clone().try_realize::<Rank1<3>>().is_ok());
-    /// assert!(t.try_realize::<Rank1<4>>().is_err());
-    /// ```
-    pub fn try_realize<S2: Shape>(self) -> Result<Tensor<S2, E, D, T>> {
-        let Some(shape) = S2::from_dims(self.dims().as_slice()) else {
-            return Err(Error::InvalidSize {
-                op: "realize",
-                reason: format!("dims {:?} do not fit `{}`", self.dims(), core::any::type_name::<S2>()),
-            });
-        };
-        // Same values, same layout, same id: only the type changes, so gradients need no op.
-        Ok(Tensor {
-            id: self.id,
-            data: self.data,
-            shape,
-            strides: self.strides,
-            offset: self.offset,
-            device: self.device,
-            tape: self.tape,
-        })
     }
 
     /// Reorders the axes: axis `i` of the result is axis `Ax::LIST[i]` of `self`. No copy.
@@ -592,5 +540,60 @@ impl<S: Shape, E: crate::dtypes::Dtype, D: Device> Tensor<S, E, D, crate::autogr
             device: self.device.clone(),
             tape: crate::autograd::NoTape,
         }
+    }
+}
+
+/// Changing only the shape type works for every dtype (index and mask tensors too).
+impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
+    /// Converts to another shape type of the same rank whose dims have the same sizes (for example
+    /// a computed `Sum<Const<2>, Const<3>>` to `Const<5>`, or `usize` to `Const<N>`). Static sizes
+    /// are checked at build time; run-time sizes give an `Err`.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let dev = Cpu::seeded(0);
+    /// let a: Tensor<Rank2<2, 3>, f32, Cpu> = dev.zeros();
+    /// let b: Tensor<Rank2<1, 3>, f32, Cpu> = dev.ones();
+    /// let c: Tensor<Rank2<3, 3>, f32, Cpu> = a.concat_along(b, Axis::<0>).realize();
+    /// let d: Tensor<(usize, usize), f32, Cpu> = c.realize();
+    /// assert!(d.try_realize::<Rank2<4, 3>>().is_err());
+    /// ```
+    pub fn realize<S2: Shape>(self) -> Tensor<S2, E, D, T> {
+        const {
+            assert!(S::RANK == S2::RANK, "realize: the target shape has a different rank");
+            assert!(
+                crate::shapes::static_dims_agree(&S::STATIC_DIMS, &S2::STATIC_DIMS),
+                "realize: a static dim of the target differs from this shape's (see the types below: \
+                 a concat, reshape or flatten result declared with the wrong size?)"
+            );
+        }
+        self.try_realize().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Tensor::realize`] with run-time checking only.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let t: Tensor<(usize,), f32, Cpu> = Cpu::seeded(0).arange(3);
+    /// assert!(t.clone().try_realize::<Rank1<3>>().is_ok());
+    /// assert!(t.try_realize::<Rank1<4>>().is_err());
+    /// ```
+    pub fn try_realize<S2: Shape>(self) -> Result<Tensor<S2, E, D, T>> {
+        let Some(shape) = S2::from_dims(self.dims().as_slice()) else {
+            return Err(Error::InvalidSize {
+                op: "realize",
+                reason: format!("dims {:?} do not fit `{}`", self.dims(), core::any::type_name::<S2>()),
+            });
+        };
+        // Same values, same layout, same id: only the type changes, so gradients need no op.
+        Ok(Tensor {
+            id: self.id,
+            data: self.data,
+            shape,
+            strides: self.strides,
+            offset: self.offset,
+            device: self.device,
+            tape: self.tape,
+        })
     }
 }
