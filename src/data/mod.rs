@@ -246,3 +246,48 @@ pub fn random_split<D: Dataset>(dataset: D, lengths: &[usize], seed: u64) -> Res
         })
         .collect()
 }
+
+/// Samples as a stream (PyTorch's `IterableDataset`): for data that is read in order, such as
+/// a file too large to index. Batch it with [`batched`].
+pub trait IterableDataset: Send + Sync {
+    /// One sample.
+    type Item: Send + 'static;
+    /// The samples of epoch `epoch`, in order.
+    fn iter(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Self::Item>> + Send + '_>;
+}
+
+/// Consecutive samples of a stream in batches of `batch_size` (the last may be shorter),
+/// collated into tensors; a sample's `Err` ends its batch with that `Err`.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::data::{batched, IterableDataset};
+/// struct Counting;
+/// impl IterableDataset for Counting {
+///     type Item = (Tensor<Rank1<1>, f32, Cpu>, i64);
+///     fn iter(&self, _: usize) -> Box<dyn Iterator<Item = Result<Self::Item>> + Send + '_> {
+///         Box::new((0..5).map(|i| Ok((Cpu::seeded(0).tensor([i as f32]), i))))
+///     }
+/// }
+/// let sizes: Vec<usize> = batched(Counting.iter(0), 2).map(|b| b.unwrap().1.numel()).collect();
+/// assert_eq!(sizes, [2, 2, 1]);
+/// ```
+pub fn batched<T: Collate>(
+    mut samples: impl Iterator<Item = Result<T>>,
+    batch_size: usize,
+) -> impl Iterator<Item = Result<T::Batch>> {
+    let size = batch_size.max(1);
+    std::iter::from_fn(move || {
+        let mut items = Vec::with_capacity(size);
+        for sample in samples.by_ref() {
+            match sample {
+                Ok(item) => items.push(item),
+                Err(e) => return Some(Err(e)),
+            }
+            if items.len() == size {
+                break;
+            }
+        }
+        (!items.is_empty()).then(|| T::collate(items))
+    })
+}
