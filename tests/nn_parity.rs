@@ -4,9 +4,10 @@
 
 use serde_json::Value;
 use tensile::nn::{
-    Activation, BatchNorm1d, BatchNorm2d, Bilinear, Conv1d, Conv2d, ConvTranspose2d, Embedding, Flatten, GRU,
-    GroupNorm, LSTM, LayerNorm, Linear, MaxPool2d, MultiHeadAttention, NoBias, Params, RMSNorm, ReLU, ResidualWith,
-    Tanh, TensorKind, Transformer, TransformerDecoderLayer, TransformerEncoderLayer, Visitor, VisitorMut,
+    Activation, AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Bilinear, Conv1d, Conv2d, ConvTranspose2d,
+    Embedding, Flatten, GELU, GRU, GroupNorm, LSTM, LayerNorm, LeakyReLU, Linear, LogSoftmax, MaxPool2d,
+    MultiHeadAttention, NoBias, Params, RMSNorm, ReLU, ResidualWith, SiLU, Sigmoid, Softmax, Tanh, TensorKind,
+    Transformer, TransformerDecoderLayer, TransformerEncoderLayer, Visitor, VisitorMut,
 };
 use tensile::prelude::*;
 
@@ -225,6 +226,26 @@ fn modules_match_pytorch<E: Float>() {
                     (NoBias<Conv2d<3, 4, 1, 2, 0, 1, 1, E>>, BatchNorm2d<4, E>),
                 >::build(&dev),
             ),
+            "activations_and_pools" => check_float::<E, B4, _, _>(
+                &case,
+                <(
+                    Conv2d<2, 4, 3, 1, 1, 1, 1, E>,
+                    LeakyReLU,
+                    AvgPool2d<2>,
+                    Conv2d<4, 4, 3, 1, 1, 1, 1, E>,
+                    SiLU,
+                    AdaptiveAvgPool2d<1, 1>,
+                    Flatten,
+                    Linear<4, 6, E>,
+                    GELU,
+                    Linear<6, 5, E>,
+                    Sigmoid,
+                )>::build(&dev),
+            ),
+            "softmax_heads" => check_float::<E, (usize, Const<4>), _, _>(
+                &case,
+                <(Linear<4, 3, E>, Softmax, Linear<3, 3, E>, LogSoftmax)>::build(&dev),
+            ),
             "bilinear" => check::<E, _>(&case, Bilinear::<3, 4, 2, E>::build(&dev), |m, _, tape| {
                 let (a, at) = nth_input::<E, (usize, Const<3>)>(&case, 0, tape);
                 let (b, bt) = nth_input::<E, (usize, Const<4>)>(&case, 1, tape);
@@ -298,5 +319,5 @@ fn modules_match_pytorch<E: Float>() {
         }
         seen += 1;
     }
-    assert_eq!(seen, 27);
+    assert_eq!(seen, 29);
 }
