@@ -1,6 +1,17 @@
 //! What the file readers give: an n-dimensional array of elements in the file's own type.
 
 use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Reads the file at `path` and parses it; a malformed file's `Err` names the file.
+pub(crate) fn read_file<T>(path: &Path, parse: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+    parse(&crate::io::read(path)?).map_err(|e| match e {
+        Error::Malformed { format, reason } => {
+            Error::Malformed { format, reason: format!("{}: {reason}", path.display()) }
+        }
+        other => other,
+    })
+}
 
 /// Elements in row-major order, in the type a file stored them.
 #[derive(Clone, Debug, PartialEq)]

@@ -51,13 +51,8 @@ pub fn parse(text: &str, header: bool) -> Result<Array> {
 
 /// Reads a CSV file (see [`parse`]).
 pub fn read<P: AsRef<Path>>(path: P, header: bool) -> Result<Array> {
-    let path = path.as_ref();
-    let bytes = crate::io::read(path)?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| malformed(format!("{}: not UTF-8 ({e})", path.display())))?;
-    parse(text, header).map_err(|e| match e {
-        Error::Malformed { format, reason } => {
-            Error::Malformed { format, reason: format!("{}: {reason}", path.display()) }
-        }
-        other => other,
+    super::array::read_file(path.as_ref(), |bytes| {
+        let text = std::str::from_utf8(bytes).map_err(|e| malformed(format!("not UTF-8 ({e})")))?;
+        parse(text, header)
     })
 }

@@ -82,13 +82,7 @@ fn parse_raw(bytes: &[u8]) -> Result<Array> {
 /// Reads an IDX file (gzip or raw); `Err` naming the file for I/O errors and naming the
 /// problem for malformed contents.
 pub fn read<P: AsRef<Path>>(path: P) -> Result<Array> {
-    let path = path.as_ref();
-    parse(&crate::io::read(path)?).map_err(|e| match e {
-        Error::Malformed { format, reason } => {
-            Error::Malformed { format, reason: format!("{}: {reason}", path.display()) }
-        }
-        other => other,
-    })
+    super::array::read_file(path.as_ref(), parse)
 }
 
 /// Writes an IDX array as raw bytes (for tests and for tools that produce IDX).

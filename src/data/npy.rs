@@ -159,13 +159,7 @@ fn to_row_major(a: Array) -> Array {
 
 /// Reads a `.npy` file.
 pub fn read<P: AsRef<Path>>(path: P) -> Result<Array> {
-    let path = path.as_ref();
-    parse(&crate::io::read(path)?).map_err(|e| match e {
-        Error::Malformed { format, reason } => {
-            Error::Malformed { format, reason: format!("{}: {reason}", path.display()) }
-        }
-        other => other,
-    })
+    super::array::read_file(path.as_ref(), parse)
 }
 
 /// The array as `.npy` bytes (version 1, little-endian, row-major).
