@@ -1,7 +1,7 @@
 //! `Frozen<M>`: a module whose parameters are not trained (PyTorch's `requires_grad_(False)` on
 //! a sub-module), for fine-tuning a part of a model.
 
-use super::{BuildOn, Module, ModuleMut, Params, TensorKind, Visitor, VisitorMut};
+use super::{BuildOn, Params, TensorKind, Visitor, VisitorMut, delegate_forward};
 use crate::device::Device;
 use crate::dtypes::{Dtype, Float};
 use crate::error::Result;
@@ -68,16 +68,4 @@ impl<D: Device, M: Params<D>> Params<D> for Frozen<M> {
     }
 }
 
-impl<X, M: Module<X>> Module<X> for Frozen<M> {
-    type Output = M::Output;
-    fn try_forward(&self, x: X) -> Result<Self::Output> {
-        self.0.try_forward(x)
-    }
-}
-
-impl<X, M: ModuleMut<X>> ModuleMut<X> for Frozen<M> {
-    type Output = M::Output;
-    fn try_forward_mut(&mut self, x: X) -> Result<Self::Output> {
-        self.0.try_forward_mut(x)
-    }
-}
+delegate_forward!(Frozen);

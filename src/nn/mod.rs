@@ -285,6 +285,26 @@ macro_rules! optional_bias {
 }
 pub(crate) use optional_bias;
 
+/// Implements [`Module`] and [`ModuleMut`] of a one-field wrapper `$ty(pub M)` as the inner
+/// module's (the wrappers that change how parameters are seen, not the maths).
+macro_rules! delegate_forward {
+    ($ty:ident) => {
+        impl<X, M: crate::nn::Module<X>> crate::nn::Module<X> for $ty<M> {
+            type Output = M::Output;
+            fn try_forward(&self, x: X) -> crate::error::Result<Self::Output> {
+                self.0.try_forward(x)
+            }
+        }
+        impl<X, M: crate::nn::ModuleMut<X>> crate::nn::ModuleMut<X> for $ty<M> {
+            type Output = M::Output;
+            fn try_forward_mut(&mut self, x: X) -> crate::error::Result<Self::Output> {
+                self.0.try_forward_mut(x)
+            }
+        }
+    };
+}
+pub(crate) use delegate_forward;
+
 /// Implements [`ModuleMut`] as [`Module`] for modules that behave the same in both modes.
 macro_rules! same_in_training {
     ([$($g:tt)*] $ty:ty) => {

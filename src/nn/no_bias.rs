@@ -1,7 +1,7 @@
 //! `NoBias<M>`: a layer built without its bias (PyTorch's `bias=False`), as a type, so that a
 //! model such as ResNet (convolutions followed by batch norm) is written and saved as PyTorch's.
 
-use super::{BuildOn, Module, ModuleMut, OptionalBias, Params, Visitor, VisitorMut};
+use super::{BuildOn, OptionalBias, Params, Visitor, VisitorMut, delegate_forward};
 use crate::device::Device;
 use crate::error::Result;
 
@@ -38,16 +38,4 @@ impl<D: Device, M: Params<D>> Params<D> for NoBias<M> {
     }
 }
 
-impl<X, M: Module<X>> Module<X> for NoBias<M> {
-    type Output = M::Output;
-    fn try_forward(&self, x: X) -> Result<Self::Output> {
-        self.0.try_forward(x)
-    }
-}
-
-impl<X, M: ModuleMut<X>> ModuleMut<X> for NoBias<M> {
-    type Output = M::Output;
-    fn try_forward_mut(&mut self, x: X) -> Result<Self::Output> {
-        self.0.try_forward_mut(x)
-    }
-}
+delegate_forward!(NoBias);

@@ -272,60 +272,39 @@ impl Algorithm for Sgd {
     }
 }
 
-fn adam_rule(
-    lr: f64,
-    betas: (f64, f64),
-    eps: f64,
-    weight_decay: f64,
-    decoupled: bool,
-    amsgrad: bool,
-    t: u64,
-) -> AdamRule {
-    AdamRule {
-        lr,
-        beta1: betas.0,
-        beta2: betas.1,
-        eps,
-        weight_decay,
-        decoupled,
-        amsgrad,
-        step_size: 0.0,
-        bias_correction2_sqrt: 1.0,
-    }
-    .at_step(t)
+/// Adam and AdamW share everything but the name and where the weight decay goes.
+macro_rules! adam_family {
+    ($ty:ty, $name:literal, $decoupled:literal) => {
+        impl Algorithm for $ty {
+            type Rule = AdamRule;
+            const NAME: &'static str = $name;
+            const SLOT_NAMES: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+            lr_access!();
+            fn slots(&self) -> usize {
+                2 + usize::from(self.amsgrad)
+            }
+            fn set_momentum(&mut self, momentum: f64) {
+                self.betas.0 = momentum;
+            }
+            fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> AdamRule {
+                AdamRule {
+                    lr,
+                    beta1: self.betas.0,
+                    beta2: self.betas.1,
+                    eps: self.eps,
+                    weight_decay,
+                    decoupled: $decoupled,
+                    amsgrad: self.amsgrad,
+                    step_size: 0.0,
+                    bias_correction2_sqrt: 1.0,
+                }
+                .at_step(t)
+            }
+        }
+    };
 }
-
-impl Algorithm for Adam {
-    type Rule = AdamRule;
-    const NAME: &'static str = "Adam";
-    const SLOT_NAMES: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
-    lr_access!();
-    fn slots(&self) -> usize {
-        2 + usize::from(self.amsgrad)
-    }
-    fn set_momentum(&mut self, momentum: f64) {
-        self.betas.0 = momentum;
-    }
-    fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> AdamRule {
-        adam_rule(lr, self.betas, self.eps, weight_decay, false, self.amsgrad, t)
-    }
-}
-
-impl Algorithm for AdamW {
-    type Rule = AdamRule;
-    const NAME: &'static str = "AdamW";
-    const SLOT_NAMES: &'static [&'static str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
-    lr_access!();
-    fn slots(&self) -> usize {
-        2 + usize::from(self.amsgrad)
-    }
-    fn set_momentum(&mut self, momentum: f64) {
-        self.betas.0 = momentum;
-    }
-    fn rule(&self, t: u64, lr: f64, weight_decay: f64) -> AdamRule {
-        adam_rule(lr, self.betas, self.eps, weight_decay, true, self.amsgrad, t)
-    }
-}
+adam_family!(Adam, "Adam", false);
+adam_family!(AdamW, "AdamW", true);
 
 impl Algorithm for Rmsprop {
     type Rule = RmspropRule;
