@@ -23,6 +23,83 @@ pub trait Dtype: 'static + Copy + Debug + Display + Default + PartialEq + Partia
     fn put_le(self, out: &mut Vec<u8>);
     /// The value from its [`Dtype::BYTES`] little-endian bytes (bool: any non-zero byte is true).
     fn from_le(bytes: &[u8]) -> Self;
+    /// The type as a run-time tag (graphs, files).
+    const DTYPE: DType;
+}
+
+/// An element type as a run-time value: what a traced graph, a file or a kernel dispatch needs
+/// where the type itself is gone.
+///
+/// ```
+/// use tensile::dtypes::{DType, Dtype};
+/// assert_eq!(<f32 as Dtype>::DTYPE, DType::F32);
+/// assert_eq!(DType::BF16.bytes(), 2);
+/// assert!(DType::F16.is_float() && !DType::I64.is_float());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// `f32`
+    F32,
+    /// `f64`
+    F64,
+    /// `half::f16`
+    F16,
+    /// `half::bf16`
+    BF16,
+    /// `i64`
+    I64,
+    /// `i32`
+    I32,
+    /// `u8`
+    U8,
+    /// `bool`
+    Bool,
+}
+
+impl DType {
+    /// Every tag, in the order of their codes ([`DType::code`]).
+    pub const ALL: [DType; 8] =
+        [DType::F32, DType::F64, DType::F16, DType::BF16, DType::I64, DType::I32, DType::U8, DType::Bool];
+    /// Bytes per element.
+    pub const fn bytes(self) -> usize {
+        match self {
+            DType::F64 | DType::I64 => 8,
+            DType::F32 | DType::I32 => 4,
+            DType::F16 | DType::BF16 => 2,
+            DType::U8 | DType::Bool => 1,
+        }
+    }
+    /// Whether this is one of the four float types.
+    pub const fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+    }
+    /// PyTorch's name (`"float32"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::F16 => "float16",
+            DType::BF16 => "bfloat16",
+            DType::I64 => "int64",
+            DType::I32 => "int32",
+            DType::U8 => "uint8",
+            DType::Bool => "bool",
+        }
+    }
+    /// A one-byte code for files.
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+    /// The tag of a code; `None` for an unknown one.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(code as usize).copied()
+    }
+}
+
+impl Display for DType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Reads a little-endian byte slice as `N` bytes (the caller has sliced exactly `N`).
@@ -73,9 +150,10 @@ pub trait Float: Dtype + num_traits::Float + num_traits::FromPrimitive + core::i
 }
 
 macro_rules! dtype_prim {
-    ($t:ty, $name:literal) => {
+    ($t:ty, $name:literal, $tag:ident) => {
         impl Dtype for $t {
             const NAME: &'static str = $name;
+            const DTYPE: DType = DType::$tag;
             #[inline]
             fn as_f64(self) -> f64 {
                 self as f64
@@ -88,14 +166,15 @@ macro_rules! dtype_prim {
         }
     };
 }
-dtype_prim!(f32, "float32");
-dtype_prim!(f64, "float64");
-dtype_prim!(i32, "int32");
-dtype_prim!(i64, "int64");
-dtype_prim!(u8, "uint8");
+dtype_prim!(f32, "float32", F32);
+dtype_prim!(f64, "float64", F64);
+dtype_prim!(i32, "int32", I32);
+dtype_prim!(i64, "int64", I64);
+dtype_prim!(u8, "uint8", U8);
 
 impl Dtype for bool {
     const NAME: &'static str = "bool";
+    const DTYPE: DType = DType::Bool;
     fn as_f64(self) -> f64 {
         if self { 1.0 } else { 0.0 }
     }
@@ -113,6 +192,7 @@ impl Dtype for bool {
 
 impl Dtype for f16 {
     const NAME: &'static str = "float16";
+    const DTYPE: DType = DType::F16;
     fn as_f64(self) -> f64 {
         f16::to_f64(self)
     }
@@ -124,6 +204,7 @@ impl Dtype for f16 {
 
 impl Dtype for bf16 {
     const NAME: &'static str = "bfloat16";
+    const DTYPE: DType = DType::BF16;
     fn as_f64(self) -> f64 {
         bf16::to_f64(self)
     }

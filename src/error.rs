@@ -99,6 +99,21 @@ pub enum Error {
         /// The saved dtype (as the file names it).
         found: String,
     },
+    /// A graph is not consistent: a node's inputs do not fit its op, or a value is used before
+    /// it is defined (a corrupted file, or a pass that broke it).
+    InvalidGraph {
+        /// The node's position in the graph (`None`: the graph's inputs, outputs or constants).
+        node: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An op cannot be traced into a graph (yet), or a value left the trace.
+    Untraceable {
+        /// The op.
+        op: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -126,6 +141,9 @@ impl fmt::Display for Error {
             Error::WrongDtype { key, expected, found } => {
                 write!(f, "`{key}`: the model's dtype is {expected}, the saved one {found}")
             }
+            Error::InvalidGraph { node: Some(n), reason } => write!(f, "invalid graph: node {n}: {reason}"),
+            Error::InvalidGraph { node: None, reason } => write!(f, "invalid graph: {reason}"),
+            Error::Untraceable { op, reason } => write!(f, "cannot trace `{op}`: {reason}"),
         }
     }
 }

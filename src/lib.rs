@@ -37,6 +37,7 @@ pub mod data;
 pub mod device;
 pub mod dtypes;
 pub mod error;
+pub mod export;
 mod io;
 pub mod nn;
 pub mod ops;

@@ -14,4 +14,5 @@ mod gradients;
 mod tape;
 
 pub use gradients::{Gradients, UniqueId};
+pub(crate) use tape::capture;
 pub use tape::{Merge, NoTape, OpRecord, OwnedTape, Tape};

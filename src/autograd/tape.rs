@@ -2,8 +2,11 @@
 
 use super::gradients::{Gradients, UniqueId};
 use crate::device::Device;
+use crate::device::Layout;
+use crate::dtypes::{DType, Dtype};
 use crate::error::Result;
-use crate::shapes::Dims;
+use crate::shapes::{Dims, Shape};
+use crate::tensor::Tensor;
 use std::sync::{Arc, Mutex};
 
 /// A backward closure: reads the output's gradient, adds into the inputs'.
@@ -31,6 +34,9 @@ pub struct OpRecord {
     pub output: UniqueId,
     /// The output's sizes.
     pub output_dims: Dims,
+    /// The op as a graph node (and the output's dtype), for export's tracer; `None` for ops
+    /// that cannot be exported, which tracing reports by name.
+    pub export: Option<(crate::export::Op, DType)>,
 }
 
 impl OpRecord {
@@ -43,7 +49,23 @@ impl OpRecord {
     /// assert_eq!(r.name, "exp");
     /// ```
     pub fn new(name: &'static str, inputs: Vec<UniqueId>, output: UniqueId, output_dims: Dims) -> Self {
-        Self { name, inputs, output, output_dims }
+        Self { name, inputs, output, output_dims, export: None }
+    }
+
+    /// The same record, saying which graph op it is and the output's dtype.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::autograd::{OpRecord, UniqueId};
+    /// use tensile::export::Op;
+    /// use tensile::ops::UnaryFn;
+    /// let r = OpRecord::new("exp", vec![UniqueId::next()], UniqueId::next(), Dims::from_slice(&[3]))
+    ///     .exports(Op::Unary(UnaryFn::Exp), DType::F32);
+    /// assert!(r.export.is_some());
+    /// ```
+    pub fn exports(mut self, op: crate::export::Op, dtype: DType) -> Self {
+        self.export = Some((op, dtype));
+        self
     }
 }
 
@@ -53,10 +75,27 @@ pub trait Tape<D: Device>:
 {
     /// Whether ops record backward closures.
     const TAPED: bool;
+    /// Whether this tape traces for export (and so wants [`Tape::capture`]).
+    const TRACING: bool = false;
     /// Records an op (what it was, and the closure that computes its backward).
     fn add_backward_op<F>(&self, record: OpRecord, op: F)
     where
         F: FnOnce(&mut Gradients<D>) -> Result<()> + Send + 'static;
+    /// Shows the tape an input of the op about to be recorded, with its value. Only a tracing
+    /// tape ([`crate::export::TraceTape`]) keeps anything: the values of inputs that no recorded
+    /// op made, which become the graph's constants. Ops call this for every tensor they read.
+    #[inline]
+    fn capture<E: Dtype>(&self, id: UniqueId, device: &D, data: &D::Storage<E>, layout: &Layout) {
+        let _ = (id, device, data, layout);
+    }
+}
+
+/// [`Tape::capture`] for a whole tensor.
+#[inline]
+pub(crate) fn capture<S: Shape, E: Dtype, D: Device, T: Tape<D>, T2>(tape: &T, t: &Tensor<S, E, D, T2>) {
+    if T::TRACING {
+        tape.capture(t.id, &t.device, &t.data, &t.layout());
+    }
 }
 
 /// Joins the tapes of two operands: the result records if either did.

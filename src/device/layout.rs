@@ -156,4 +156,35 @@ impl Layout {
         }
         Self { dims, strides, offset: self.offset }
     }
+    /// Every `step`-th of `len` elements along `axis`, from `start` (narrow, slicing with a step).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::device::Layout;
+    /// let l = Layout::contiguous(Dims::from_slice(&[2, 6])).narrowed(1, 1, 3, 2);
+    /// assert_eq!((l.dims.as_slice(), l.strides.as_slice(), l.offset), (&[2, 3][..], &[6, 2][..], 1));
+    /// ```
+    pub fn narrowed(&self, axis: usize, start: usize, len: usize, step: usize) -> Self {
+        let mut out = *self;
+        out.dims[axis] = len;
+        out.offset += start * self.strides[axis];
+        out.strides[axis] *= step;
+        out
+    }
+    /// Index `index` along `axis`, which is dropped.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::device::Layout;
+    /// let l = Layout::contiguous(Dims::from_slice(&[2, 3])).selected(0, 1);
+    /// assert_eq!((l.dims.as_slice(), l.offset), (&[3][..], 3));
+    /// ```
+    pub fn selected(&self, axis: usize, index: usize) -> Self {
+        let keep: Vec<usize> = (0..self.dims.len()).filter(|&d| d != axis).collect();
+        Self {
+            dims: Dims::from_slice(&keep.iter().map(|&d| self.dims[d]).collect::<Vec<_>>()),
+            strides: Dims::from_slice(&keep.iter().map(|&d| self.strides[d]).collect::<Vec<_>>()),
+            offset: self.offset + index * self.strides[axis],
+        }
+    }
 }

@@ -143,6 +143,12 @@ pub trait Params<D: Device> {
     fn visit_params_mut<V: VisitorMut<D>>(&mut self, prefix: &str, v: &mut V);
 }
 
+/// No tensors: for tracing a function that is not a model (`Tracer::finish(&(), ..)`).
+impl<D: Device> Params<D> for () {
+    fn visit_params<V: Visitor<D>>(&self, _: &str, _: &mut V) {}
+    fn visit_params_mut<V: VisitorMut<D>>(&mut self, _: &str, _: &mut V) {}
+}
+
 /// An optional submodule (a stack's final norm): its tensors when present, nothing otherwise,
 /// as PyTorch's `state_dict` has no entries for a `None` submodule.
 impl<D: Device, M: Params<D>> Params<D> for Option<M> {

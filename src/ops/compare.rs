@@ -13,16 +13,45 @@ pub trait CmpOp: Clone + Send + Sync + 'static {
     const NAME: &'static str;
     /// The comparison.
     fn cmp<E: Dtype>(&self, a: E, b: E) -> bool;
+    /// The op as a value (for graphs).
+    const FN: CmpFn;
+}
+
+/// Code generic over the comparison a [`CmpFn`] names.
+pub trait CmpVisitor {
+    /// What the visit gives.
+    type Out;
+    /// Called with the concrete op.
+    fn visit<O: CmpOp>(self, op: O) -> Self::Out;
 }
 
 macro_rules! cmp_ops {
     ($($(#[$doc:meta])* $name:ident, $method:ident, $try_method:ident, $scalar:ident => $label:literal, |$a:ident, $b:ident| $f:expr;)*) => {
+        /// Every comparison as a value.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum CmpFn {$(
+            $(#[$doc])*
+            $name,
+        )*}
+        impl CmpFn {
+            /// Every op, in the order of their codes.
+            pub const ALL: &'static [CmpFn] = &[$(CmpFn::$name),*];
+            /// The op's name.
+            pub fn name(self) -> &'static str {
+                match self {$(CmpFn::$name => $label,)*}
+            }
+            /// Runs `v` with the op this value names.
+            pub fn visit<V: CmpVisitor>(self, v: V) -> V::Out {
+                match self {$(CmpFn::$name => v.visit($name),)*}
+            }
+        }
         $(
             $(#[$doc])*
             #[derive(Clone, Copy, Debug, Default)]
             pub struct $name;
             impl CmpOp for $name {
                 const NAME: &'static str = $label;
+                const FN: CmpFn = CmpFn::$name;
                 #[inline(always)]
                 fn cmp<E: Dtype>(&self, $a: E, $b: E) -> bool { $f }
             }
@@ -105,8 +134,14 @@ impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
         let out = dev.select_where(&self.data, &cl, &a.data, &al, &b.data, &bl);
         let out = Tensor::from_storage(dev.clone(), out, self.shape);
         if <<L as Merge<D, R>>::Output as Tape<D>>::TAPED {
+            crate::autograd::capture(&tape, self);
+            crate::autograd::capture(&tape, &a);
+            crate::autograd::capture(&tape, &b);
             let (cond, aid, bid, oid, n) = (self.data.clone(), a.id, b.id, out.id, cl.numel());
-            tape.add_backward_op(crate::autograd::OpRecord::new("where", vec![aid, bid], oid, cl.dims), move |g| {
+            // The condition is an input of the graph node, not of the gradient.
+            let record = crate::autograd::OpRecord::new("where", vec![self.id, aid, bid], oid, cl.dims)
+                .exports(crate::export::Op::Where, E::DTYPE);
+            tape.add_backward_op(record, move |g| {
                 g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
                     let zero = dev.alloc_zeros::<E>(1);
                     let c = Layout::contiguous(cl.dims);

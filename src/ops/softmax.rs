@@ -22,10 +22,13 @@ where
         let y = std::sync::Arc::new(x.device.softmax_rows(&x.data, &l, log));
         let out = Tensor::from_arc(x.device.clone(), y.clone(), x.shape);
         if T::TAPED {
+            crate::autograd::capture(&tape, &x);
             let (dev, xid, oid, n) = (x.device, x.id, out.id, l.numel());
             let row = l.dims.as_slice().last().copied().unwrap_or(1);
             let name = if log { "log_softmax" } else { "softmax" };
-            tape.add_backward_op(crate::autograd::OpRecord::new(name, vec![xid], oid, l.dims), move |g| {
+            let record = crate::autograd::OpRecord::new(name, vec![xid], oid, l.dims)
+                .exports(crate::export::Op::Softmax { log }, E::DTYPE);
+            tape.add_backward_op(record, move |g| {
                 g.backward_step::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx]| {
                     dev.softmax_rows_backward(&y, gy, gx, row, log);
                 });
@@ -70,7 +73,7 @@ where
     {
         let shape = self.shape;
         let max = self.detach().max::<S::Reduced, Ax>();
-        let max = super::unary::unary(max, super::reduce::FiniteOrZero);
+        let max = super::unary::unary(max, super::unary::FiniteOrZero);
         self - max.broadcast_like::<S, Ax>(&shape)
     }
 

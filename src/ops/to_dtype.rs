@@ -21,8 +21,11 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         let (x, tape) = self.split_tape();
         let out = Tensor::from_storage(x.device.clone(), x.device.cast::<E, E2>(&x.data, &l), x.shape);
         if T::TAPED {
+            crate::autograd::capture(&tape, &x);
             let (dev, xid, oid, n) = (x.device, x.id, out.id, l.numel());
-            tape.add_backward_op(crate::autograd::OpRecord::new("to_dtype", vec![xid], oid, l.dims), move |g| {
+            let record = crate::autograd::OpRecord::new("to_dtype", vec![xid], oid, l.dims)
+                .exports(crate::export::Op::Cast, E2::DTYPE);
+            tape.add_backward_op(record, move |g| {
                 let Some(gy) = g.storage::<E2>(oid) else { return Ok(()) };
                 let flat = Layout::contiguous(Dims::from_slice(&[n]));
                 let back = dev.cast::<E2, E>(gy, &flat);

@@ -18,15 +18,51 @@ pub trait BinaryOp: Clone + Send + Sync + 'static {
     fn dfa<A: Float>(&self, a: A, b: A, y: A) -> A;
     /// `∂y/∂b`, given `y`.
     fn dfb<A: Float>(&self, a: A, b: A, y: A) -> A;
+    /// The op as a value (for graphs).
+    const FN: BinaryFn;
+}
+
+/// Code generic over the binary op a [`BinaryFn`] names (the export runtime's dispatch).
+pub trait BinaryVisitor {
+    /// What the visit gives.
+    type Out;
+    /// Called with the concrete op.
+    fn visit<O: BinaryOp>(self, op: O) -> Self::Out;
 }
 
 macro_rules! binary_ops {
-    ($($(#[$doc:meta])* $name:ident => $label:literal, |$a:ident, $b:ident, $y:ident| $f:expr, $dfa:expr, $dfb:expr;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident => $label:literal, |$a:ident, $b:ident, $y:ident| $f:expr, $dfa:expr, $dfb:expr;)*) => {
+        /// Every binary op as a value.
+        ///
+        /// ```
+        /// use tensile::ops::{Add, BinaryFn, BinaryOp};
+        /// assert_eq!(Add::FN, BinaryFn::Add);
+        /// assert_eq!(BinaryFn::Mul.name(), "mul");
+        /// ```
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum BinaryFn {$(
+            $(#[$doc])*
+            $name,
+        )*}
+        impl BinaryFn {
+            /// Every op, in the order of their codes.
+            pub const ALL: &'static [BinaryFn] = &[$(BinaryFn::$name),*];
+            /// The op's name.
+            pub fn name(self) -> &'static str {
+                match self {$(BinaryFn::$name => $label,)*}
+            }
+            /// Runs `v` with the op this value names.
+            pub fn visit<V: BinaryVisitor>(self, v: V) -> V::Out {
+                match self {$(BinaryFn::$name => v.visit($name),)*}
+            }
+        }
+        $(
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, PartialEq)]
         pub struct $name;
         impl BinaryOp for $name {
             const NAME: &'static str = $label;
+            const FN: BinaryFn = BinaryFn::$name;
             #[inline(always)]
             fn f<A: Float>(&self, $a: A, $b: A) -> A { $f }
             #[inline(always)]
@@ -92,11 +128,15 @@ where
         let out = a.device.binary(&op, a.data, &al, b.data, &bl);
         return Ok(Tensor::from_storage(a.device, out, a.shape).put_tape(tape));
     }
+    crate::autograd::capture(&tape, &a);
+    crate::autograd::capture(&tape, &b);
     let out = a.device.binary(&op, a.data.clone(), &al, b.data.clone(), &bl);
     let out = Tensor::from_storage(a.device.clone(), out, a.shape);
     let (dev, oid, n) = (a.device, out.id, al.numel());
     let (ad, aid, bd, bid) = (a.data, a.id, b.data, b.id);
-    tape.add_backward_op(crate::autograd::OpRecord::new(O::NAME, vec![aid, bid], oid, al.dims), move |g| {
+    let record = crate::autograd::OpRecord::new(O::NAME, vec![aid, bid], oid, al.dims)
+        .exports(crate::export::Op::Binary(O::FN), E::DTYPE);
+    tape.add_backward_op(record, move |g| {
         g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
             dev.binary_backward(&op, &ad, &al, &bd, &bl, gy, Some(ga), Some(gb));
         });

@@ -14,6 +14,7 @@ use crate::autograd::{Merge, OpRecord, Tape};
 use crate::device::{ConvGeometry, Device};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
+use crate::export::Op;
 use crate::shapes::{Const, ConvOut, ConvTransposeOut, Dim, Prod, Shape};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -185,8 +186,12 @@ where
     }
     let out = Tensor::from_storage(dev.clone(), y, shape);
     if <<L as Merge<D, R>>::Output as Tape<D>>::TAPED {
+        crate::autograd::capture(&tape, &x);
+        crate::autograd::capture(&tape, &w);
         let (xid, wid, oid, nx, nw) = (x.id, w.id, out.id, x.shape.numel(), w.shape.numel());
-        tape.add_backward_op(OpRecord::new(name, vec![xid, wid], oid, shape.dims()), move |grads| {
+        let op = if transposed { Op::ConvTranspose2d { geometry: g } } else { Op::Conv2d { geometry: g } };
+        let record = OpRecord::new(name, vec![xid, wid], oid, shape.dims()).exports(op, E::DTYPE);
+        tape.add_backward_op(record, move |grads| {
             grads.backward_step::<E, 2>(&dev, oid, [(xid, nx), (wid, nw)], |gy, [gx, gw]| {
                 if transposed {
                     dev.conv2d(gy, &wd, &g, gx, true);

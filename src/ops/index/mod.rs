@@ -43,12 +43,22 @@ pub(crate) const fn static_dims_agree_except(a: &[Option<usize>], b: &[Option<us
     true
 }
 
-/// The gather primitive: `x` (any view) along `axis`, with `index` viewed as `il`
-/// (`[outer, m, inner]`), into a tensor of `shape`.
+/// Where a gather's index comes from, for tracing: a tensor the caller was given (its id), or
+/// one computed from the gathered data itself (sort, topk), which a graph cannot hold yet.
+#[derive(Clone, Copy)]
+pub(crate) enum IndexSource {
+    Tensor(crate::autograd::UniqueId),
+    FromData,
+}
+
+/// The gather primitive: `x` (any view) along `axis`, with `index` (a contiguous buffer)
+/// viewed as `il` (`[outer, m, inner]`), into a tensor of `shape`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gather_op<S: Shape, S2: Shape, E: Float, I: IndexDtype, D: Device, T: Tape<D>>(
     x: Tensor<S, E, D, T>,
     axis: usize,
     index: Arc<D::Storage<I>>,
+    index_source: IndexSource,
     il: Layout,
     shape: S2,
     name: &'static str,
@@ -60,8 +70,18 @@ pub(crate) fn gather_op<S: Shape, S2: Shape, E: Float, I: IndexDtype, D: Device,
     let dev = x.device.clone();
     let out = Tensor::from_storage(dev.clone(), y, shape);
     if T::TAPED {
+        crate::autograd::capture(&tape, &x);
         let (xid, oid, nx) = (x.id, out.id, x.shape.numel());
-        tape.add_backward_op(OpRecord::new(name, vec![xid], oid, shape.dims()), move |grads| {
+        let record = match index_source {
+            IndexSource::Tensor(iid) => {
+                let whole = Layout::contiguous(Dims::from_slice(&[D::storage_len(&index)]));
+                tape.capture(iid, &dev, &index, &whole);
+                OpRecord::new(name, vec![xid, iid], oid, shape.dims())
+                    .exports(crate::export::Op::Gather { dims: d3, index: il }, E::DTYPE)
+            }
+            IndexSource::FromData => OpRecord::new(name, vec![xid], oid, shape.dims()),
+        };
+        tape.add_backward_op(record, move |grads| {
             let mut result = Ok(());
             grads.backward_step::<E, 1>(&dev, oid, [(xid, nx)], |gy, [gx]| {
                 result = dev.scatter_add(gy, &index, &il, gx, d3[1]);
@@ -124,7 +144,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         }
         let idata = index.device.contiguous(index.data.clone(), &index.layout());
         let il = layout3(fold3(&id, I));
-        gather_op(self, I, idata, il, index.shape, "gather")
+        gather_op(self, I, idata, IndexSource::Tensor(index.id), il, index.shape, "gather")
     }
 
     /// PyTorch's `x.index_select(I, index)`: the slices `index[0], index[1], ..` along axis `I`,
@@ -166,9 +186,10 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     {
         let m = index.shape.0;
         let d3 = fold3(&self.dims(), I);
-        let il = broadcast_index(m.size(), d3, index.offset, index.strides[0]);
+        let idata = index.device.contiguous(index.data.clone(), &index.layout());
+        let il = broadcast_index(m.size(), d3, 0, 1);
         let shape = self.shape.replace(m);
-        gather_op(self, I, index.data.clone(), il, shape, "index_select")
+        gather_op(self, I, idata, IndexSource::Tensor(index.id), il, shape, "index_select")
     }
 
     /// `x` with `src` added at `index` along axis `I` (PyTorch's `x.scatter_add(I, index, src)`):
@@ -541,7 +562,7 @@ impl<V: Dim, M: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(V, M), E, D, T> {
         let idata = indices.device.contiguous(indices.data.clone(), &indices.layout());
         let d3 = fold3(&self.dims(), 0);
         let il = broadcast_index(indices.numel(), d3, 0, 1);
-        gather_op(self, 0, idata, il, shape, "embedding")
+        gather_op(self, 0, idata, IndexSource::Tensor(indices.id), il, shape, "embedding")
     }
 }
 

@@ -6,6 +6,7 @@ use crate::autograd::{Merge, OpRecord, Tape};
 use crate::device::Device;
 use crate::dtypes::{Float, IndexDtype};
 use crate::error::{Error, Result};
+use crate::ops::index::IndexSource;
 use crate::ops::index::{gather_op, layout3};
 use crate::shapes::{Axis, Const, Dim, Rank0, Shape};
 use crate::tensor::Tensor;
@@ -33,7 +34,7 @@ impl<N: Dim, C: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(N, C), E, D, T> {
         // the targets as a `[n, 1, 1]` index into the class axis
         let index = target.device.contiguous(target.data.clone(), &target.layout());
         let il = layout3([n.size(), 1, 1]);
-        let picked = gather_op(self, 1, index, il, (n, Const::<1>), "nll_loss")?;
+        let picked = gather_op(self, 1, index, IndexSource::Tensor(target.id), il, (n, Const::<1>), "nll_loss")?;
         Ok(picked.try_reshape_like(&(n,))?.neg())
     }
 

@@ -45,6 +45,52 @@ fn as3(l: &Layout, batch: Option<usize>, rows: Option<usize>, cols: Option<usize
     Layout { dims: Dims::from_slice(&[b.0, r.0, c.0]), strides: Dims::from_slice(&[b.1, r.1, c.1]), offset: l.offset }
 }
 
+/// A rank-3 operand's batch broadcast to `batch` (stride 0) when it has one matrix.
+fn broadcast_batch(l: &Layout, batch: usize) -> Layout {
+    let mut l = *l;
+    if l.dims[0] == 1 {
+        l.dims[0] = batch;
+        l.strides[0] = 0;
+    }
+    l
+}
+
+/// The product of two rank-3 views (`[batch or 1, m, k]` and `[batch or 1, k, n]`): the output
+/// buffer, the operands' views with their batch broadcast, and the output's layout. The one
+/// forward of eager `matmul` and the export runtime.
+pub(crate) fn forward3<E: Float, D: Device>(
+    dev: &D,
+    a: &D::Storage<E>,
+    al: &Layout,
+    b: &D::Storage<E>,
+    bl: &Layout,
+) -> (D::Storage<E>, Layout, Layout, Layout) {
+    let batch = al.dims[0].max(bl.dims[0]);
+    let c3 = Layout::contiguous(Dims::from_slice(&[batch, al.dims[1], bl.dims[2]]));
+    let (al, bl) = (broadcast_batch(al, batch), broadcast_batch(bl, batch));
+    let mut c = dev.alloc_zeros::<E>(c3.numel());
+    dev.matmul(a, &al, b, &bl, &mut c, &c3, false);
+    (c, al, bl, c3)
+}
+
+/// How an operand of rank `rank` (the other one's is `other`) is viewed as `[batch, rows, cols]`:
+/// the pairing of every `MatMul` impl, also used by the export runtime. Rank-4 operands must
+/// have mergeable batch axes (callers make them contiguous otherwise).
+pub(crate) fn operand3(l: &Layout, lhs: bool, rank: usize, other: usize) -> Layout {
+    match (lhs, rank, other) {
+        (true, 1, _) => as3(l, None, None, Some(0)),
+        (false, 1, _) => as3(l, None, Some(0), None),
+        (_, 2, _) => as3(l, None, Some(0), Some(1)),
+        (_, 3, _) => as3(l, Some(0), Some(1), Some(2)),
+        _ => merge_batch(l),
+    }
+}
+
+/// Whether a rank-4 operand's two batch axes merge into one without a copy.
+pub(crate) fn batch_mergeable(l: &Layout) -> bool {
+    l.dims[0] <= 1 || l.strides[0] == l.strides[1] * l.dims[1]
+}
+
 fn transpose3(l: &Layout) -> Layout {
     l.permuted(&[0, 2, 1])
 }
@@ -77,31 +123,23 @@ where
 {
     let (al, bl) = (a3(&a.layout()), b3(&b.layout()));
     let batch = al.dims[0].max(bl.dims[0]);
-    let (m, n) = (al.dims[1], bl.dims[2]);
-    let c3 = Layout::contiguous(Dims::from_slice(&[batch, m, n]));
     let (a, ta) = a.split_tape();
     let (b, tb) = b.split_tape();
     let tape = ta.merge(tb);
     let dev = a.device.clone();
-    let broadcast = |l: &Layout| {
-        let mut l = *l;
-        if l.dims[0] == 1 {
-            l.dims[0] = batch;
-            l.strides[0] = 0;
-        }
-        l
-    };
-    let (al, bl) = (broadcast(&al), broadcast(&bl));
-    let mut c = dev.alloc_zeros::<E>(c3.numel());
-    dev.matmul(&a.data, &al, &b.data, &bl, &mut c, &c3, false);
+    let broadcast = |l: &Layout| broadcast_batch(l, batch);
+    let (c, al, bl, c3) = forward3(&dev, &a.data, &al, &b.data, &bl);
     let out = Tensor::from_storage(dev.clone(), c, shape);
     if <<L as Merge<D, R>>::Output as Tape<D>>::TAPED {
+        crate::autograd::capture(&tape, &a);
+        crate::autograd::capture(&tape, &b);
         let (ga3, gb3) =
             (broadcast(&a3(&Layout::contiguous(a.shape.dims()))), broadcast(&b3(&Layout::contiguous(b.shape.dims()))));
         let (ad, bd, aid, bid, oid) = (a.data, b.data, a.id, b.id, out.id);
         let (na, nb) = (a.shape.numel(), b.shape.numel());
         tape.add_backward_op(
-            crate::autograd::OpRecord::new("matmul", vec![aid, bid], oid, out.shape.dims()),
+            crate::autograd::OpRecord::new("matmul", vec![aid, bid], oid, out.shape.dims())
+                .exports(crate::export::Op::MatMul, E::DTYPE),
             move |g| {
                 g.backward_step::<E, 2>(&dev, oid, [(aid, na), (bid, nb)], |gy, [ga, gb]| {
                     // dA = dC Bᵀ and dB = Aᵀ dC, batch by batch where an operand is shared by the batch.
@@ -137,7 +175,7 @@ impl<K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, R>, R: Tape<D>> 
     fn try_matmul(self, rhs: Tensor<(K, N), E, D, R>) -> Result<Self::Output> {
         check_inner((self.dims(), rhs.dims()), self.shape.0.size(), rhs.shape.0.size())?;
         let shape = (rhs.shape.1,);
-        Ok(matmul3(self, rhs, shape, |l| as3(l, None, None, Some(0)), |l| as3(l, None, Some(0), Some(1))))
+        Ok(matmul3(self, rhs, shape, |l| operand3(l, true, 1, 2), |l| operand3(l, false, 2, 1)))
     }
 }
 
@@ -149,7 +187,7 @@ impl<M: Dim, K: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, R>, R: Tape<D>> 
     fn try_matmul(self, rhs: Tensor<(K,), E, D, R>) -> Result<Self::Output> {
         check_inner((self.dims(), rhs.dims()), self.shape.1.size(), rhs.shape.0.size())?;
         let shape = (self.shape.0,);
-        Ok(matmul3(self, rhs, shape, |l| as3(l, None, Some(0), Some(1)), |l| as3(l, None, Some(0), None)))
+        Ok(matmul3(self, rhs, shape, |l| operand3(l, true, 2, 1), |l| operand3(l, false, 1, 2)))
     }
 }
 
@@ -161,7 +199,7 @@ impl<M: Dim, K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, R>, R: T
     fn try_matmul(self, rhs: Tensor<(K, N), E, D, R>) -> Result<Self::Output> {
         check_inner((self.dims(), rhs.dims()), self.shape.1.size(), rhs.shape.0.size())?;
         let shape = (self.shape.0, rhs.shape.1);
-        Ok(matmul3(self, rhs, shape, |l| as3(l, None, Some(0), Some(1)), |l| as3(l, None, Some(0), Some(1))))
+        Ok(matmul3(self, rhs, shape, |l| operand3(l, true, 2, 2), |l| operand3(l, false, 2, 2)))
     }
 }
 
@@ -173,7 +211,7 @@ impl<B: Dim, M: Dim, K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, 
     fn try_matmul(self, rhs: Tensor<(K, N), E, D, R>) -> Result<Self::Output> {
         check_inner((self.dims(), rhs.dims()), self.shape.2.size(), rhs.shape.0.size())?;
         let shape = (self.shape.0, self.shape.1, rhs.shape.1);
-        Ok(matmul3(self, rhs, shape, |l| as3(l, Some(0), Some(1), Some(2)), |l| as3(l, None, Some(0), Some(1))))
+        Ok(matmul3(self, rhs, shape, |l| operand3(l, true, 3, 2), |l| operand3(l, false, 2, 3)))
     }
 }
 
@@ -186,7 +224,7 @@ impl<B: Dim, M: Dim, K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + Merge<D, 
         check_inner((self.dims(), rhs.dims()), self.shape.2.size(), rhs.shape.1.size())?;
         check_inner((self.dims(), rhs.dims()), self.shape.0.size(), rhs.shape.0.size())?;
         let shape = (self.shape.0, self.shape.1, rhs.shape.2);
-        Ok(matmul3(self, rhs, shape, |l| as3(l, Some(0), Some(1), Some(2)), |l| as3(l, Some(0), Some(1), Some(2))))
+        Ok(matmul3(self, rhs, shape, |l| operand3(l, true, 3, 3), |l| operand3(l, false, 3, 3)))
     }
 }
 
@@ -198,10 +236,6 @@ fn merge_batch(l: &Layout) -> Layout {
         strides: Dims::from_slice(&[l.strides[1], l.strides[2], l.strides[3]]),
         offset: l.offset,
     }
-}
-
-fn batch_mergeable(l: &Layout) -> bool {
-    l.dims[0] <= 1 || l.strides[0] == l.strides[1] * l.dims[1]
 }
 
 /// `(B, H, M, K) x (B, H, K, N) -> (B, H, M, N)` (attention-style products)
@@ -216,6 +250,6 @@ impl<B: Dim, H: Dim, M: Dim, K: Dim, N: Dim, E: Float, D: Device, L: Tape<D> + M
         let shape = (self.shape.0, self.shape.1, self.shape.2, rhs.shape.3);
         let a = if batch_mergeable(&self.layout()) { self } else { self.contiguous() };
         let b = if batch_mergeable(&rhs.layout()) { rhs } else { rhs.contiguous() };
-        Ok(matmul3(a, b, shape, merge_batch, merge_batch))
+        Ok(matmul3(a, b, shape, |l| operand3(l, true, 4, 4), |l| operand3(l, false, 4, 4)))
     }
 }

@@ -5,6 +5,7 @@ use crate::autograd::{Merge, Tape, UniqueId};
 use crate::device::{Device, Layout};
 use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};
+use crate::export::Op;
 use crate::shapes::{
     Axes, Axis, ConcatShape, Const, ConstShape, Dim, Dims, PermuteShape, PrependDim, ReduceShape, ReduceShapeTo,
     ReplaceDim, Shape,
@@ -20,8 +21,8 @@ enum ViewGrad {
     /// The view repeats the source along these axes.
     Broadcast(&'static [usize]),
     /// The view is this region of the source (narrow, select): the region's layout over a
-    /// contiguous source.
-    Region(Layout),
+    /// contiguous source, and the graph op that makes it.
+    Region(Layout, Box<Op>),
 }
 
 /// Makes a view of `x` with a new shape and layout, recording how its gradient flows back.
@@ -32,6 +33,7 @@ fn view<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     grad: ViewGrad,
 ) -> Tensor<S2, E, D, T> {
     let (x, tape) = x.split_tape();
+    crate::autograd::capture(&tape, &x);
     let out = Tensor {
         id: crate::autograd::UniqueId::next(),
         data: x.data,
@@ -43,13 +45,14 @@ fn view<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     };
     if T::TAPED {
         let (dev, xid, oid, xdims, ydims) = (x.device, x.id, out.id, x.shape.dims(), shape.dims());
-        let name = match &grad {
-            ViewGrad::Same => "reshape",
-            ViewGrad::Permute(_) => "permute",
-            ViewGrad::Broadcast(_) => "broadcast",
-            ViewGrad::Region(_) => "slice",
+        let (name, op) = match &grad {
+            ViewGrad::Same => ("reshape", Op::Reshape),
+            ViewGrad::Permute(p) => ("permute", Op::Permute { perm: p.to_vec() }),
+            ViewGrad::Broadcast(axes) => ("broadcast", Op::Broadcast { axes: axes.to_vec() }),
+            ViewGrad::Region(_, op) => ("slice", (**op).clone()),
         };
-        tape.add_backward_op(crate::autograd::OpRecord::new(name, vec![xid], oid, ydims), move |g| {
+        let record = crate::autograd::OpRecord::new(name, vec![xid], oid, ydims).exports(op, E::DTYPE);
+        tape.add_backward_op(record, move |g| {
             g.backward_step::<E, 1>(&dev, oid, [(xid, xdims.numel())], |gy, [gx]| {
                 let yl = Layout::contiguous(ydims);
                 let xl = Layout::contiguous(xdims);
@@ -69,7 +72,7 @@ fn view<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
                         let summed = dev.reduce(super::ReduceKind::Sum, gy, &yl, axes);
                         dev.copy_into(&summed, &xl, gx, &xl, true);
                     }
-                    ViewGrad::Region(region) => dev.copy_into(gy, &yl, gx, region, true),
+                    ViewGrad::Region(region, _) => dev.copy_into(gy, &yl, gx, region, true),
                 }
             });
             Ok(())
@@ -275,16 +278,9 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         S: ReplaceDim<Axis<I>, New>,
     {
         let shape = self.shape.replace(len);
-        let narrow = |l: Layout| {
-            let mut out = l;
-            out.dims[I] = len.size();
-            out.offset += start * l.strides[I];
-            out.strides[I] *= step;
-            out
-        };
-        let layout = narrow(self.layout());
-        let region = narrow(Layout::contiguous(self.dims()));
-        view(self, shape, layout, ViewGrad::Region(region))
+        let layout = self.layout().narrowed(I, start, len.size(), step);
+        let region = Layout::contiguous(self.dims()).narrowed(I, start, len.size(), step);
+        view(self, shape, layout, ViewGrad::Region(region, Box::new(Op::Narrow { axis: I, start, step })))
     }
 
     /// [`Tensor::try_narrow`], panicking when the range exceeds the axis.
@@ -318,17 +314,9 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
             return Err(Error::IndexOutOfRange { op: "select", index: index as i64, size });
         }
         let shape = self.shape.reduced();
-        let select = |l: Layout| {
-            let keep: Vec<usize> = (0..l.dims.len()).filter(|&d| d != I).collect();
-            Layout {
-                dims: Dims::from_slice(&keep.iter().map(|&d| l.dims[d]).collect::<Vec<_>>()),
-                strides: Dims::from_slice(&keep.iter().map(|&d| l.strides[d]).collect::<Vec<_>>()),
-                offset: l.offset + index * l.strides[I],
-            }
-        };
-        let layout = select(self.layout());
-        let region = select(Layout::contiguous(self.dims()));
-        Ok(view(self, shape, layout, ViewGrad::Region(region)))
+        let layout = self.layout().selected(I, index);
+        let region = Layout::contiguous(self.dims()).selected(I, index);
+        Ok(view(self, shape, layout, ViewGrad::Region(region, Box::new(Op::Select { axis: I, index }))))
     }
 
     /// [`Tensor::try_select`], panicking when the index is out of range.
@@ -392,8 +380,12 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         dev.copy_into(&b.data, &bl, &mut out, &rb, false);
         let out = Tensor::from_storage(dev.clone(), out, shape);
         if <<T as Merge<D, R>>::Output as Tape<D>>::TAPED {
+            crate::autograd::capture(&tape, &a);
+            crate::autograd::capture(&tape, &b);
             let (aid, bid, oid) = (a.id, b.id, out.id);
-            tape.add_backward_op(crate::autograd::OpRecord::new("concat", vec![aid, bid], oid, out_dims), move |g| {
+            let record = crate::autograd::OpRecord::new("concat", vec![aid, bid], oid, out_dims)
+                .exports(Op::Concat { axis: I }, E::DTYPE);
+            tape.add_backward_op(record, move |g| {
                 g.backward_step::<E, 2>(&dev, oid, [(aid, ad.numel()), (bid, bd.numel())], |gy, [ga, gb]| {
                     dev.copy_into(gy, &ra, ga, &Layout::contiguous(ad), true);
                     dev.copy_into(gy, &rb, gb, &Layout::contiguous(bd), true);
@@ -494,6 +486,7 @@ fn stack_impl<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     for (i, t) in items.into_iter().enumerate() {
         let l = t.layout();
         let (t, tt) = t.split_tape();
+        crate::autograd::capture(&tt, &t);
         let dst = Layout { offset: i * n, ..Layout::contiguous(first.dims()) };
         dev.copy_into(&t.data, &l, &mut out, &dst, false);
         ids.push(t.id);
@@ -506,7 +499,9 @@ fn stack_impl<S: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     let out = Tensor::from_storage(dev.clone(), out, shape);
     if T::TAPED {
         let oid = out.id;
-        tape.add_backward_op(crate::autograd::OpRecord::new("stack", ids.clone(), oid, out.shape.dims()), move |g| {
+        let record =
+            crate::autograd::OpRecord::new("stack", ids.clone(), oid, out.shape.dims()).exports(Op::Stack, E::DTYPE);
+        tape.add_backward_op(record, move |g| {
             let ins: Vec<(UniqueId, usize)> = ids.iter().map(|&id| (id, n)).collect();
             g.backward_step_many::<E>(&dev, oid, &ins, |gy, gxs| {
                 // Each piece's gradient is one contiguous block of the output's.

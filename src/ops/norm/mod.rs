@@ -39,7 +39,16 @@ fn norm_op<S: Shape, M: Dim, E: Float, D: Device, T: Tape<D>>(
         ins.extend(wid.map(|id| (id, row)));
         ins.extend(bid.map(|id| (id, row)));
         let ids = ins.iter().map(|(id, _)| *id).collect();
-        tape.add_backward_op(OpRecord::new(name, ids, oid, x.shape.dims()), move |grads| {
+        crate::autograd::capture(&tape, &x);
+        if let Some(w) = &w {
+            crate::autograd::capture(&tape, w);
+        }
+        if let Some(b) = &b {
+            crate::autograd::capture(&tape, b);
+        }
+        let op = crate::export::Op::Norm { eps, center, weight: w.is_some(), bias: b.is_some() };
+        let record = OpRecord::new(name, ids, oid, x.shape.dims()).exports(op, E::DTYPE);
+        tape.add_backward_op(record, move |grads| {
             grads.backward_step_many::<E>(&dev, oid, &ins, |gy, bufs| {
                 let (gx, rest) = bufs.split_first_mut().expect("x's gradient");
                 let mut rest = rest.iter_mut();

@@ -8,6 +8,7 @@ use crate::autograd::{OpRecord, Tape};
 use crate::device::{Device, PoolGeometry, PoolWindows};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
+use crate::export::Op;
 use crate::shapes::{Axes2, Const, ConvOut, Dim, Shape};
 use crate::tensor::Tensor;
 use std::sync::Arc;
@@ -82,8 +83,14 @@ fn pool_op<S1: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     };
     let out = Tensor::from_storage(dev.clone(), y, shape);
     if T::TAPED {
+        crate::autograd::capture(&tape, &x);
+        let op = match kind {
+            Kind::Max => Op::MaxPool2d { geometry: g },
+            Kind::Avg { count_include_pad } => Op::AvgPool2d { geometry: g, count_include_pad },
+        };
+        let record = OpRecord::new(name, vec![x.id], out.id, shape.dims()).exports(op, E::DTYPE);
         let (xid, oid, nx, idx) = (x.id, out.id, x.shape.numel(), indices.clone());
-        tape.add_backward_op(OpRecord::new(name, vec![xid], oid, shape.dims()), move |grads| {
+        tape.add_backward_op(record, move |grads| {
             grads.backward_step::<E, 1>(&dev, oid, [(xid, nx)], |gy, [gx]| match (kind, &idx) {
                 (Kind::Max, Some(idx)) => dev.max_pool2d_backward(idx, gy, &g, gx),
                 (Kind::Avg { count_include_pad }, _) => dev.avg_pool2d_backward(gy, &g, count_include_pad, gx),

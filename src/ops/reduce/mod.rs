@@ -4,7 +4,6 @@
 //! `sum`, `max` and `min` are primitives (one kernel each); `mean`, `var`, `std` and `logsumexp`
 //! are built from them, so their gradients come for free.
 
-use super::unary::UnaryOp;
 use crate::autograd::Tape;
 use crate::device::Device;
 use crate::dtypes::Float;
@@ -48,8 +47,12 @@ where
     let y = Arc::new(x.device.reduce(kind, &x.data, &l, Ax::LIST));
     let out = Tensor::from_arc(x.device.clone(), y.clone(), dst);
     if T::TAPED {
+        crate::autograd::capture(&tape, &x);
+        let op = crate::export::Op::Reduce { kind, axes: Ax::LIST.to_vec() };
+        let record =
+            crate::autograd::OpRecord::new(kind.name(), vec![x.id], out.id, out.shape.dims()).exports(op, E::DTYPE);
         let (dev, xd, xid, oid) = (x.device, x.data, x.id, out.id);
-        tape.add_backward_op(crate::autograd::OpRecord::new(kind.name(), vec![xid], oid, out.shape.dims()), move |g| {
+        tape.add_backward_op(record, move |g| {
             g.backward_step::<E, 1>(&dev, oid, [(xid, l.numel())], |gy, [gx]| {
                 dev.reduce_backward(kind, &xd, &l, Ax::LIST, &y, gy, gx);
             });
@@ -57,19 +60,6 @@ where
         });
     }
     out.put_tape(tape)
-}
-
-/// Replaces non-finite values by 0 (the shift used by `logsumexp` when a row is all `-inf`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct FiniteOrZero;
-impl UnaryOp for FiniteOrZero {
-    const NAME: &'static str = "finite_or_zero";
-    fn f<A: Float>(&self, x: A) -> A {
-        if x.is_finite() { x } else { A::zero() }
-    }
-    fn df<A: Float>(&self, _: A, _: A) -> A {
-        A::zero()
-    }
 }
 
 impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
@@ -192,7 +182,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     {
         let shape = self.shape;
         // The shift is a constant: the gradient of `ln Σ e^(x - m) + m` does not depend on it.
-        let shift = super::unary::unary(self.detach().max::<Dst, Ax>(), FiniteOrZero);
+        let shift = super::unary::unary(self.detach().max::<Dst, Ax>(), super::unary::FiniteOrZero);
         let shifted = self - shift.clone().broadcast_like::<S, Ax>(&shape);
         shifted.exp().sum::<Dst, Ax>().ln() + shift
     }

@@ -6,6 +6,7 @@ use crate::autograd::Tape;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
+use crate::ops::index::IndexSource::FromData;
 use crate::ops::index::{fold3, layout3};
 use crate::shapes::{Axis, Const, Dim, ReduceShape, ReplaceDim, Shape};
 use crate::tensor::Tensor;
@@ -49,7 +50,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         let shape = self.shape.replace(k);
         let idx = self.top_indices(I, k.size(), largest);
         let il = layout3(fold3(&shape.dims(), I));
-        let values = crate::ops::index::gather_op(self, I, idx.clone(), il, shape, "topk")?;
+        let values = crate::ops::index::gather_op(self, I, idx.clone(), FromData, il, shape, "topk")?;
         let indices = Tensor::from_arc(values.device.clone(), idx, shape);
         Ok((values, indices))
     }
@@ -92,7 +93,7 @@ impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
         let idx = self.top_indices(I, n, descending);
         let shape = self.shape;
         let il = layout3(fold3(&shape.dims(), I));
-        let values = crate::ops::index::gather_op(self, I, idx.clone(), il, shape, "sort")
+        let values = crate::ops::index::gather_op(self, I, idx.clone(), FromData, il, shape, "sort")
             .unwrap_or_else(|e| unreachable!("sort indices are in range: {e}"));
         let indices = Tensor::from_arc(values.device.clone(), idx, shape);
         (values, indices)

@@ -18,6 +18,38 @@ pub trait UnaryOp: Clone + Send + Sync + 'static {
     fn f<A: Float>(&self, x: A) -> A;
     /// `dy/dx`, given `x` and `y = f(x)`.
     fn df<A: Float>(&self, x: A, y: A) -> A;
+    /// The op as a value (for graphs: [`UnaryFn::visit`] turns it back into this type).
+    fn to_fn(&self) -> UnaryFn;
+}
+
+/// Code generic over the unary op a [`UnaryFn`] names (the export runtime's dispatch).
+pub trait UnaryVisitor {
+    /// What the visit gives.
+    type Out;
+    /// Called with the concrete op.
+    fn visit<O: UnaryOp>(self, op: O) -> Self::Out;
+}
+
+/// A field type of a unary op, stored in files as an f64.
+trait Param: Sized {
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Option<Self>;
+}
+impl Param for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        Some(v)
+    }
+}
+impl Param for i32 {
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        (v.fract() == 0.0 && v >= i32::MIN as f64 && v <= i32::MAX as f64).then_some(v as i32)
+    }
 }
 
 #[inline(always)]
@@ -41,10 +73,64 @@ macro_rules! op_struct {
 }
 
 macro_rules! unary_ops {
-    ($($(#[$doc:meta])* $name:ident $({ $($field:ident: $ty:ty),* })? => $label:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $x2:ident, $y:ident| $df:expr;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident $({ $($field:ident: $ty:ty),* })? => $label:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $x2:ident, $y:ident| $df:expr;)*) => {
+        /// Every unary op as a value: one variant per op type, with the same fields.
+        ///
+        /// ```
+        /// use tensile::ops::UnaryFn;
+        /// assert_eq!(UnaryFn::Exp.name(), "exp");
+        /// assert_eq!(UnaryFn::LeakyRelu { slope: 0.1 }.name(), "leaky_relu");
+        /// ```
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        pub enum UnaryFn {$(
+            $(#[$doc])*
+            $name $({ $(#[allow(missing_docs)] $field: $ty),* })?,
+        )*}
+
+        impl UnaryFn {
+            /// The op's name ([`UnaryOp::NAME`]).
+            pub fn name(&self) -> &'static str {
+                match self {$(UnaryFn::$name { .. } => $label,)*}
+            }
+            /// Runs `v` with the op this value names.
+            pub fn visit<V: UnaryVisitor>(self, v: V) -> V::Out {
+                match self {$(
+                    UnaryFn::$name $({ $($field),* })? => v.visit($name $({ $($field),* })?),
+                )*}
+            }
+            /// The op's fields as numbers, in declaration order (for files).
+            pub fn params(&self) -> Vec<f64> {
+                match self {$(
+                    #[allow(unused_variables)]
+                    UnaryFn::$name $({ $($field),* })? => vec![$($(Param::to_f64(*$field)),*)?],
+                )*}
+            }
+            /// The op named `name` with fields `params` ([`UnaryFn::params`]); `None` when the
+            /// name is unknown or the fields do not fit.
+            pub fn from_parts(name: &str, params: &[f64]) -> Option<Self> {
+                $(
+                    if name == $label {
+                        #[allow(unused_mut, unused_variables)]
+                        let mut it = params.iter().copied();
+                        let op = UnaryFn::$name $({ $($field: Param::from_f64(it.next()?)?),* })?;
+                        return if it.next().is_none() { Some(op) } else { None };
+                    }
+                )*
+                None
+            }
+        }
+        $(unary_op_impl!($(#[$doc])* $name $({ $($field: $ty),* })? => $label, |$s, $x| $f, |$s2, $x2, $y| $df);)*
+    };
+}
+
+macro_rules! unary_op_impl {
+    ($(#[$doc:meta])* $name:ident $({ $($field:ident: $ty:ty),* })? => $label:literal, |$s:ident, $x:ident| $f:expr, |$s2:ident, $x2:ident, $y:ident| $df:expr) => {
         op_struct!($(#[$doc])* $name $({ $($field: $ty),* })?);
         impl UnaryOp for $name {
             const NAME: &'static str = $label;
+            fn to_fn(&self) -> UnaryFn {
+                UnaryFn::$name $({ $($field: self.$field),* })?
+            }
             #[inline(always)]
             #[allow(unused_variables)]
             fn f<A: Float>(&self, $x: A) -> A { let $s = self; $f }
@@ -52,7 +138,7 @@ macro_rules! unary_ops {
             #[allow(unused_variables)]
             fn df<A: Float>(&self, $x2: A, $y: A) -> A { let $s2 = self; $df }
         }
-    )*};
+    };
 }
 
 fn sigmoid<A: Float>(x: A) -> A {
@@ -139,6 +225,8 @@ unary_ops! {
     DivScalar { c: f64 } => "div_scalar", |s, x| x / c(s.c), |s, x, y| A::one() / c(s.c);
     /// `c - x`
     RsubScalar { c: f64 } => "rsub_scalar", |s, x| c::<A>(s.c) - x, |s, x, y| -A::one();
+    /// `x` where finite, else 0 (the shift `logsumexp` uses when a row is all `-inf`; no gradient)
+    FiniteOrZero => "finite_or_zero", |s, x| if x.is_finite() { x } else { A::zero() }, |s, x, y| A::zero();
 }
 
 /// Applies a unary op and records its backward.
@@ -154,8 +242,11 @@ pub(crate) fn unary<S: Shape, E: Float, D: Device, T: Tape<D>, O: UnaryOp>(
     }
     let y = Arc::new(x.device.unary(&op, x.data.clone(), &layout));
     let out = Tensor::from_arc(x.device.clone(), y.clone(), x.shape);
+    crate::autograd::capture(&tape, &x);
+    let record = crate::autograd::OpRecord::new(O::NAME, vec![x.id], out.id, layout.dims)
+        .exports(crate::export::Op::Unary(op.to_fn()), E::DTYPE);
     let (dev, xd, xid, oid, n) = (x.device, x.data, x.id, out.id, layout.numel());
-    tape.add_backward_op(crate::autograd::OpRecord::new(O::NAME, vec![xid], oid, layout.dims), move |g| {
+    tape.add_backward_op(record, move |g| {
         g.backward_step::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx]| {
             dev.unary_backward(&op, &xd, &layout, &y, gy, gx);
         });

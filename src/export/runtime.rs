@@ -1,0 +1,674 @@
+//! Runs a [`Graph`] on the CPU with the same kernels as eager mode, no model types and no tape.
+//!
+//! Values are buffers with a layout, as tensors are: view nodes (reshape, permute, broadcast,
+//! narrow, select) only change the layout. A value's buffer is released after its last reader,
+//! and a reader that is the last one may write its output into it (as eager ops do on a uniquely
+//! owned input), so memory follows the graph's live set.
+
+use super::ir::{Graph, Node, Op, Step, ValueInfo};
+use crate::device::cpu::CpuStorage;
+use crate::device::cpu::strided::zip_map;
+use crate::device::{ConvGeometry, Cpu, Device, Layout};
+use crate::dtypes::{DType, Dtype, Float, IndexDtype};
+use crate::error::{Error, Result};
+use crate::ops::{BinaryOp, BinaryVisitor, CmpOp, CmpVisitor, UnaryOp, UnaryVisitor};
+use crate::shapes::{Dims, Shape};
+use crate::tensor::Tensor;
+use half::{bf16, f16};
+use std::sync::Arc;
+
+/// A buffer of one of the eight element types.
+#[derive(Clone)]
+enum Data {
+    F32(Arc<CpuStorage<f32>>),
+    F64(Arc<CpuStorage<f64>>),
+    F16(Arc<CpuStorage<f16>>),
+    BF16(Arc<CpuStorage<bf16>>),
+    I64(Arc<CpuStorage<i64>>),
+    I32(Arc<CpuStorage<i32>>),
+    U8(Arc<CpuStorage<u8>>),
+    Bool(Arc<CpuStorage<bool>>),
+}
+
+/// An element type a [`Value`] can hold (every [`Dtype`]).
+pub trait Element: Dtype {
+    #[doc(hidden)]
+    fn wrap(s: Arc<CpuStorage<Self>>) -> DataRef;
+    #[doc(hidden)]
+    fn get(d: &DataRef) -> Option<&Arc<CpuStorage<Self>>>;
+}
+
+/// A buffer of any element type (opaque; used by [`Element`]).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct DataRef(Data);
+
+macro_rules! element {
+    ($($t:ty => $v:ident),*) => {$(
+        impl Element for $t {
+            fn wrap(s: Arc<CpuStorage<Self>>) -> DataRef {
+                DataRef(Data::$v(s))
+            }
+            fn get(d: &DataRef) -> Option<&Arc<CpuStorage<Self>>> {
+                match &d.0 {
+                    Data::$v(s) => Some(s),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+element!(f32 => F32, f64 => F64, f16 => F16, bf16 => BF16, i64 => I64, i32 => I32, u8 => U8, bool => Bool);
+
+/// Runs `$body` with `$E` the float type of `$dtype` (an `Err` for other dtypes).
+macro_rules! with_float {
+    ($dtype:expr, $E:ident => $body:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $E = f32;
+                $body
+            }
+            DType::F64 => {
+                type $E = f64;
+                $body
+            }
+            DType::F16 => {
+                type $E = f16;
+                $body
+            }
+            DType::BF16 => {
+                type $E = bf16;
+                $body
+            }
+            other => Err(invalid(format!("a float op got a {other} value"))),
+        }
+    };
+}
+
+/// Runs `$body` with `$E` the type of `$dtype`.
+macro_rules! with_any {
+    ($dtype:expr, $E:ident => $body:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $E = f32;
+                $body
+            }
+            DType::F64 => {
+                type $E = f64;
+                $body
+            }
+            DType::F16 => {
+                type $E = f16;
+                $body
+            }
+            DType::BF16 => {
+                type $E = bf16;
+                $body
+            }
+            DType::I64 => {
+                type $E = i64;
+                $body
+            }
+            DType::I32 => {
+                type $E = i32;
+                $body
+            }
+            DType::U8 => {
+                type $E = u8;
+                $body
+            }
+            DType::Bool => {
+                type $E = bool;
+                $body
+            }
+        }
+    };
+}
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidGraph { node: None, reason }
+}
+
+/// A graph input or output: a buffer with its dims and dtype.
+///
+/// ```
+/// use tensile::export::Value;
+/// use tensile::dtypes::DType;
+/// let v = Value::from_vec(&[2, 2], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+/// assert_eq!((v.dims(), v.dtype()), (&[2, 2][..], DType::F32));
+/// assert_eq!(v.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+/// assert!(v.to_vec::<f64>().is_err());
+/// assert!(Value::from_vec(&[3], vec![1.0f32]).is_err());
+/// ```
+#[derive(Clone)]
+pub struct Value {
+    data: DataRef,
+    layout: Layout,
+    dtype: DType,
+}
+
+impl core::fmt::Debug for Value {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Value({}{:?})", self.dtype, self.dims())
+    }
+}
+
+impl Value {
+    fn new<E: Element>(s: Arc<CpuStorage<E>>, layout: Layout) -> Self {
+        Self { data: E::wrap(s), layout, dtype: E::DTYPE }
+    }
+    fn storage<E: Element>(&self) -> Result<&Arc<CpuStorage<E>>> {
+        E::get(&self.data).ok_or_else(|| invalid(format!("expected a {} value, found {}", E::DTYPE, self.dtype)))
+    }
+    /// A value holding `data` with `dims`; `Err` when the lengths differ.
+    pub fn from_vec<E: Element>(dims: &[usize], data: Vec<E>) -> Result<Self> {
+        let n: usize = dims.iter().product();
+        if n != data.len() || dims.len() > crate::shapes::MAX_RANK {
+            return Err(Error::DataLength { op: "Value::from_vec", expected: n, found: data.len() });
+        }
+        let dev = Cpu::default();
+        Ok(Self::new(Arc::new(dev.upload(data)), Layout::contiguous(Dims::from_slice(dims))))
+    }
+    /// The tensor's value (no copy).
+    pub fn from_tensor<S: Shape, E: Element, T>(t: &Tensor<S, E, Cpu, T>) -> Self {
+        Self::new(t.data.clone(), t.layout())
+    }
+    /// The dims.
+    pub fn dims(&self) -> &[usize] {
+        self.layout.dims.as_slice()
+    }
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// The elements in row-major order; `Err` when `E` is not the value's dtype.
+    pub fn to_vec<E: Element>(&self) -> Result<Vec<E>> {
+        let s = self.storage::<E>()?;
+        Ok(Cpu::default().download(s, &self.layout))
+    }
+    /// The elements as little-endian bytes (as a graph's constants hold them).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.layout.numel() * self.dtype.bytes());
+        with_any!(self.dtype, E => {
+            for v in self.to_vec::<E>().expect("the value's own dtype") {
+                v.put_le(&mut out);
+            }
+        });
+        out
+    }
+    /// The value as a tensor of shape `S`; `Err` when the dtype or the dims differ.
+    pub fn to_tensor<S: Shape, E: Element>(&self, dev: &Cpu) -> Result<Tensor<S, E, Cpu>> {
+        let shape = S::from_dims(self.dims()).ok_or_else(|| Error::ShapeMismatch {
+            op: "Value::to_tensor",
+            lhs: self.dims().to_vec(),
+            rhs: S::STATIC_DIMS.iter().map(|d| d.unwrap_or(0)).collect(),
+        })?;
+        let data = self.to_vec::<E>()?;
+        Ok(Tensor::from_storage(dev.clone(), dev.upload(data), shape))
+    }
+}
+
+/// A graph ready to run: constants decoded, and for each node which inputs it reads last.
+///
+/// ```
+/// use tensile::prelude::*;
+/// use tensile::export::{Runtime, Value};
+/// let dev = Cpu::seeded(0);
+/// let model: (nn::Linear<2, 2>, nn::Sigmoid) = BuildOn::build(&dev);
+/// let x = dev.tensor([[0.5f32, -1.0]]);
+/// let rt = Runtime::new(&tensile::export::trace(&model, &x).unwrap()).unwrap();
+/// let out = rt.run(&[Value::from_vec(&[1, 2], vec![0.5f32, -1.0]).unwrap()]).unwrap();
+/// assert_eq!(out[0].to_vec::<f32>().unwrap(), model.forward(x).to_vec());
+/// // a wrong input is an `Err`
+/// assert!(rt.run(&[Value::from_vec(&[2, 1], vec![0.5f32, -1.0]).unwrap()]).is_err());
+/// ```
+pub struct Runtime {
+    graph: Graph,
+    constants: Vec<Value>,
+    /// Per node, per input: whether this is the value's last read (so its buffer may be reused).
+    last_read: Vec<Vec<bool>>,
+    dev: Cpu,
+}
+
+impl Runtime {
+    /// Checks `graph` and prepares it; `Err` when it is not consistent.
+    pub fn new(graph: &Graph) -> Result<Self> {
+        graph.validate()?;
+        let dev = Cpu::default();
+        let constants = graph
+            .constants
+            .iter()
+            .map(|c| {
+                let info = graph.info(c.value);
+                with_any!(info.dtype, E => Ok::<Value, Error>(decode::<E>(&dev, info, &c.data)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // A value is released after its last reader unless it is a graph output or a constant.
+        let mut keep = vec![false; graph.values.len()];
+        for p in &graph.outputs {
+            keep[p.value.index()] = true;
+        }
+        for c in &graph.constants {
+            keep[c.value.index()] = true;
+        }
+        let mut last_node = vec![usize::MAX; graph.values.len()];
+        for (i, n) in graph.nodes.iter().enumerate() {
+            for v in &n.inputs {
+                last_node[v.index()] = i;
+            }
+        }
+        let last_read = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                n.inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| !keep[v.index()] && last_node[v.index()] == i && !n.inputs[k + 1..].contains(v))
+                    .collect()
+            })
+            .collect();
+        Ok(Self { graph: graph.clone(), constants, last_read, dev })
+    }
+
+    /// The graph this runs.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The constants, decoded, in [`Graph::constants`] order.
+    pub(crate) fn constant_values(&self) -> &[Value] {
+        &self.constants
+    }
+
+    /// Runs one node of any graph on these inputs (constant folding).
+    pub(crate) fn exec_node(&self, node: &Node, ins: Vec<Value>) -> Result<Value> {
+        let out = self.graph.info(node.output).clone();
+        self.exec(node, ins, &out)
+    }
+
+    /// Runs the graph on `inputs` (in [`Graph::inputs`] order) and returns its outputs. `Err`
+    /// when an input's dims or dtype differ from the graph's, or an index is out of range.
+    pub fn run(&self, inputs: &[Value]) -> Result<Vec<Value>> {
+        let g = &self.graph;
+        if inputs.len() != g.inputs.len() {
+            return Err(Error::InvalidSize {
+                op: "Runtime::run",
+                reason: format!("the graph takes {} inputs, {} were given", g.inputs.len(), inputs.len()),
+            });
+        }
+        let mut slots: Vec<Option<Value>> = vec![None; g.values.len()];
+        for (p, v) in g.inputs.iter().zip(inputs) {
+            let want = g.info(p.value);
+            if v.dims() != want.dims.as_slice() {
+                return Err(Error::ShapeMismatch {
+                    op: "Runtime::run",
+                    lhs: want.dims.clone(),
+                    rhs: v.dims().to_vec(),
+                });
+            }
+            if v.dtype != want.dtype {
+                return Err(Error::WrongDtype {
+                    key: p.name.clone(),
+                    expected: want.dtype.name(),
+                    found: v.dtype.name().into(),
+                });
+            }
+            slots[p.value.index()] = Some(v.clone());
+        }
+        for (c, v) in g.constants.iter().zip(&self.constants) {
+            slots[c.value.index()] = Some(v.clone());
+        }
+        for (i, node) in g.nodes.iter().enumerate() {
+            let mut ins = Vec::with_capacity(node.inputs.len());
+            for (k, v) in node.inputs.iter().enumerate() {
+                let slot = &mut slots[v.index()];
+                let value = if self.last_read[i][k] { slot.take() } else { slot.clone() };
+                ins.push(value.ok_or_else(|| invalid(format!("node {i} reads {v}, which holds nothing")))?);
+            }
+            let out = self.exec(node, ins, g.info(node.output)).map_err(|e| match e {
+                Error::InvalidGraph { node: None, reason } => Error::InvalidGraph { node: Some(i), reason },
+                other => other,
+            })?;
+            slots[node.output.index()] = Some(out);
+        }
+        g.outputs
+            .iter()
+            .map(|p| {
+                slots[p.value.index()].clone().ok_or_else(|| invalid(format!("output `{}` holds nothing", p.name)))
+            })
+            .collect()
+    }
+
+    /// Runs a one-input graph on a tensor and returns its first output.
+    pub fn run_one<S: Shape, E: Element, T>(&self, x: &Tensor<S, E, Cpu, T>) -> Result<Value> {
+        let mut out = self.run(&[Value::from_tensor(x)])?;
+        if out.is_empty() {
+            return Err(invalid("the graph has no outputs".into()));
+        }
+        Ok(out.swap_remove(0))
+    }
+
+    fn exec(&self, node: &Node, ins: Vec<Value>, out: &ValueInfo) -> Result<Value> {
+        let dev = &self.dev;
+        let out_layout = Layout::contiguous(Dims::from_slice(&out.dims));
+        // The dtype the kernel is chosen by: the values' (the condition of `where` is bool).
+        let by = if node.op == Op::Where { 1 } else { 0 };
+        let dtype = ins.get(by).map(|v| v.dtype).unwrap_or(out.dtype);
+        match &node.op {
+            Op::Reshape => {
+                let x = &ins[0];
+                with_any!(dtype, E => {
+                    let s = dev.contiguous(x.storage::<E>()?.clone(), &x.layout);
+                    Ok(Value::new(s, out_layout))
+                })
+            }
+            Op::Permute { perm } => Ok(Value { layout: ins[0].layout.permuted(perm), ..ins[0].clone() }),
+            Op::Broadcast { axes } => {
+                Ok(Value { layout: ins[0].layout.broadcast(out_layout.dims, axes), ..ins[0].clone() })
+            }
+            Op::Narrow { axis, start, step } => {
+                Ok(Value { layout: ins[0].layout.narrowed(*axis, *start, out.dims[*axis], *step), ..ins[0].clone() })
+            }
+            Op::Select { axis, index } => Ok(Value { layout: ins[0].layout.selected(*axis, *index), ..ins[0].clone() }),
+            Op::Compare(f) => {
+                let (a, b) = (&ins[0], &ins[1]);
+                with_any!(dtype, E => {
+                    struct Run<'a, E: Element>(&'a Cpu, &'a Value, &'a Value, core::marker::PhantomData<E>);
+                    impl<E: Element> CmpVisitor for Run<'_, E> {
+                        type Out = Result<CpuStorage<bool>>;
+                        fn visit<O: CmpOp>(self, op: O) -> Self::Out {
+                            let (a, b) = (self.1.storage::<E>()?, self.2.storage::<E>()?);
+                            Ok(self.0.compare(&op, a, &self.1.layout, b, &self.2.layout))
+                        }
+                    }
+                    let s = f.visit(Run::<E>(dev, a, b, core::marker::PhantomData))?;
+                    Ok(Value::new(Arc::new(s), out_layout))
+                })
+            }
+            Op::Cast => {
+                let x = &ins[0];
+                with_any!(dtype, A => with_any!(out.dtype, B => {
+                    let s: CpuStorage<B> = dev.cast::<A, B>(x.storage::<A>()?, &x.layout);
+                    Ok(Value::new(Arc::new(s), out_layout))
+                }))
+            }
+            Op::Gather { dims, index } => {
+                let (x, idx) = (&ins[0], &ins[1]);
+                with_any!(dtype, E => match idx.dtype {
+                    DType::I64 => gather::<E, i64>(dev, x, idx, *dims, index, out_layout),
+                    DType::I32 => gather::<E, i32>(dev, x, idx, *dims, index, out_layout),
+                    DType::U8 => gather::<E, u8>(dev, x, idx, *dims, index, out_layout),
+                    other => Err(invalid(format!("a {other} index"))),
+                })
+            }
+            _ => with_float!(dtype, E => exec_float::<E>(dev, &node.op, ins, out, out_layout)),
+        }
+    }
+}
+
+fn decode<E: Element>(dev: &Cpu, info: &ValueInfo, bytes: &[u8]) -> Value {
+    let data: Vec<E> = bytes.chunks_exact(E::BYTES).map(E::from_le).collect();
+    Value::new(Arc::new(dev.upload(data)), Layout::contiguous(Dims::from_slice(&info.dims)))
+}
+
+fn gather<E: Element, I: Element + IndexDtype>(
+    dev: &Cpu,
+    x: &Value,
+    idx: &Value,
+    dims: [usize; 3],
+    index: &Layout,
+    out_layout: Layout,
+) -> Result<Value> {
+    let xs = dev.contiguous(x.storage::<E>()?.clone(), &x.layout);
+    let is = dev.contiguous(idx.storage::<I>()?.clone(), &idx.layout);
+    let y = dev.gather(&xs, &Layout::contiguous(Dims::from_slice(&dims)), &is, index)?;
+    Ok(Value::new(Arc::new(y), out_layout))
+}
+
+/// The contiguous buffer of a value (no copy when it already is one).
+fn whole<E: Element + Float>(dev: &Cpu, v: &Value) -> Result<Arc<CpuStorage<E>>> {
+    let s = v.storage::<E>()?;
+    if v.layout.is_contiguous() && v.layout.offset == 0 && v.layout.numel() == s.as_slice().len() {
+        return Ok(s.clone());
+    }
+    Ok(dev.contiguous(s.clone(), &v.layout))
+}
+
+fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &ValueInfo, ol: Layout) -> Result<Value> {
+    let done = |s: CpuStorage<E>| Ok(Value::new(Arc::new(s), ol));
+    match op {
+        Op::Unary(f) => {
+            struct Run<'a, E: Element>(&'a Cpu, Arc<CpuStorage<E>>, Layout);
+            impl<E: Element + Float> UnaryVisitor for Run<'_, E> {
+                type Out = CpuStorage<E>;
+                fn visit<O: UnaryOp>(self, op: O) -> CpuStorage<E> {
+                    self.0.unary(&op, self.1, &self.2)
+                }
+            }
+            let x = ins.into_iter().next().expect("arity checked");
+            let s = x.storage::<E>()?.clone();
+            let layout = x.layout;
+            drop(x);
+            done(f.visit(Run(dev, s, layout)))
+        }
+        Op::Binary(f) => {
+            struct Run<'a, E: Element>(&'a Cpu, Arc<CpuStorage<E>>, Layout, Arc<CpuStorage<E>>, Layout);
+            impl<E: Element + Float> BinaryVisitor for Run<'_, E> {
+                type Out = CpuStorage<E>;
+                fn visit<O: BinaryOp>(self, op: O) -> CpuStorage<E> {
+                    self.0.binary(&op, self.1, &self.2, self.3, &self.4)
+                }
+            }
+            let mut it = ins.into_iter();
+            let (a, b) = (it.next().expect("arity"), it.next().expect("arity"));
+            let (sa, la, sb, lb) = (a.storage::<E>()?.clone(), a.layout, b.storage::<E>()?.clone(), b.layout);
+            drop((a, b));
+            done(f.visit(Run(dev, sa, la, sb, lb)))
+        }
+        Op::Where => {
+            let (c, a, b) = (&ins[0], &ins[1], &ins[2]);
+            let s = dev.select_where(
+                c.storage::<bool>()?,
+                &c.layout,
+                a.storage::<E>()?,
+                &a.layout,
+                b.storage::<E>()?,
+                &b.layout,
+            );
+            done(s)
+        }
+        Op::Reduce { kind, axes } => done(dev.reduce(*kind, ins[0].storage::<E>()?, &ins[0].layout, axes)),
+        Op::MatMul => {
+            let (a, b) = (&ins[0], &ins[1]);
+            let (ra, rb) = (a.dims().len(), b.dims().len());
+            let operand = |v: &Value, lhs: bool, rank: usize, other: usize| -> Result<(Arc<CpuStorage<E>>, Layout)> {
+                let s = v.storage::<E>()?.clone();
+                if rank == 4 && !crate::ops::matmul::batch_mergeable(&v.layout) {
+                    let c = dev.contiguous(s, &v.layout);
+                    let l = Layout::contiguous(v.layout.dims);
+                    return Ok((c, crate::ops::matmul::operand3(&l, lhs, rank, other)));
+                }
+                Ok((s, crate::ops::matmul::operand3(&v.layout, lhs, rank, other)))
+            };
+            let ((sa, la), (sb, lb)) = (operand(a, true, ra, rb)?, operand(b, false, rb, ra)?);
+            let (c, ..) = crate::ops::matmul::forward3(dev, &*sa, &la, &*sb, &lb);
+            done(c)
+        }
+        Op::Concat { axis } => {
+            let mut y = dev.alloc_zeros::<E>(out.numel());
+            let mut start = 0;
+            for v in &ins {
+                let mut region = ol;
+                region.offset = start * ol.strides[*axis];
+                region.dims = v.layout.dims;
+                dev.copy_into(v.storage::<E>()?, &v.layout, &mut y, &region, false);
+                start += v.dims()[*axis];
+            }
+            done(y)
+        }
+        Op::Stack => {
+            let mut y = dev.alloc_zeros::<E>(out.numel());
+            for (i, v) in ins.iter().enumerate() {
+                let n = v.layout.numel();
+                let dst = Layout { offset: i * n, ..Layout::contiguous(v.layout.dims) };
+                dev.copy_into(v.storage::<E>()?, &v.layout, &mut y, &dst, false);
+            }
+            done(y)
+        }
+        Op::Softmax { log } => {
+            let x = whole::<E>(dev, &ins[0])?;
+            done(dev.softmax_rows(&x, &Layout::contiguous(ins[0].layout.dims), *log))
+        }
+        Op::Conv2d { geometry } | Op::ConvTranspose2d { geometry } => {
+            let (x, w) = (whole::<E>(dev, &ins[0])?, whole::<E>(dev, &ins[1])?);
+            let mut y = dev.alloc_zeros::<E>(out.numel());
+            conv(dev, op, geometry, &x, &w, &mut y);
+            done(y)
+        }
+        Op::MaxPool2d { geometry } => done(dev.max_pool2d(&*whole::<E>(dev, &ins[0])?, geometry).0),
+        Op::AvgPool2d { geometry, count_include_pad } => {
+            done(dev.avg_pool2d(&*whole::<E>(dev, &ins[0])?, geometry, *count_include_pad))
+        }
+        Op::Norm { eps, center, weight, bias } => {
+            let x = whole::<E>(dev, &ins[0])?;
+            let row = *ins[0].dims().last().expect("rank checked");
+            let w = if *weight { Some(whole::<E>(dev, &ins[1])?) } else { None };
+            let b = if *bias { Some(whole::<E>(dev, &ins[1 + *weight as usize])?) } else { None };
+            done(dev.norm_rows(&x, row, *eps, *center, w.as_deref(), b.as_deref()).0)
+        }
+        Op::Elementwise { steps } => done(fused_elementwise::<E>(dev, steps, &ins, ol)?),
+        Op::Linear { bias, activation } => {
+            let (x, w) = (&ins[0], &ins[1]);
+            let k = *x.dims().last().expect("rank checked");
+            let xs = whole::<E>(dev, x)?;
+            let rows = x.layout.numel() / k.max(1);
+            let xl = Layout::contiguous(Dims::from_slice(&[1, rows, k]));
+            let wl = operand_t(&w.layout);
+            let (mut y, ..) = crate::ops::matmul::forward3(dev, &*xs, &xl, &**w.storage::<E>()?, &wl);
+            let b = if *bias { Some(whole::<E>(dev, &ins[2])?) } else { None };
+            bias_activation(&mut y, b.as_deref(), *activation);
+            done(y)
+        }
+        other => Err(invalid(format!("{} is not a float op of the runtime", other.name()))),
+    }
+}
+
+/// A `[n, k]` weight seen as the `[1, k, n]` right operand of `x wᵀ`.
+fn operand_t(l: &Layout) -> Layout {
+    Layout {
+        dims: Dims::from_slice(&[1, l.dims[1], l.dims[0]]),
+        strides: Dims::from_slice(&[0, l.strides[1], l.strides[0]]),
+        offset: l.offset,
+    }
+}
+
+fn conv<E: Float>(dev: &Cpu, op: &Op, g: &ConvGeometry, x: &CpuStorage<E>, w: &CpuStorage<E>, y: &mut CpuStorage<E>) {
+    if matches!(op, Op::ConvTranspose2d { .. }) {
+        dev.conv2d_input_grad(x, w, g, y);
+    } else {
+        dev.conv2d(x, w, g, y, false);
+    }
+}
+
+/// `y[r, j] = act(y[r, j] + b[j])` in place, rows of `b.len()`.
+fn bias_activation<E: Float>(y: &mut CpuStorage<E>, b: Option<&CpuStorage<E>>, act: Option<crate::ops::UnaryFn>) {
+    struct Apply<'a, E: Float>(&'a mut [E], Option<&'a [E]>);
+    impl<E: Float> UnaryVisitor for Apply<'_, E> {
+        type Out = ();
+        fn visit<O: UnaryOp>(self, op: O) {
+            bias_then(self.0, self.1, |v| E::from_acc(op.f(v.to_acc())));
+        }
+    }
+    fn bias_then<E: Float>(y: &mut [E], b: Option<&[E]>, f: impl Fn(E) -> E + Sync) {
+        use rayon::prelude::*;
+        match b {
+            Some(b) if !b.is_empty() => y.par_chunks_mut(b.len()).for_each(|row| {
+                for (v, &bj) in row.iter_mut().zip(b) {
+                    *v = f(E::from_acc(v.to_acc() + bj.to_acc()));
+                }
+            }),
+            _ => y.par_iter_mut().for_each(|v| *v = f(*v)),
+        }
+    }
+    let data = &mut y.data[..];
+    let b = b.map(|b| b.as_slice());
+    match act {
+        Some(f) => f.visit(Apply(data, b)),
+        None if b.is_some() => bias_then(data, b, |v| v),
+        None => {}
+    }
+}
+
+/// One pass over the output: each element runs `steps` on the inputs' elements.
+fn fused_elementwise<E: Element + Float>(
+    dev: &Cpu,
+    steps: &[Step],
+    ins: &[Value],
+    ol: Layout,
+) -> Result<CpuStorage<E>> {
+    let dims = ol.dims;
+    let mut out = dev.alloc_zeros::<E>(ol.numel());
+    let eval = |xs: &[E]| -> E { E::from_acc(run_steps(steps, xs)) };
+    let s: Vec<&Arc<CpuStorage<E>>> = ins.iter().map(|v| v.storage::<E>()).collect::<Result<_>>()?;
+    let l: Vec<&Layout> = ins.iter().map(|v| &v.layout).collect();
+    match ins.len() {
+        1 => zip_map(&mut out.data, &dims, [(s[0].as_slice(), l[0])], |o, x| *o = eval(&x)),
+        2 => zip_map(&mut out.data, &dims, [(s[0].as_slice(), l[0]), (s[1].as_slice(), l[1])], |o, x| *o = eval(&x)),
+        3 => zip_map(
+            &mut out.data,
+            &dims,
+            [(s[0].as_slice(), l[0]), (s[1].as_slice(), l[1]), (s[2].as_slice(), l[2])],
+            |o, x| *o = eval(&x),
+        ),
+        4 => zip_map(
+            &mut out.data,
+            &dims,
+            [(s[0].as_slice(), l[0]), (s[1].as_slice(), l[1]), (s[2].as_slice(), l[2]), (s[3].as_slice(), l[3])],
+            |o, x| *o = eval(&x),
+        ),
+        n => return Err(invalid(format!("a fused node of {n} inputs (at most {MAX_FUSED_INPUTS})"))),
+    }
+    Ok(out)
+}
+
+/// The most inputs a fused element-wise node reads.
+pub(crate) const MAX_FUSED_INPUTS: usize = 4;
+/// The deepest stack a fused program may build.
+pub(crate) const MAX_FUSED_DEPTH: usize = 8;
+
+/// Evaluates a fused program on one element of each input, in the accumulation type (so f32
+/// and f64 give exactly the unfused results; half types round once instead of per op).
+fn run_steps<E: Float>(steps: &[Step], xs: &[E]) -> E::Acc {
+    struct U<A>(A);
+    impl<A: Float> UnaryVisitor for U<A> {
+        type Out = A;
+        fn visit<O: UnaryOp>(self, op: O) -> A {
+            op.f(self.0)
+        }
+    }
+    struct B<A>(A, A);
+    impl<A: Float> BinaryVisitor for B<A> {
+        type Out = A;
+        fn visit<O: BinaryOp>(self, op: O) -> A {
+            op.f(self.0, self.1)
+        }
+    }
+    let mut stack = [<E::Acc as num_traits::Zero>::zero(); MAX_FUSED_DEPTH];
+    let mut top = 0;
+    for s in steps {
+        match s {
+            Step::Input(i) => {
+                stack[top] = xs[*i as usize].to_acc();
+                top += 1;
+            }
+            Step::Unary(f) => stack[top - 1] = f.visit(U(stack[top - 1])),
+            Step::Binary(f) => {
+                stack[top - 2] = f.visit(B(stack[top - 2], stack[top - 1]));
+                top -= 1;
+            }
+        }
+    }
+    stack[0]
+}

@@ -1,0 +1,237 @@
+//! Export: traced graphs run in the runtime give eager mode's outputs, for every example model
+//! family; malformed graph files are refused.
+
+use tensile::export::{Runtime, trace};
+use tensile::nn;
+use tensile::prelude::*;
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn mlp_runs_as_eager() {
+    let dev = Cpu::seeded(0);
+    let model: (nn::Linear<16, 32>, nn::ReLU, nn::Linear<32, 32>, nn::GELU, nn::Linear<32, 4>) = BuildOn::build(&dev);
+    let x: Tensor<Rank2<5, 16>, f32, Cpu> = dev.randn();
+    let g = trace(&model, &x).unwrap();
+    println!("{g}");
+    let y = Runtime::new(&g).unwrap().run_one(&x).unwrap();
+    let eager = model.forward(x).to_vec();
+    assert!(max_diff(&y.to_vec::<f32>().unwrap(), &eager) <= 1e-6);
+}
+
+type Cnn = (
+    nn::Conv2d<1, 8, 3>,
+    nn::BatchNorm2d<8>,
+    nn::ReLU,
+    nn::MaxPool2d<2>,
+    nn::Conv2d<8, 16, 3, 1, 1>,
+    nn::ReLU,
+    nn::AdaptiveAvgPool2d<2, 2>,
+    nn::Flatten,
+    nn::Linear<64, 10>,
+);
+
+#[test]
+fn cnn_runs_as_eager() {
+    let dev = Cpu::seeded(1);
+    let model: Cnn = BuildOn::build(&dev);
+    let x: Tensor<Rank4<2, 1, 12, 12>, f32, Cpu> = dev.randn();
+    let g = trace(&model, &x).unwrap();
+    println!("{g}");
+    let y = Runtime::new(&g).unwrap().run_one(&x).unwrap();
+    let eager = model.forward(x).to_vec();
+    assert!(max_diff(&y.to_vec::<f32>().unwrap(), &eager) <= 1e-6);
+}
+
+/// A ResNet basic block (conv, batch norm, ReLU, conv, batch norm, identity shortcut).
+#[derive(Clone)]
+struct Block {
+    conv1: nn::Conv2d<8, 8, 3, 1, 1>,
+    bn1: nn::BatchNorm2d<8>,
+    conv2: nn::Conv2d<8, 8, 3, 1, 1>,
+    bn2: nn::BatchNorm2d<8>,
+}
+tensile::module_fields!(Block { conv1, bn1, conv2, bn2 });
+
+type Image<T> = Tensor<(Const<2>, Const<8>, Const<8>, Const<8>), f32, Cpu, T>;
+
+impl<T: Tape<Cpu>> Module<Image<T>> for Block {
+    type Output = Image<T>;
+    fn try_forward(&self, x: Image<T>) -> Result<Image<T>> {
+        let y = self.bn1.try_forward(self.conv1.try_forward(x.clone())?)?.relu();
+        let y = self.bn2.try_forward(self.conv2.try_forward(y)?)?;
+        Ok((y.try_realize::<(Const<2>, Const<8>, Const<8>, Const<8>)>()? + x).relu())
+    }
+}
+
+struct ResNetLike {
+    stem: nn::Conv2d<3, 8, 3, 1, 1>,
+    bn: nn::BatchNorm2d<8>,
+    blocks: nn::Repeat<Block, 2>,
+    head: nn::Linear<8, 5>,
+}
+tensile::module_fields!(ResNetLike { stem, bn, blocks, head });
+
+impl<T: Tape<Cpu>> Module<Tensor<Rank4<2, 3, 8, 8>, f32, Cpu, T>> for ResNetLike {
+    type Output = Tensor<Rank2<2, 5>, f32, Cpu, T>;
+    fn try_forward(&self, x: Tensor<Rank4<2, 3, 8, 8>, f32, Cpu, T>) -> Result<Self::Output> {
+        let mut y: Image<T> = self.bn.try_forward(self.stem.try_forward(x)?)?.relu().try_realize()?;
+        for b in &self.blocks.0 {
+            y = b.try_forward(y)?;
+        }
+        let pooled = y.adaptive_avg_pool2d::<1, 1>().flatten();
+        self.head.try_forward(pooled.try_realize::<Rank2<2, 8>>()?)
+    }
+}
+
+/// Batch norm with running statistics that are not the defaults, so folding it is tested.
+fn trained_like<M: nn::Params<Cpu>>(model: &mut M, dev: &Cpu) {
+    struct Stats<'a>(&'a Cpu);
+    impl nn::VisitorMut<Cpu> for Stats<'_> {
+        fn visit_mut<S: Shape, E: Float>(&mut self, name: &str, _: nn::TensorKind, t: &mut Tensor<S, E, Cpu>) {
+            if name.ends_with("running_var") {
+                *t = t.clone().mul_scalar(0.5).add_scalar(0.7);
+            } else if name.ends_with("running_mean") || name.ends_with("bias") {
+                *t = t.clone().add_scalar(0.1);
+            }
+            let _ = self.0;
+        }
+    }
+    model.visit_params_mut("", &mut Stats(dev));
+}
+
+#[test]
+fn resnet_like_runs_as_eager_and_folds_batch_norm() {
+    let dev = Cpu::seeded(2);
+    let mut model = ResNetLike::build(&dev);
+    trained_like(&mut model, &dev);
+    let x: Tensor<Rank4<2, 3, 8, 8>, f32, Cpu> = dev.randn();
+    let g = trace(&model, &x).unwrap();
+    let eager = model.forward(x.clone()).to_vec();
+    let y = Runtime::new(&g).unwrap().run_one(&x).unwrap();
+    assert!(max_diff(&y.to_vec::<f32>().unwrap(), &eager) <= 1e-6);
+    let fused = tensile::export::optimize(&g).unwrap();
+    println!("{fused}");
+    let bn_nodes = |g: &tensile::export::Graph| g.nodes.iter().filter(|n| n.op.name() == "sub").count();
+    assert!(bn_nodes(&g) >= 5 && bn_nodes(&fused) == 0, "batch norm folded into the convolutions");
+    assert!(fused.nodes.len() < g.nodes.len());
+    let yf = Runtime::new(&fused).unwrap().run_one(&x).unwrap();
+    assert!(max_diff(&yf.to_vec::<f32>().unwrap(), &eager) <= 1e-5);
+}
+
+const VOCAB: usize = 32;
+const CONTEXT: usize = 6;
+const MODEL: usize = 16;
+
+struct TinyGpt {
+    tokens: nn::Embedding<VOCAB, MODEL>,
+    positions: nn::Embedding<CONTEXT, MODEL>,
+    layers: nn::Repeat<nn::TransformerEncoderLayer<MODEL, 2, 32>, 2>,
+    norm: nn::LayerNorm<MODEL>,
+    head: nn::Linear<MODEL, VOCAB>,
+}
+tensile::module_fields!(TinyGpt { tokens, positions, layers, norm, head });
+
+impl<T: Tape<Cpu>> Module<Tensor<(Const<2>, Const<CONTEXT>), i64, Cpu, T>> for TinyGpt {
+    type Output = Tensor<(Const<2>, Const<CONTEXT>, Const<VOCAB>), f32, Cpu, T>;
+    fn try_forward(&self, ids: Tensor<(Const<2>, Const<CONTEXT>), i64, Cpu, T>) -> Result<Self::Output> {
+        let tape = ids.tape().clone();
+        let x = self.tokens.try_forward(ids)?;
+        let at: Tensor<(Const<CONTEXT>,), i64, Cpu> = x.device().arange_const();
+        let pos = self.positions.try_forward(at.put_tape(tape))?;
+        let mut x = x + pos.broadcast::<_, Axis<0>>();
+        for layer in &self.layers.0 {
+            x = layer.try_encode(x, AttnMask::Causal, false)?;
+        }
+        self.head.try_forward(self.norm.try_forward(x)?)
+    }
+}
+
+#[test]
+fn decoder_only_transformer_runs_as_eager() {
+    let dev = Cpu::seeded(3);
+    let mut model = TinyGpt::build(&dev);
+    for layer in &mut model.layers.0 {
+        layer.norm_first = true;
+        layer.activation = nn::Activation::GELU;
+    }
+    let ids: Tensor<Rank2<2, CONTEXT>, i64, Cpu> = dev.tensor([[1, 5, 9, 3, 31, 0], [7, 7, 2, 8, 4, 6]]);
+    let g = trace(&model, &ids).unwrap();
+    let eager = model.forward(ids.clone()).to_vec();
+    let y = Runtime::new(&g).unwrap().run_one(&ids).unwrap();
+    assert!(max_diff(&y.to_vec::<f32>().unwrap(), &eager) <= 1e-6);
+    let fused = tensile::export::optimize(&g).unwrap();
+    assert!(fused.nodes.len() < g.nodes.len());
+    let yf = Runtime::new(&fused).unwrap().run_one(&ids).unwrap();
+    assert!(max_diff(&yf.to_vec::<f32>().unwrap(), &eager) <= 1e-5);
+    // an out-of-vocabulary token is an `Err`, not a panic
+    let bad = dev.tensor([[1i64, 5, 9, 3, 32, 0], [7, 7, 2, 8, 4, 6]]);
+    assert!(matches!(Runtime::new(&g).unwrap().run_one(&bad), Err(Error::IndexOutOfRange { .. })));
+}
+
+#[test]
+fn fused_graphs_keep_outputs_and_lose_nodes() {
+    let dev = Cpu::seeded(4);
+    let model: Cnn = BuildOn::build(&dev);
+    let x: Tensor<Rank4<3, 1, 12, 12>, f32, Cpu> = dev.randn();
+    let g = trace(&model, &x).unwrap();
+    let fused = tensile::export::optimize(&g).unwrap();
+    println!("{fused}");
+    assert!(fused.nodes.len() < g.nodes.len(), "{} -> {}", g.nodes.len(), fused.nodes.len());
+    assert!(fused.nodes.iter().any(|n| n.op.name() == "linear"));
+    let a = Runtime::new(&g).unwrap().run_one(&x).unwrap().to_vec::<f32>().unwrap();
+    let b = Runtime::new(&fused).unwrap().run_one(&x).unwrap().to_vec::<f32>().unwrap();
+    assert!(max_diff(&a, &b) <= 1e-5);
+    // relu(x * a + b) is one element-wise node
+    let chain = |t: Tensor<Rank2<4, 4>, f32, Cpu, tensile::export::TraceTape<Cpu>>| (t.clone() * 2.0 + t).relu();
+    let tracer = tensile::export::Tracer::new();
+    let input: Tensor<Rank2<4, 4>, f32, Cpu> = dev.randn();
+    let y = chain(tracer.input("x", &input));
+    let g = tracer.finish(&(), &[("y", &y)]).unwrap();
+    let fused = tensile::export::fuse_elementwise(&g);
+    assert_eq!(fused.nodes.len(), 1, "{fused}");
+    let expect = ((input.clone() * 2.0) + input.clone()).relu().to_vec();
+    let got = Runtime::new(&fused).unwrap().run_one(&input).unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(got, expect);
+    let plan = tensile::export::memory_plan(&g);
+    assert!(plan.peak_bytes <= plan.unplanned_bytes);
+}
+
+#[test]
+fn graph_files_round_trip_and_bad_inputs_are_errors() {
+    let dev = Cpu::seeded(5);
+    let model: Cnn = BuildOn::build(&dev);
+    let x: Tensor<Rank4<2, 1, 12, 12>, f32, Cpu> = dev.randn();
+    let g = tensile::export::optimize(&trace(&model, &x).unwrap()).unwrap();
+    let dir = std::env::temp_dir().join(format!("tensile-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cnn.tgraph");
+    g.save(&path).unwrap();
+    let loaded = tensile::export::Graph::load(&path).unwrap();
+    assert_eq!(loaded, g);
+    let rt = Runtime::new(&loaded).unwrap();
+    let eager = model.forward(x.clone()).to_vec();
+    assert!(max_diff(&rt.run_one(&x).unwrap().to_vec::<f32>().unwrap(), &eager) <= 1e-5);
+    // wrong dims, wrong dtype, wrong count
+    let wrong: Tensor<Rank4<1, 1, 12, 12>, f32, Cpu> = dev.randn();
+    assert!(matches!(rt.run_one(&wrong), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(rt.run_one(&x.clone().to_dtype::<f64>()), Err(Error::WrongDtype { .. })));
+    assert!(rt.run(&[]).is_err());
+    // a file from a newer version, a truncated one, a corrupted one, not a graph at all
+    let mut bytes = g.to_bytes();
+    let full = bytes.clone();
+    bytes[8] = 99;
+    let err = tensile::export::Graph::from_bytes(&bytes).unwrap_err().to_string();
+    assert!(err.contains("newer"), "{err}");
+    let err = tensile::export::Graph::from_bytes(&full[..full.len() / 2]).unwrap_err().to_string();
+    assert!(err.contains("truncated"), "{err}");
+    let mut flipped = full.clone();
+    flipped[full.len() / 2] ^= 0x40;
+    let err = tensile::export::Graph::from_bytes(&flipped).unwrap_err().to_string();
+    assert!(err.contains("checksum"), "{err}");
+    assert!(tensile::export::Graph::from_bytes(b"not a graph file at all, really not").is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
