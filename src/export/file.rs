@@ -157,23 +157,23 @@ impl Writer {
                 self.usize(*axis);
             }
             Op::Stack => self.u8(13),
-            Op::Softmax { log } => {
+            Op::SoftmaxRows { log } => {
                 self.u8(14);
                 self.bool(*log);
             }
-            Op::Conv2d { geometry } => {
+            Op::Conv { geometry } => {
                 self.u8(15);
                 self.conv(geometry);
             }
-            Op::ConvTranspose2d { geometry } => {
+            Op::ConvTranspose { geometry } => {
                 self.u8(16);
                 self.conv(geometry);
             }
-            Op::MaxPool2d { geometry } => {
+            Op::MaxPool { geometry } => {
                 self.u8(17);
                 self.pool(geometry);
             }
-            Op::AvgPool2d { geometry, count_include_pad } => {
+            Op::AvgPool { geometry, count_include_pad } => {
                 self.u8(18);
                 self.pool(geometry);
                 self.bool(*count_include_pad);
@@ -190,7 +190,7 @@ impl Writer {
                 self.bool(*weight);
                 self.bool(*bias);
             }
-            Op::Elementwise { steps } => {
+            Op::FusedElementwise { steps } => {
                 self.u8(21);
                 self.u32(steps.len() as u32);
                 for s in steps {
@@ -210,7 +210,7 @@ impl Writer {
                     }
                 }
             }
-            Op::Linear { bias, activation } => {
+            Op::FusedLinear { bias, activation } => {
                 self.u8(22);
                 self.bool(*bias);
                 match activation {
@@ -359,11 +359,11 @@ impl<'a> Reader<'a> {
             11 => Op::Select { axis: self.usize("select")?, index: self.usize("select")? },
             12 => Op::Concat { axis: self.usize("concat")? },
             13 => Op::Stack,
-            14 => Op::Softmax { log: self.bool("softmax")? },
-            15 => Op::Conv2d { geometry: self.conv()? },
-            16 => Op::ConvTranspose2d { geometry: self.conv()? },
-            17 => Op::MaxPool2d { geometry: self.pool()? },
-            18 => Op::AvgPool2d { geometry: self.pool()?, count_include_pad: self.bool("avg_pool2d")? },
+            14 => Op::SoftmaxRows { log: self.bool("softmax")? },
+            15 => Op::Conv { geometry: self.conv()? },
+            16 => Op::ConvTranspose { geometry: self.conv()? },
+            17 => Op::MaxPool { geometry: self.pool()? },
+            18 => Op::AvgPool { geometry: self.pool()?, count_include_pad: self.bool("avg_pool2d")? },
             19 => {
                 let d = self.list("gather dims")?;
                 let dims: [usize; 3] = d.try_into().map_err(|_| malformed("gather dims are not 3"))?;
@@ -386,12 +386,12 @@ impl<'a> Reader<'a> {
                         t => return Err(malformed(format!("fused step kind {t}"))),
                     });
                 }
-                Op::Elementwise { steps }
+                Op::FusedElementwise { steps }
             }
             22 => {
                 let bias = self.bool("linear")?;
                 let activation = if self.bool("linear")? { Some(self.unary()?) } else { None };
-                Op::Linear { bias, activation }
+                Op::FusedLinear { bias, activation }
             }
             t => return Err(malformed(format!("op code {t} (a newer tensile wrote this file?)"))),
         })
@@ -414,6 +414,7 @@ impl Graph {
     ///
     /// ```
     /// use tensile::prelude::*;
+    /// use tensile::nn;
     /// use tensile::export::Graph;
     /// let dev = Cpu::seeded(0);
     /// let model: (nn::Linear<3, 2>, nn::Tanh) = BuildOn::build(&dev);
@@ -555,6 +556,7 @@ impl Graph {
     ///
     /// ```
     /// use tensile::prelude::*;
+    /// use tensile::nn;
     /// use tensile::export::Graph;
     /// let dev = Cpu::seeded(0);
     /// let model: nn::Linear<2, 2> = BuildOn::build(&dev);
@@ -565,5 +567,100 @@ impl Graph {
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
         Graph::from_bytes(&crate::io::read(path.as_ref())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::{Runtime, Value, optimize, trace};
+    use crate::nn::{self, BuildOn};
+    use crate::prelude::*;
+    use proptest::prelude::*;
+
+    /// A small CNN's fused graph: every kind of field the format has (geometries, fused
+    /// programs, linear nodes, constants).
+    fn sample() -> Vec<u8> {
+        let dev = Cpu::seeded(0);
+        type M = (
+            nn::Conv2d<1, 2, 3>,
+            nn::BatchNorm2d<2>,
+            nn::ReLU,
+            nn::MaxPool2d<2>,
+            nn::Flatten,
+            nn::Linear<8, 3>,
+            nn::Tanh,
+        );
+        let model: M = BuildOn::build(&dev);
+        let x: Tensor<Rank4<1, 1, 6, 6>, f32, Cpu> = dev.zeros();
+        optimize(&trace(&model, &x).unwrap()).unwrap().to_bytes()
+    }
+
+    /// The bytes with the checksum recomputed, so a mutation reaches the parser.
+    fn resealed(mut body: Vec<u8>) -> Vec<u8> {
+        if body.len() >= 8 {
+            let n = body.len() - 8;
+            let sum = fnv1a(&body[..n]);
+            body[n..].copy_from_slice(&sum.to_le_bytes());
+        }
+        body
+    }
+
+    /// Loading never panics; a graph that loads runs (or says why not) without panicking.
+    fn load_and_run(bytes: &[u8]) {
+        if let Ok(g) = Graph::from_bytes(bytes)
+            && let Ok(rt) = Runtime::new(&g)
+        {
+            let inputs: Vec<Value> = g
+                .inputs
+                .iter()
+                .map(|p| {
+                    let info = g.info(p.value);
+                    Value::from_vec(&info.dims, vec![0.5f32; info.numel()]).unwrap()
+                })
+                .collect();
+            let _ = rt.run(&inputs);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        #[test]
+        #[cfg_attr(miri, ignore)]
+        fn mutated_files_never_panic(
+            edits in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<proptest::sample::Index>(),
+            truncate in any::<bool>(),
+        ) {
+            let good = sample();
+            let mut bytes = good.clone();
+            for (at, v) in &edits {
+                let i = at.index(bytes.len());
+                bytes[i] = *v;
+            }
+            // unsealed: the checksum refuses it (unless the edit changed nothing)
+            if bytes != good {
+                prop_assert!(Graph::from_bytes(&bytes).is_err());
+            }
+            let mut sealed = resealed(bytes);
+            if truncate {
+                sealed.truncate(cut.index(sealed.len()));
+            }
+            load_and_run(&sealed);
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn every_single_byte_flip_of_the_header_is_handled() {
+        let good = sample();
+        let header_end = PREAMBLE + u64::from_le_bytes(good[16..24].try_into().unwrap()) as usize;
+        for i in 8..header_end {
+            for v in [0u8, 1, 0x7f, 0xff] {
+                let mut b = good.clone();
+                b[i] = v;
+                load_and_run(&resealed(b));
+            }
+        }
     }
 }

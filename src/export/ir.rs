@@ -54,7 +54,7 @@ impl ValueInfo {
     }
 }
 
-/// Element-wise ops a fused node runs, on a small register machine (see [`Op::Elementwise`]).
+/// Element-wise ops a fused node runs, on a small register machine (see [`Op::FusedElementwise`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     /// Push the fused node's input `i`.
@@ -130,28 +130,28 @@ pub enum Op {
     /// `[x0, x1, ..]` of equal dims: stacked along a new leading axis.
     Stack,
     /// `[x]`: softmax (log-softmax when `log`) over the last axis.
-    Softmax {
+    SoftmaxRows {
         /// Log-softmax.
         log: bool,
     },
     /// `[x, w]`: a 2-D convolution (cross-correlation, NCHW) of these sizes.
-    Conv2d {
+    Conv {
         /// The sizes.
         geometry: ConvGeometry,
     },
     /// `[x, w]`: the transpose of the convolution `geometry` describes (its input is that
     /// convolution's output).
-    ConvTranspose2d {
+    ConvTranspose {
         /// The convolution it transposes.
         geometry: ConvGeometry,
     },
     /// `[x]`: max pooling over planes (`x` viewed as `[planes, h, w]`).
-    MaxPool2d {
+    MaxPool {
         /// The sizes.
         geometry: PoolGeometry,
     },
     /// `[x]`: average pooling over planes.
-    AvgPool2d {
+    AvgPool {
         /// The sizes.
         geometry: PoolGeometry,
         /// Whether padding counts in the divisor.
@@ -180,13 +180,13 @@ pub enum Op {
     },
     /// `[x0, x1, ..]` of the output's dims (broadcast views allowed): a fused chain of
     /// element-wise ops, evaluated per element by `steps` (made by the fusion pass).
-    Elementwise {
+    FusedElementwise {
         /// The program; it leaves one value on the stack.
         steps: Vec<Step>,
     },
     /// `[x, w, b?]`: `act(x wᵀ + b)`, a linear layer with its activation (made by the fusion
     /// pass). `x` is `[.., k]`, `w` is `[n, k]`, `b` is `[n]`.
-    Linear {
+    FusedLinear {
         /// Whether `b` is an input.
         bias: bool,
         /// The activation applied to the result, if any.
@@ -216,17 +216,17 @@ impl Op {
             Op::Select { .. } => "select".into(),
             Op::Concat { .. } => "concat".into(),
             Op::Stack => "stack".into(),
-            Op::Softmax { log: false } => "softmax".into(),
-            Op::Softmax { log: true } => "log_softmax".into(),
-            Op::Conv2d { .. } => "conv2d".into(),
-            Op::ConvTranspose2d { .. } => "conv_transpose2d".into(),
-            Op::MaxPool2d { .. } => "max_pool2d".into(),
-            Op::AvgPool2d { .. } => "avg_pool2d".into(),
+            Op::SoftmaxRows { log: false } => "softmax".into(),
+            Op::SoftmaxRows { log: true } => "log_softmax".into(),
+            Op::Conv { .. } => "conv2d".into(),
+            Op::ConvTranspose { .. } => "conv_transpose2d".into(),
+            Op::MaxPool { .. } => "max_pool2d".into(),
+            Op::AvgPool { .. } => "avg_pool2d".into(),
             Op::Gather { .. } => "gather".into(),
             Op::Norm { center: true, .. } => "layer_norm".into(),
             Op::Norm { center: false, .. } => "rms_norm".into(),
-            Op::Elementwise { .. } => "fused_elementwise".into(),
-            Op::Linear { .. } => "linear".into(),
+            Op::FusedElementwise { .. } => "fused_elementwise".into(),
+            Op::FusedLinear { .. } => "linear".into(),
         }
     }
 
@@ -253,10 +253,10 @@ impl Op {
             }
         };
         match self {
-            Op::Unary(_) | Op::Softmax { .. } => {
+            Op::Unary(_) | Op::SoftmaxRows { .. } => {
                 arity(1)?;
                 float(inputs[0])?;
-                if matches!(self, Op::Softmax { .. }) && inputs[0].dims.is_empty() {
+                if matches!(self, Op::SoftmaxRows { .. }) && inputs[0].dims.is_empty() {
                     return Err("softmax needs at least one axis".into());
                 }
                 Ok(inputs[0].clone())
@@ -400,7 +400,7 @@ impl Op {
                 dims.extend(&inputs[0].dims);
                 Ok(ValueInfo::new(&dims, inputs[0].dtype))
             }
-            Op::Conv2d { geometry: g } | Op::ConvTranspose2d { geometry: g } => {
+            Op::Conv { geometry: g } | Op::ConvTranspose { geometry: g } => {
                 arity(2)?;
                 float(inputs[0])?;
                 same_dtype(inputs)?;
@@ -409,26 +409,26 @@ impl Op {
                 let conv_out = [g.batch, g.out_channels, g.output[0], g.output[1]];
                 let w = [g.out_channels, g.in_per_group(), g.kernel[0], g.kernel[1]];
                 let (x_dims, y_dims) =
-                    if matches!(self, Op::Conv2d { .. }) { (conv_in, conv_out) } else { (conv_out, conv_in) };
-                if inputs[0].numel() != x_dims.iter().product::<usize>() || inputs[1].dims != w {
+                    if matches!(self, Op::Conv { .. }) { (conv_in, conv_out) } else { (conv_out, conv_in) };
+                if Some(inputs[0].numel()) != checked_numel(&x_dims) || inputs[1].dims != w {
                     return Err(format!(
                         "input {:?} and weight {:?} do not fit the geometry ({x_dims:?}, {w:?})",
                         inputs[0].dims, inputs[1].dims
                     ));
                 }
-                if hint.numel() != y_dims.iter().product::<usize>() {
+                if Some(hint.numel()) != checked_numel(&y_dims) {
                     return Err(format!("the output {:?} does not fit the geometry's {y_dims:?}", hint.dims));
                 }
                 Ok(ValueInfo::new(&hint.dims, inputs[0].dtype))
             }
-            Op::MaxPool2d { geometry: g } | Op::AvgPool2d { geometry: g, .. } => {
+            Op::MaxPool { geometry: g } | Op::AvgPool { geometry: g, .. } => {
                 arity(1)?;
                 float(inputs[0])?;
                 check_pool(g)?;
-                if inputs[0].numel() != g.planes * g.input[0] * g.input[1] {
+                if Some(inputs[0].numel()) != checked_numel(&[g.planes, g.input[0], g.input[1]]) {
                     return Err(format!("input {:?} does not fit the geometry", inputs[0].dims));
                 }
-                if hint.numel() != g.planes * g.output[0] * g.output[1] {
+                if Some(hint.numel()) != checked_numel(&[g.planes, g.output[0], g.output[1]]) {
                     return Err(format!("output {:?} does not fit the geometry", hint.dims));
                 }
                 Ok(ValueInfo::new(&hint.dims, inputs[0].dtype))
@@ -438,14 +438,14 @@ impl Op {
                 if !matches!(inputs[1].dtype, DType::I64 | DType::I32 | DType::U8) {
                     return Err(format!("the index must be an integer tensor, is {}", inputs[1].dtype));
                 }
-                if inputs[0].numel() != dims.iter().product::<usize>() {
+                if Some(inputs[0].numel()) != checked_numel(dims) {
                     return Err(format!("input {:?} does not fold to {dims:?}", inputs[0].dims));
                 }
                 let il = index.dims.as_slice();
                 if il.len() != 3 || il[0] != dims[0] || il[2] != dims[2] || !layout_fits(index, inputs[1].numel()) {
                     return Err(format!("the index view {:?} does not fit {:?}", index, inputs[1].dims));
                 }
-                if hint.numel() != il.iter().product::<usize>() {
+                if Some(hint.numel()) != checked_numel(il) {
                     return Err(format!("output {:?} does not fit the index view", hint.dims));
                 }
                 Ok(ValueInfo::new(&hint.dims, inputs[0].dtype))
@@ -461,7 +461,7 @@ impl Op {
                 }
                 Ok(inputs[0].clone())
             }
-            Op::Elementwise { steps } => {
+            Op::FusedElementwise { steps } => {
                 if inputs.is_empty() || inputs.len() > super::runtime::MAX_FUSED_INPUTS {
                     return Err(format!("a fused node reads 1 to {} inputs", super::runtime::MAX_FUSED_INPUTS));
                 }
@@ -487,7 +487,7 @@ impl Op {
                 }
                 Ok(inputs[0].clone())
             }
-            Op::Linear { bias, .. } => {
+            Op::FusedLinear { bias, .. } => {
                 arity(2 + *bias as usize)?;
                 float(inputs[0])?;
                 same_dtype(inputs)?;
@@ -502,6 +502,11 @@ impl Op {
             }
         }
     }
+}
+
+/// The product of sizes, `None` on overflow (attributes read from files can be anything).
+fn checked_numel(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
 
 fn same_dtype(inputs: &[&ValueInfo]) -> core::result::Result<(), String> {
@@ -544,7 +549,10 @@ fn check_conv(g: &ConvGeometry) -> core::result::Result<(), String> {
 fn check_pool(g: &PoolGeometry) -> core::result::Result<(), String> {
     let ok = match g.windows {
         PoolWindows::Sliding { kernel, stride, padding, dilation } => (0..2).all(|a| {
-            kernel[a] > 0
+            // PyTorch's rule (padding at most half the window), and no padding beyond the input.
+            padding[a] <= kernel[a] / 2
+                && padding[a] <= g.input[a]
+                && kernel[a] > 0
                 && stride[a] > 0
                 && dilation[a] > 0
                 && crate::shapes::window_out(g.input[a], kernel[a], stride[a], padding[a], dilation[a])

@@ -7,6 +7,7 @@
 //!
 //! ```
 //! use tensile::prelude::*;
+//! use tensile::nn;
 //! use tensile::export::{Runtime, trace};
 //! let dev = Cpu::seeded(0);
 //! let model: (nn::Linear<4, 8>, nn::ReLU, nn::Linear<8, 2>) = BuildOn::build(&dev);

@@ -5,8 +5,8 @@
 //! - [`fold_constants`]: evaluates nodes whose inputs are all constants.
 //! - [`fold_conv_affine`]: folds per-channel scale and shift after a convolution (batch norm in
 //!   eval mode, and the convolution's own bias) into its weight and one bias add.
-//! - [`fuse_linear`]: `act(x wᵀ + b)` into one [`Op::Linear`] node.
-//! - [`fuse_elementwise`]: chains of element-wise ops into one [`Op::Elementwise`] node.
+//! - [`fuse_linear`]: `act(x wᵀ + b)` into one [`Op::FusedLinear`] node.
+//! - [`fuse_elementwise`]: chains of element-wise ops into one [`Op::FusedElementwise`] node.
 //! - [`memory_plan`]: the buffers a run needs when each is reused after its last reader.
 
 use super::ir::{Graph, Node, Op, Step, ValueId, ValueInfo};
@@ -20,6 +20,7 @@ use std::collections::HashMap;
 ///
 /// ```
 /// use tensile::prelude::*;
+/// use tensile::nn;
 /// let dev = Cpu::seeded(0);
 /// let model: (nn::Linear<4, 8>, nn::ReLU, nn::Linear<8, 2>) = BuildOn::build(&dev);
 /// let x: Tensor<Rank2<3, 4>, f32, Cpu> = dev.randn();
@@ -169,7 +170,7 @@ pub fn fold_conv_affine(g: &Graph) -> Result<Graph> {
         let consumer = |g: &Graph, v: ValueId| g.nodes.iter().position(|n| n.inputs.contains(&v));
         let mut changed = false;
         for ci in 0..g.nodes.len() {
-            let Op::Conv2d { geometry } = g.nodes[ci].op else { continue };
+            let Op::Conv { geometry } = g.nodes[ci].op else { continue };
             let Some(wc) = constant_of(&g, g.nodes[ci].inputs[1]) else { continue };
             let dtype = g.info(g.nodes[ci].output).dtype;
             let channels = geometry.out_channels;
@@ -223,7 +224,7 @@ pub fn fold_conv_affine(g: &Graph) -> Result<Graph> {
             let out_info = g.info(end).clone();
             let x = g.nodes[ci].inputs[0];
             // The chain's last node becomes `conv + broadcast(t)`; the rest is dead code.
-            let y = g.add_node(Op::Conv2d { geometry }, vec![x, new_w], out_info.clone());
+            let y = g.add_node(Op::Conv { geometry }, vec![x, new_w], out_info.clone());
             let bb = g.add_node(Op::Broadcast { axes: vec![0, 2, 3] }, vec![b], out_info);
             let last = g.nodes.iter().position(|n| n.output == end).expect("chain end");
             let broadcast_node = g.nodes.pop().expect("pushed above");
@@ -256,7 +257,7 @@ fn is_activation(f: &UnaryFn) -> bool {
 }
 
 /// `matmul(x, permute(w, [1, 0]))`, optionally `+ broadcast(b)` and an activation, into one
-/// [`Op::Linear`] node (`x` of rank 2 or 3; `w` and `b` constants).
+/// [`Op::FusedLinear`] node (`x` of rank 2 or 3; `w` and `b` constants).
 pub fn fuse_linear(g: &Graph) -> Graph {
     let mut g = g.clone();
     let producer: HashMap<ValueId, usize> = g.nodes.iter().enumerate().map(|(i, n)| (n.output, i)).collect();
@@ -310,7 +311,7 @@ pub fn fuse_linear(g: &Graph) -> Graph {
             end = g.nodes[ui].output;
         }
         let last = g.nodes.iter().position(|n| n.output == end).expect("end");
-        replaced.push((last, Node { op: Op::Linear { bias, activation }, inputs, output: end }));
+        replaced.push((last, Node { op: Op::FusedLinear { bias, activation }, inputs, output: end }));
     }
     for (i, n) in replaced {
         g.nodes[i] = n;
@@ -319,7 +320,7 @@ pub fn fuse_linear(g: &Graph) -> Graph {
 }
 
 /// Merges chains of element-wise ops (each step's result read only by the next) into
-/// [`Op::Elementwise`] nodes: one pass over memory instead of one per op.
+/// [`Op::FusedElementwise`] nodes: one pass over memory instead of one per op.
 pub fn fuse_elementwise(g: &Graph) -> Graph {
     let mut g = g.clone();
     // Every unary or binary node as a one-op program.
@@ -329,20 +330,20 @@ pub fn fuse_elementwise(g: &Graph) -> Graph {
             Op::Binary(f) => vec![Step::Input(0), Step::Input(1), Step::Binary(f)],
             _ => continue,
         };
-        n.op = Op::Elementwise { steps };
+        n.op = Op::FusedElementwise { steps };
     }
     loop {
         let count = readers(&g);
         let producer: HashMap<ValueId, usize> = g.nodes.iter().enumerate().map(|(i, n)| (n.output, i)).collect();
         let mut merged = false;
         for ni in 0..g.nodes.len() {
-            if !matches!(g.nodes[ni].op, Op::Elementwise { .. }) {
+            if !matches!(g.nodes[ni].op, Op::FusedElementwise { .. }) {
                 continue;
             }
             for k in 0..g.nodes[ni].inputs.len() {
                 let v = g.nodes[ni].inputs[k];
                 let Some(&pi) = producer.get(&v) else { continue };
-                if count[v.index()] != 1 || !matches!(g.nodes[pi].op, Op::Elementwise { .. }) {
+                if count[v.index()] != 1 || !matches!(g.nodes[pi].op, Op::FusedElementwise { .. }) {
                     continue;
                 }
                 if g.info(v).dtype != g.info(g.nodes[ni].output).dtype {
@@ -367,7 +368,7 @@ pub fn fuse_elementwise(g: &Graph) -> Graph {
     }
     // A program of one op is that op again.
     for n in &mut g.nodes {
-        if let Op::Elementwise { steps } = &n.op {
+        if let Op::FusedElementwise { steps } = &n.op {
             match steps.as_slice() {
                 [Step::Input(0), Step::Unary(f)] => n.op = Op::Unary(*f),
                 [Step::Input(0), Step::Input(1), Step::Binary(f)] => n.op = Op::Binary(*f),
@@ -380,7 +381,7 @@ pub fn fuse_elementwise(g: &Graph) -> Graph {
 
 /// `consumer` with its input `v` (made by `producer`) computed inline.
 fn inline(consumer: &Node, producer: &Node, v: ValueId) -> Option<Node> {
-    let (Op::Elementwise { steps: cs }, Op::Elementwise { steps: ps }) = (&consumer.op, &producer.op) else {
+    let (Op::FusedElementwise { steps: cs }, Op::FusedElementwise { steps: ps }) = (&consumer.op, &producer.op) else {
         return None;
     };
     let mut inputs: Vec<ValueId> = consumer.inputs.iter().copied().filter(|x| *x != v).collect();
@@ -408,8 +409,8 @@ fn inline(consumer: &Node, producer: &Node, v: ValueId) -> Option<Node> {
             other => steps.push(other.clone()),
         }
     }
-    let node = Node { op: Op::Elementwise { steps }, inputs, output: consumer.output };
-    let Op::Elementwise { steps } = &node.op else { unreachable!("built above") };
+    let node = Node { op: Op::FusedElementwise { steps }, inputs, output: consumer.output };
+    let Op::FusedElementwise { steps } = &node.op else { unreachable!("built above") };
     (node.inputs.len() <= MAX_FUSED_INPUTS && depth(steps) <= MAX_FUSED_DEPTH).then_some(node)
 }
 
@@ -446,6 +447,7 @@ pub struct MemoryPlan {
 ///
 /// ```
 /// use tensile::prelude::*;
+/// use tensile::nn;
 /// let dev = Cpu::seeded(0);
 /// let model: (nn::Linear<64, 64>, nn::ReLU, nn::Linear<64, 64>, nn::ReLU, nn::Linear<64, 64>) = BuildOn::build(&dev);
 /// let g = tensile::export::trace(&model, &dev.zeros::<Rank2<8, 64>, f32>()).unwrap();

@@ -212,6 +212,7 @@ impl Value {
 ///
 /// ```
 /// use tensile::prelude::*;
+/// use tensile::nn;
 /// use tensile::export::{Runtime, Value};
 /// let dev = Cpu::seeded(0);
 /// let model: (nn::Linear<2, 2>, nn::Sigmoid) = BuildOn::build(&dev);
@@ -517,18 +518,18 @@ fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &Val
             }
             done(y)
         }
-        Op::Softmax { log } => {
+        Op::SoftmaxRows { log } => {
             let x = whole::<E>(dev, &ins[0])?;
             done(dev.softmax_rows(&x, &Layout::contiguous(ins[0].layout.dims), *log))
         }
-        Op::Conv2d { geometry } | Op::ConvTranspose2d { geometry } => {
+        Op::Conv { geometry } | Op::ConvTranspose { geometry } => {
             let (x, w) = (whole::<E>(dev, &ins[0])?, whole::<E>(dev, &ins[1])?);
             let mut y = dev.alloc_zeros::<E>(out.numel());
             conv(dev, op, geometry, &x, &w, &mut y);
             done(y)
         }
-        Op::MaxPool2d { geometry } => done(dev.max_pool2d(&*whole::<E>(dev, &ins[0])?, geometry).0),
-        Op::AvgPool2d { geometry, count_include_pad } => {
+        Op::MaxPool { geometry } => done(dev.max_pool2d(&*whole::<E>(dev, &ins[0])?, geometry).0),
+        Op::AvgPool { geometry, count_include_pad } => {
             done(dev.avg_pool2d(&*whole::<E>(dev, &ins[0])?, geometry, *count_include_pad))
         }
         Op::Norm { eps, center, weight, bias } => {
@@ -538,8 +539,8 @@ fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &Val
             let b = if *bias { Some(whole::<E>(dev, &ins[1 + *weight as usize])?) } else { None };
             done(dev.norm_rows(&x, row, *eps, *center, w.as_deref(), b.as_deref()).0)
         }
-        Op::Elementwise { steps } => done(fused_elementwise::<E>(dev, steps, &ins, ol)?),
-        Op::Linear { bias, activation } => {
+        Op::FusedElementwise { steps } => done(fused_elementwise::<E>(dev, steps, &ins, ol)?),
+        Op::FusedLinear { bias, activation } => {
             let (x, w) = (&ins[0], &ins[1]);
             let k = *x.dims().last().expect("rank checked");
             let xs = whole::<E>(dev, x)?;
@@ -565,7 +566,7 @@ fn operand_t(l: &Layout) -> Layout {
 }
 
 fn conv<E: Float>(dev: &Cpu, op: &Op, g: &ConvGeometry, x: &CpuStorage<E>, w: &CpuStorage<E>, y: &mut CpuStorage<E>) {
-    if matches!(op, Op::ConvTranspose2d { .. }) {
+    if matches!(op, Op::ConvTranspose { .. }) {
         dev.conv2d_input_grad(x, w, g, y);
     } else {
         dev.conv2d(x, w, g, y, false);

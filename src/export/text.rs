@@ -25,7 +25,7 @@ fn attributes(op: &Op) -> String {
         Op::Narrow { axis, start, step } => format!("axis={axis} start={start} step={step}"),
         Op::Select { axis, index } => format!("axis={axis} index={index}"),
         Op::Concat { axis } => format!("axis={axis}"),
-        Op::Conv2d { geometry: g } | Op::ConvTranspose2d { geometry: g } => format!(
+        Op::Conv { geometry: g } | Op::ConvTranspose { geometry: g } => format!(
             "kernel={}x{} stride={}x{} padding={}x{} dilation={}x{} groups={}",
             g.kernel[0],
             g.kernel[1],
@@ -37,7 +37,7 @@ fn attributes(op: &Op) -> String {
             g.dilation[1],
             g.groups
         ),
-        Op::MaxPool2d { geometry: g } | Op::AvgPool2d { geometry: g, .. } => match g.windows {
+        Op::MaxPool { geometry: g } | Op::AvgPool { geometry: g, .. } => match g.windows {
             PoolWindows::Sliding { kernel, stride, padding, dilation } => format!(
                 "kernel={}x{} stride={}x{} padding={}x{} dilation={}x{}",
                 kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1], dilation[0], dilation[1]
@@ -46,7 +46,7 @@ fn attributes(op: &Op) -> String {
         },
         Op::Gather { dims, .. } => format!("folded={dims:?}"),
         Op::Norm { eps, .. } => format!("eps={eps}"),
-        Op::Elementwise { steps } => {
+        Op::FusedElementwise { steps } => {
             let s: Vec<String> = steps
                 .iter()
                 .map(|s| match s {
@@ -57,7 +57,7 @@ fn attributes(op: &Op) -> String {
                 .collect();
             format!("[{}]", s.join(" "))
         }
-        Op::Linear { activation: Some(f), .. } => format!("activation={}", f.name()),
+        Op::FusedLinear { activation: Some(f), .. } => format!("activation={}", f.name()),
         _ => String::new(),
     }
 }
@@ -66,6 +66,7 @@ fn attributes(op: &Op) -> String {
 ///
 /// ```
 /// use tensile::prelude::*;
+/// use tensile::nn;
 /// let dev = Cpu::seeded(0);
 /// let model: (nn::Linear<3, 2>, nn::ReLU) = BuildOn::build(&dev);
 /// let g = tensile::export::trace(&model, &dev.zeros::<Rank2<1, 3>, f32>()).unwrap();

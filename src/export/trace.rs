@@ -208,6 +208,7 @@ impl<A: TracedOutputs, B: TracedOutputs> TracedOutputs for (A, B) {
 ///
 /// ```
 /// use tensile::prelude::*;
+/// use tensile::nn;
 /// use tensile::export::Tracer;
 /// let dev = Cpu::seeded(0);
 /// let model: (nn::Linear<4, 3>, nn::ReLU) = BuildOn::build(&dev);
@@ -373,6 +374,7 @@ fn build_graph(log: &TraceLog, names: &HashMap<UniqueId, String>, outputs: &[(St
 ///
 /// ```
 /// use tensile::prelude::*;
+/// use tensile::nn;
 /// let dev = Cpu::seeded(0);
 /// let model: (nn::Linear<4, 8>, nn::Tanh, nn::Linear<8, 2>) = BuildOn::build(&dev);
 /// let x: Tensor<Rank2<3, 4>, f32, Cpu> = dev.randn();

@@ -27,7 +27,7 @@ where
             let row = l.dims.as_slice().last().copied().unwrap_or(1);
             let name = if log { "log_softmax" } else { "softmax" };
             let record = crate::autograd::OpRecord::new(name, vec![xid], oid, l.dims)
-                .exports(crate::export::Op::Softmax { log }, E::DTYPE);
+                .exports(crate::export::Op::SoftmaxRows { log }, E::DTYPE);
             tape.add_backward_op(record, move |g| {
                 g.backward_step::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx]| {
                     dev.softmax_rows_backward(&y, gy, gx, row, log);

@@ -173,8 +173,18 @@ pub const fn window_out(input: usize, kernel: usize, stride: usize, padding: usi
     if stride == 0 || dilation == 0 || kernel == 0 {
         return None;
     }
-    let span = dilation * (kernel - 1) + 1;
-    let padded = input + 2 * padding;
+    // Checked: sizes read from files can be anything.
+    let span = match dilation.checked_mul(kernel - 1) {
+        Some(s) if s < usize::MAX => s + 1,
+        _ => return None,
+    };
+    let padded = match padding.checked_mul(2) {
+        Some(p) => match input.checked_add(p) {
+            Some(v) => v,
+            None => return None,
+        },
+        None => return None,
+    };
     if padded < span { None } else { Some((padded - span) / stride + 1) }
 }
 

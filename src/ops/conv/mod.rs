@@ -189,7 +189,7 @@ where
         crate::autograd::capture(&tape, &x);
         crate::autograd::capture(&tape, &w);
         let (xid, wid, oid, nx, nw) = (x.id, w.id, out.id, x.shape.numel(), w.shape.numel());
-        let op = if transposed { Op::ConvTranspose2d { geometry: g } } else { Op::Conv2d { geometry: g } };
+        let op = if transposed { Op::ConvTranspose { geometry: g } } else { Op::Conv { geometry: g } };
         let record = OpRecord::new(name, vec![xid, wid], oid, shape.dims()).exports(op, E::DTYPE);
         tape.add_backward_op(record, move |grads| {
             grads.backward_step::<E, 2>(&dev, oid, [(xid, nx), (wid, nw)], |gy, [gx, gw]| {

@@ -85,8 +85,8 @@ fn pool_op<S1: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     if T::TAPED {
         crate::autograd::capture(&tape, &x);
         let op = match kind {
-            Kind::Max => Op::MaxPool2d { geometry: g },
-            Kind::Avg { count_include_pad } => Op::AvgPool2d { geometry: g, count_include_pad },
+            Kind::Max => Op::MaxPool { geometry: g },
+            Kind::Avg { count_include_pad } => Op::AvgPool { geometry: g, count_include_pad },
         };
         let record = OpRecord::new(name, vec![x.id], out.id, shape.dims()).exports(op, E::DTYPE);
         let (xid, oid, nx, idx) = (x.id, out.id, x.shape.numel(), indices.clone());
