@@ -91,6 +91,7 @@ where
 }
 
 /// Saves the model, loads it into `fresh`, and checks that the accuracy is the same.
+#[allow(dead_code)] // the export example traces instead of saving safetensors
 pub fn save_and_reload<M>(model: &M, fresh: &mut M, accuracy: f64, file: &str) -> Result<()>
 where
     M: Params<Cpu> + Module<Images, Output = Logits>,
