@@ -1,6 +1,9 @@
 //! Export: traced graphs run in the runtime give eager mode's outputs, for every example model
 //! family; malformed graph files are refused.
 
+mod common;
+
+use common::export_models::{CONTEXT, Cnn, tiny_gpt};
 use tensile::export::{Runtime, trace};
 use tensile::nn;
 use tensile::prelude::*;
@@ -21,18 +24,6 @@ fn mlp_runs_as_eager() {
     let eager = model.forward(x).to_vec();
     assert!(max_diff(&y.to_vec::<f32>().unwrap(), &eager) <= 1e-6);
 }
-
-type Cnn = (
-    nn::Conv2d<1, 8, 3>,
-    nn::BatchNorm2d<8>,
-    nn::ReLU,
-    nn::MaxPool2d<2>,
-    nn::Conv2d<8, 16, 3, 1, 1>,
-    nn::ReLU,
-    nn::AdaptiveAvgPool2d<2, 2>,
-    nn::Flatten,
-    nn::Linear<64, 10>,
-);
 
 #[test]
 fn cnn_runs_as_eager() {
@@ -122,42 +113,10 @@ fn resnet_like_runs_as_eager_and_folds_batch_norm() {
     assert!(max_diff(&yf.to_vec::<f32>().unwrap(), &eager) <= 1e-5);
 }
 
-const VOCAB: usize = 32;
-const CONTEXT: usize = 6;
-const MODEL: usize = 16;
-
-struct TinyGpt {
-    tokens: nn::Embedding<VOCAB, MODEL>,
-    positions: nn::Embedding<CONTEXT, MODEL>,
-    layers: nn::Repeat<nn::TransformerEncoderLayer<MODEL, 2, 32>, 2>,
-    norm: nn::LayerNorm<MODEL>,
-    head: nn::Linear<MODEL, VOCAB>,
-}
-tensile::module_fields!(TinyGpt { tokens, positions, layers, norm, head });
-
-impl<T: Tape<Cpu>> Module<Tensor<(Const<2>, Const<CONTEXT>), i64, Cpu, T>> for TinyGpt {
-    type Output = Tensor<(Const<2>, Const<CONTEXT>, Const<VOCAB>), f32, Cpu, T>;
-    fn try_forward(&self, ids: Tensor<(Const<2>, Const<CONTEXT>), i64, Cpu, T>) -> Result<Self::Output> {
-        let tape = ids.tape().clone();
-        let x = self.tokens.try_forward(ids)?;
-        let at: Tensor<(Const<CONTEXT>,), i64, Cpu> = x.device().arange_const();
-        let pos = self.positions.try_forward(at.put_tape(tape))?;
-        let mut x = x + pos.broadcast::<_, Axis<0>>();
-        for layer in &self.layers.0 {
-            x = layer.try_encode(x, AttnMask::Causal, false)?;
-        }
-        self.head.try_forward(self.norm.try_forward(x)?)
-    }
-}
-
 #[test]
 fn decoder_only_transformer_runs_as_eager() {
     let dev = Cpu::seeded(3);
-    let mut model = TinyGpt::build(&dev);
-    for layer in &mut model.layers.0 {
-        layer.norm_first = true;
-        layer.activation = nn::Activation::GELU;
-    }
+    let model = tiny_gpt(&dev);
     let ids: Tensor<Rank2<2, CONTEXT>, i64, Cpu> = dev.tensor([[1, 5, 9, 3, 31, 0], [7, 7, 2, 8, 4, 6]]);
     let g = trace(&model, &ids).unwrap();
     let eager = model.forward(ids.clone()).to_vec();

@@ -57,6 +57,7 @@ impl OpRecord {
     /// ```
     /// use tensile::prelude::*;
     /// use tensile::autograd::{OpRecord, UniqueId};
+    /// use tensile::dtypes::DType;
     /// use tensile::export::Op;
     /// use tensile::ops::UnaryFn;
     /// let r = OpRecord::new("exp", vec![UniqueId::next()], UniqueId::next(), Dims::from_slice(&[3]))

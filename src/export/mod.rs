@@ -20,12 +20,14 @@
 
 mod file;
 mod ir;
+mod onnx;
 mod passes;
 mod runtime;
 mod text;
 mod trace;
 
 pub use ir::{Constant, Graph, IR_VERSION, Node, Op, Port, Source, Step, ValueId, ValueInfo};
+pub use onnx::ONNX_OPSET;
 pub use passes::{
     MemoryPlan, dead_code, fold_constants, fold_conv_affine, fuse_elementwise, fuse_linear, memory_plan, optimize,
 };
