@@ -1,5 +1,6 @@
 //! Export: train the digits CNN, trace it into a graph, optimise the graph, save it to one file,
-//! load it back in the runtime (no model types, no tape) and check it against eager mode.
+//! load it back in the runtime (no model types, no tape), check it against eager mode, and write
+//! the same graph as ONNX.
 //!
 //! ```sh
 //! cargo run --release --example export
@@ -66,6 +67,9 @@ fn main() -> Result<()> {
         .len();
     println!("saved {} ({size} bytes)", path.display());
     let runtime = Runtime::new(&Graph::load(&path)?)?;
+    let onnx = std::env::temp_dir().join("digits_cnn.onnx");
+    fused.save_onnx(&onnx)?;
+    println!("wrote {} (ONNX opset {}; onnxruntime runs it)", onnx.display(), tensile::export::ONNX_OPSET);
 
     let (mut right, mut max_diff) = (0, 0f32);
     let (mut eager_s, mut runtime_s) = (0.0, 0.0);

@@ -194,3 +194,46 @@ fn graph_files_round_trip_and_bad_inputs_are_errors() {
     assert!(tensile::export::Graph::from_bytes(b"not a graph file at all, really not").is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn masks_computed_from_the_input_stay_in_the_graph() {
+    let dev = Cpu::seeded(6);
+    let tracer = tensile::export::Tracer::new();
+    let x: Tensor<Rank2<3, 4>, f32, Cpu> = dev.randn();
+    let t = tracer.input("x", &x);
+    // a leaky ReLU by hand: the mask depends on the input, so it must be a node, not a constant
+    let y = t.gt_scalar(0.0).choose(t.clone(), t.clone().mul_scalar(0.1));
+    let g = tracer.finish(&(), &[("y", &y)]).unwrap();
+    assert!(g.nodes.iter().any(|n| n.op.name() == "gt"), "{g}");
+    let other: Tensor<Rank2<3, 4>, f32, Cpu> = dev.randn();
+    let got = Runtime::new(&g).unwrap().run_one(&other).unwrap().to_vec::<f32>().unwrap();
+    let expect = other.gt_scalar(0.0).choose(other.clone(), other.clone().mul_scalar(0.1)).to_vec();
+    assert_eq!(got, expect);
+    assert!(g.to_onnx().is_ok());
+}
+
+#[test]
+fn a_value_that_left_the_tape_is_refused() {
+    struct Detaching(nn::Linear<4, 4>);
+    impl nn::Params<Cpu> for Detaching {
+        fn visit_params<V: nn::Visitor<Cpu>>(&self, prefix: &str, v: &mut V) {
+            self.0.visit_params(prefix, v);
+        }
+        fn visit_params_mut<V: nn::VisitorMut<Cpu>>(&mut self, prefix: &str, v: &mut V) {
+            self.0.visit_params_mut(prefix, v);
+        }
+    }
+    impl<T: Tape<Cpu>> Module<Tensor<Rank2<2, 4>, f32, Cpu, T>> for Detaching {
+        type Output = Tensor<Rank2<2, 4>, f32, Cpu, T>;
+        fn try_forward(&self, x: Tensor<Rank2<2, 4>, f32, Cpu, T>) -> Result<Self::Output> {
+            let scale = x.detach().exp(); // computed from the input, off the tape
+            Ok(self.0.try_forward(x)? * scale)
+        }
+    }
+    let dev = Cpu::seeded(7);
+    let model = Detaching(BuildOn::build(&dev));
+    let x: Tensor<Rank2<2, 4>, f32, Cpu> = dev.randn();
+    let err = trace(&model, &x).unwrap_err();
+    assert!(matches!(err, Error::Untraceable { .. }), "{err}");
+    assert!(err.to_string().contains("left the trace"), "{err}");
+}

@@ -7,7 +7,6 @@
 
 use super::ir::{Graph, Node, Op, Step, ValueInfo};
 use crate::device::cpu::CpuStorage;
-use crate::device::cpu::strided::zip_map;
 use crate::device::{ConvGeometry, Cpu, Device, Layout};
 use crate::dtypes::{DType, Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
@@ -602,74 +601,108 @@ fn bias_activation<E: Float>(y: &mut CpuStorage<E>, b: Option<&CpuStorage<E>>, a
     }
 }
 
-/// One pass over the output: each element runs `steps` on the inputs' elements.
+/// Elements a fused program runs on at a time: each step is one tight loop over a block held in
+/// registers and L1, so the interpreter's dispatch is paid once per block, not per element.
+const BLOCK: usize = 512;
+
+/// One pass over the output: blocks of elements run `steps` on the inputs' elements.
 fn fused_elementwise<E: Element + Float>(
     dev: &Cpu,
     steps: &[Step],
     ins: &[Value],
     ol: Layout,
 ) -> Result<CpuStorage<E>> {
-    let dims = ol.dims;
+    let inputs: Vec<(&[E], Layout)> =
+        ins.iter().map(|v| Ok((v.storage::<E>()?.as_slice(), v.layout))).collect::<Result<_>>()?;
     let mut out = dev.alloc_zeros::<E>(ol.numel());
-    let eval = |xs: &[E]| -> E { E::from_acc(run_steps(steps, xs)) };
-    let s: Vec<&Arc<CpuStorage<E>>> = ins.iter().map(|v| v.storage::<E>()).collect::<Result<_>>()?;
-    let l: Vec<&Layout> = ins.iter().map(|v| &v.layout).collect();
-    match ins.len() {
-        1 => zip_map(&mut out.data, &dims, [(s[0].as_slice(), l[0])], |o, x| *o = eval(&x)),
-        2 => zip_map(&mut out.data, &dims, [(s[0].as_slice(), l[0]), (s[1].as_slice(), l[1])], |o, x| *o = eval(&x)),
-        3 => zip_map(
-            &mut out.data,
-            &dims,
-            [(s[0].as_slice(), l[0]), (s[1].as_slice(), l[1]), (s[2].as_slice(), l[2])],
-            |o, x| *o = eval(&x),
-        ),
-        4 => zip_map(
-            &mut out.data,
-            &dims,
-            [(s[0].as_slice(), l[0]), (s[1].as_slice(), l[1]), (s[2].as_slice(), l[2]), (s[3].as_slice(), l[3])],
-            |o, x| *o = eval(&x),
-        ),
-        n => return Err(invalid(format!("a fused node of {n} inputs (at most {MAX_FUSED_INPUTS})"))),
+    type Regs<A> = Vec<[A; BLOCK]>;
+    let scratch = || -> Regs<E::Acc> { vec![[<E::Acc as num_traits::Zero>::zero(); BLOCK]; MAX_FUSED_DEPTH] };
+    let body = |regs: &mut Regs<E::Acc>, (block, chunk): (usize, &mut [E])| {
+        let start = block * BLOCK;
+        let len = chunk.len();
+        let mut top = 0;
+        for s in steps {
+            match s {
+                Step::Input(i) => {
+                    let (data, layout) = &inputs[*i as usize];
+                    load(data, layout, start, &mut regs[top][..len]);
+                    top += 1;
+                }
+                Step::Unary(f) => f.visit(UnaryBlock(&mut regs[top - 1][..len])),
+                Step::Binary(f) => {
+                    let (lo, hi) = regs.split_at_mut(top - 1);
+                    f.visit(BinaryBlock(&mut lo[top - 2][..len], &hi[0][..len]));
+                    top -= 1;
+                }
+            }
+        }
+        for (o, v) in chunk.iter_mut().zip(&regs[0][..len]) {
+            *o = E::from_acc(*v);
+        }
+    };
+    if out.data.len() >= crate::device::cpu::strided::PAR_THRESHOLD {
+        use rayon::prelude::*;
+        out.data.par_chunks_mut(BLOCK).enumerate().for_each_init(scratch, body);
+    } else {
+        let mut regs = scratch();
+        out.data.chunks_mut(BLOCK).enumerate().for_each(|c| body(&mut regs, c));
     }
     Ok(out)
+}
+
+/// Elements `start..start + dst.len()` (row-major over `l.dims`) of a view, widened.
+fn load<E: Float>(data: &[E], l: &Layout, start: usize, dst: &mut [E::Acc]) {
+    if l.is_contiguous() {
+        for (d, x) in dst.iter_mut().zip(&data[l.offset + start..]) {
+            *d = x.to_acc();
+        }
+        return;
+    }
+    // Walk the multi-index of `start` forward, updating the offset as axes roll over.
+    let (dims, strides) = (l.dims.as_slice(), l.strides.as_slice());
+    let mut idx = [0usize; crate::shapes::MAX_RANK];
+    let mut rest = start;
+    let mut off = l.offset;
+    for a in (0..dims.len()).rev() {
+        idx[a] = rest % dims[a];
+        rest /= dims[a];
+        off += idx[a] * strides[a];
+    }
+    for d in dst.iter_mut() {
+        *d = data[off].to_acc();
+        for a in (0..dims.len()).rev() {
+            idx[a] += 1;
+            off += strides[a];
+            if idx[a] < dims[a] {
+                break;
+            }
+            off -= strides[a] * dims[a];
+            idx[a] = 0;
+        }
+    }
+}
+
+struct UnaryBlock<'a, A>(&'a mut [A]);
+impl<A: Float> UnaryVisitor for UnaryBlock<'_, A> {
+    type Out = ();
+    fn visit<O: UnaryOp>(self, op: O) {
+        for v in self.0.iter_mut() {
+            *v = op.f(*v);
+        }
+    }
+}
+
+struct BinaryBlock<'a, A>(&'a mut [A], &'a [A]);
+impl<A: Float> BinaryVisitor for BinaryBlock<'_, A> {
+    type Out = ();
+    fn visit<O: BinaryOp>(self, op: O) {
+        for (a, &b) in self.0.iter_mut().zip(self.1) {
+            *a = op.f(*a, b);
+        }
+    }
 }
 
 /// The most inputs a fused element-wise node reads.
 pub(crate) const MAX_FUSED_INPUTS: usize = 4;
 /// The deepest stack a fused program may build.
-pub(crate) const MAX_FUSED_DEPTH: usize = 8;
-
-/// Evaluates a fused program on one element of each input, in the accumulation type (so f32
-/// and f64 give exactly the unfused results; half types round once instead of per op).
-fn run_steps<E: Float>(steps: &[Step], xs: &[E]) -> E::Acc {
-    struct U<A>(A);
-    impl<A: Float> UnaryVisitor for U<A> {
-        type Out = A;
-        fn visit<O: UnaryOp>(self, op: O) -> A {
-            op.f(self.0)
-        }
-    }
-    struct B<A>(A, A);
-    impl<A: Float> BinaryVisitor for B<A> {
-        type Out = A;
-        fn visit<O: BinaryOp>(self, op: O) -> A {
-            op.f(self.0, self.1)
-        }
-    }
-    let mut stack = [<E::Acc as num_traits::Zero>::zero(); MAX_FUSED_DEPTH];
-    let mut top = 0;
-    for s in steps {
-        match s {
-            Step::Input(i) => {
-                stack[top] = xs[*i as usize].to_acc();
-                top += 1;
-            }
-            Step::Unary(f) => stack[top - 1] = f.visit(U(stack[top - 1])),
-            Step::Binary(f) => {
-                stack[top - 2] = f.visit(B(stack[top - 2], stack[top - 1]));
-                top -= 1;
-            }
-        }
-    }
-    stack[0]
-}
+pub(crate) const MAX_FUSED_DEPTH: usize = 6;

@@ -56,21 +56,27 @@ macro_rules! cmp_ops {
                 fn cmp<E: Dtype>(&self, $a: E, $b: E) -> bool { $f }
             }
         )*
-        impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {$(
+        impl<S: Shape, E: Dtype, D: Device, T: Tape<D>> Tensor<S, E, D, T> {$(
             #[doc = concat!("Element-wise `", $label, "`; an `Err` when run-time dims differ.")]
-            pub fn $try_method<T2>(&self, rhs: &Tensor<S, E, D, T2>) -> Result<Tensor<S, bool, D>> {
+            pub fn $try_method<T2: Tape<D>>(&self, rhs: &Tensor<S, E, D, T2>) -> Result<Tensor<S, bool, D>> {
                 compare(self, rhs, $name)
             }
             #[doc = concat!("Element-wise `", $label, "`, panicking when run-time dims differ.")]
-            pub fn $method<T2>(&self, rhs: &Tensor<S, E, D, T2>) -> Tensor<S, bool, D> {
+            pub fn $method<T2: Tape<D>>(&self, rhs: &Tensor<S, E, D, T2>) -> Tensor<S, bool, D> {
                 self.$try_method(rhs).unwrap_or_else(|e| panic!("{e}"))
             }
             #[doc = concat!("Element-wise `", $label, "` against a scalar.")]
             pub fn $scalar(&self, rhs: E) -> Tensor<S, bool, D> {
-                let l = self.layout();
-                let s = self.device.upload(vec![rhs]);
-                let sl = Layout::repeated_element(l.dims);
-                Tensor::from_storage(self.device.clone(), self.device.compare(&$name, &self.data, &l, &s, &sl), self.shape)
+                let scalar = Tensor {
+                    id: crate::autograd::UniqueId::next(),
+                    data: std::sync::Arc::new(self.device.upload(vec![rhs])),
+                    shape: self.shape,
+                    strides: Layout::repeated_element(self.layout().dims).strides,
+                    offset: 0,
+                    device: self.device.clone(),
+                    tape: crate::autograd::NoTape,
+                };
+                compare(self, &scalar, $name).expect("the same shape")
             }
         )*}
     };
@@ -91,7 +97,9 @@ cmp_ops! {
     GeOp, ge, try_ge, ge_scalar => "ge", |a, b| a >= b;
 }
 
-fn compare<S: Shape, E: Dtype, D: Device, T1, T2, O: CmpOp>(
+/// A comparison. Its result has no tape (nothing to differentiate), but on a tracing tape the
+/// comparison is still recorded, so a mask computed from a traced input stays in the graph.
+fn compare<S: Shape, E: Dtype, D: Device, T1: Tape<D>, T2: Tape<D>, O: CmpOp>(
     a: &Tensor<S, E, D, T1>,
     b: &Tensor<S, E, D, T2>,
     op: O,
@@ -100,7 +108,21 @@ fn compare<S: Shape, E: Dtype, D: Device, T1, T2, O: CmpOp>(
         return Err(Error::ShapeMismatch { op: O::NAME, lhs: a.dims().to_vec(), rhs: b.dims().to_vec() });
     }
     let out = a.device.compare(&op, &a.data, &a.layout(), &b.data, &b.layout());
-    Ok(Tensor::from_storage(a.device.clone(), out, a.shape))
+    let out = Tensor::from_storage(a.device.clone(), out, a.shape);
+    let record = || {
+        crate::autograd::OpRecord::new(O::NAME, vec![a.id, b.id], out.id, out.dims())
+            .exports(crate::export::Op::Compare(O::FN), crate::dtypes::DType::Bool)
+    };
+    if T1::TRACING {
+        crate::autograd::capture(&a.tape, a);
+        crate::autograd::capture(&a.tape, b);
+        a.tape.add_backward_op(record(), |_| Ok(()));
+    } else if T2::TRACING {
+        crate::autograd::capture(&b.tape, a);
+        crate::autograd::capture(&b.tape, b);
+        b.tape.add_backward_op(record(), |_| Ok(()));
+    }
+    Ok(out)
 }
 
 impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
