@@ -8,30 +8,18 @@
 
 #[allow(dead_code)] // this bench uses only the timing helper
 mod common;
+#[path = "../examples/common/digits_cnn.rs"]
+mod digits_cnn;
 #[path = "../examples/common/resnet18.rs"]
 #[allow(dead_code)]
 mod resnet18;
 
+use digits_cnn::DigitsCnn;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use tensile::export::{Runtime, optimize, trace};
-use tensile::nn::{Conv2d, Flatten, Linear, MaxPool2d, ReLU};
 use tensile::prelude::*;
-
-/// The README's digits CNN.
-type DigitsCnn = (
-    Conv2d<1, 32, 3, 1, 1>,
-    ReLU,
-    MaxPool2d<2>,
-    Conv2d<32, 64, 3, 1, 1>,
-    ReLU,
-    MaxPool2d<2>,
-    Flatten,
-    Linear<256, 128>,
-    ReLU,
-    Linear<128, 10>,
-);
 
 struct Row {
     name: String,

@@ -7,24 +7,12 @@
 
 #[path = "common/digits.rs"]
 mod digits;
+#[path = "common/digits_cnn.rs"]
+mod digits_cnn;
 
-use tensile::nn::{Conv2d, Flatten, Linear, MaxPool2d, ReLU};
+use digits_cnn::DigitsCnn as Cnn;
+
 use tensile::prelude::*;
-
-/// 8x8 -> conv 3x3 (pad 1) -> pool -> 4x4 -> conv 3x3 -> pool -> 2x2 x 64 = 256 features,
-/// all computed by the types: `Linear<256, 128>` is checked at build time.
-type Cnn = (
-    Conv2d<1, 32, 3, 1, 1>,
-    ReLU,
-    MaxPool2d<2>,
-    Conv2d<32, 64, 3, 1, 1>,
-    ReLU,
-    MaxPool2d<2>,
-    Flatten,
-    Linear<256, 128>,
-    ReLU,
-    Linear<128, 10>,
-);
 
 fn main() -> Result<()> {
     let mut model = Cnn::build(&Cpu::seeded(0));

@@ -8,27 +8,16 @@
 
 #[path = "common/digits.rs"]
 mod digits;
+#[path = "common/digits_cnn.rs"]
+mod digits_cnn;
+
+use digits_cnn::DigitsCnn as Cnn;
 
 use std::time::Instant;
 use tensile::data::mnist::{Mnist, Split};
 use tensile::data::{Dataset, transforms};
 use tensile::export::{Graph, Runtime, memory_plan, optimize, trace};
-use tensile::nn::{Conv2d, Flatten, Linear, MaxPool2d, ReLU};
 use tensile::prelude::*;
-
-/// The README's digits CNN.
-type Cnn = (
-    Conv2d<1, 32, 3, 1, 1>,
-    ReLU,
-    MaxPool2d<2>,
-    Conv2d<32, 64, 3, 1, 1>,
-    ReLU,
-    MaxPool2d<2>,
-    Flatten,
-    Linear<256, 128>,
-    ReLU,
-    Linear<128, 10>,
-);
 
 /// One image, batch of 1: what an edge device classifies.
 type Image = Tensor<(usize, Const<1>, Const<8>, Const<8>), f32, Cpu>;

@@ -59,68 +59,35 @@ macro_rules! element {
 }
 element!(f32 => F32, f64 => F64, f16 => F16, bf16 => BF16, i64 => I64, i32 => I32, u8 => U8, bool => Bool);
 
+/// Runs `$body` with `$E` the Rust type of the dtype `$dtype` names, among the `[tag => type]`
+/// listed; `$fallback` (with `$other` bound to the dtype) for the rest.
+macro_rules! dispatch {
+    ($dtype:expr, $E:ident => $body:expr, [$($tag:ident => $t:ty),*], $other:ident => $fallback:expr) => {
+        match $dtype {
+            $(DType::$tag => {
+                type $E = $t;
+                $body
+            })*
+            #[allow(unreachable_patterns)]
+            $other => $fallback,
+        }
+    };
+}
+
 /// Runs `$body` with `$E` the float type of `$dtype` (an `Err` for other dtypes).
 macro_rules! with_float {
     ($dtype:expr, $E:ident => $body:expr) => {
-        match $dtype {
-            DType::F32 => {
-                type $E = f32;
-                $body
-            }
-            DType::F64 => {
-                type $E = f64;
-                $body
-            }
-            DType::F16 => {
-                type $E = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $E = bf16;
-                $body
-            }
-            other => Err(invalid(format!("a float op got a {other} value"))),
-        }
+        dispatch!($dtype, $E => $body, [F32 => f32, F64 => f64, F16 => f16, BF16 => bf16],
+            other => Err(invalid(format!("a float op got a {other} value"))))
     };
 }
 
 /// Runs `$body` with `$E` the type of `$dtype`.
 macro_rules! with_any {
     ($dtype:expr, $E:ident => $body:expr) => {
-        match $dtype {
-            DType::F32 => {
-                type $E = f32;
-                $body
-            }
-            DType::F64 => {
-                type $E = f64;
-                $body
-            }
-            DType::F16 => {
-                type $E = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $E = bf16;
-                $body
-            }
-            DType::I64 => {
-                type $E = i64;
-                $body
-            }
-            DType::I32 => {
-                type $E = i32;
-                $body
-            }
-            DType::U8 => {
-                type $E = u8;
-                $body
-            }
-            DType::Bool => {
-                type $E = bool;
-                $body
-            }
-        }
+        dispatch!($dtype, $E => $body,
+            [F32 => f32, F64 => f64, F16 => f16, BF16 => bf16, I64 => i64, I32 => i32, U8 => u8, Bool => bool],
+            other => unreachable!("every dtype is listed, {other} too"))
     };
 }
 
