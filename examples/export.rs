@@ -4,6 +4,8 @@
 //!
 //! ```sh
 //! cargo run --release --example export
+//! # and refresh the graph and sample digits the no_std example embeds:
+//! cargo run --release --example export -- --embedded examples/embedded/model
 //! ```
 
 #[path = "common/digits.rs"]
@@ -22,6 +24,15 @@ use tensile::prelude::*;
 /// One image, batch of 1: what an edge device classifies.
 type Image = Tensor<(usize, Const<1>, Const<8>, Const<8>), f32, Cpu>;
 
+/// Test digits written beside the graph for the embedded example.
+const EMBEDDED_DIGITS: usize = 20;
+
+/// The folder after `--embedded`, if given.
+fn embedded_dir() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == "--embedded").and_then(|i| args.get(i + 1).cloned())
+}
+
 fn main() -> Result<()> {
     let dev = Cpu::seeded(0);
     let mut model = Cnn::build(&dev);
@@ -29,9 +40,11 @@ fn main() -> Result<()> {
 
     let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits");
     let test = Mnist::<8, 8>::load(&dev, folder, Split::Test)?;
+    let mut pixels = Vec::new();
     let images: Vec<(Image, i64)> = (0..test.len())
         .map(|i| {
             let (image, label) = test.get(i)?;
+            pixels.push((image.to_vec(), label));
             let x = transforms::to_float(&image, 1.0 / 16.0);
             Ok((x.try_reshape_like(&(1usize, Const::<1>, Const::<8>, Const::<8>))?, label))
         })
@@ -81,5 +94,18 @@ fn main() -> Result<()> {
     );
     println!("per image: eager {:.0} µs, runtime {:.0} µs", 1e6 * eager_s / n, 1e6 * runtime_s / n);
     assert!(max_diff <= 1e-5, "the runtime should match eager mode");
+
+    if let Some(dir) = embedded_dir() {
+        // What `examples/embedded` includes: the graph file, and the first test digits as raw
+        // bytes (64 pixels of 0..=16 each, then one label byte each).
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io { path: dir.clone(), reason: e.to_string() })?;
+        fused.save(format!("{dir}/digits_cnn.tgraph"))?;
+        let sample = &pixels[..EMBEDDED_DIGITS];
+        let mut bytes: Vec<u8> = sample.iter().flat_map(|(p, _)| p.iter().copied()).collect();
+        bytes.extend(sample.iter().map(|&(_, label)| label as u8));
+        let path = format!("{dir}/digits_test.bin");
+        std::fs::write(&path, bytes).map_err(|e| Error::Io { path: path.clone(), reason: e.to_string() })?;
+        println!("wrote {dir}/digits_cnn.tgraph and {path} ({EMBEDDED_DIGITS} digits) for examples/embedded");
+    }
     Ok(())
 }

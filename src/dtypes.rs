@@ -1,5 +1,6 @@
 //! Element types: the four float types, integers and bool.
 
+use crate::compat::prelude::*;
 use core::fmt::{Debug, Display};
 use half::{bf16, f16};
 

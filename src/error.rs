@@ -1,5 +1,6 @@
 //! The one error type of tensile: plain, structured, and naming the op.
 
+use crate::compat::prelude::*;
 use core::fmt;
 
 /// Everything that can go wrong in a fallible (`try_*`) call.
@@ -148,7 +149,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}
 
 /// `Result` with tensile's [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;

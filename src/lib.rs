@@ -31,23 +31,36 @@
 //! See `docs/ARCHITECTURE.md` for the layers and how to add an op.
 
 #![warn(missing_docs)]
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
 
 pub mod autograd;
+mod compat;
+#[cfg(feature = "std")]
 pub mod data;
 pub mod device;
 pub mod dtypes;
 pub mod error;
 pub mod export;
+#[cfg(feature = "std")]
 mod io;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+mod par;
 pub mod shapes;
 pub mod tensor;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};
+
+/// Names the exported macros expand to (not public API).
+#[doc(hidden)]
+pub mod __private {
+    pub use alloc::format;
+}
 pub use tensor::Tensor;
 
 /// Everything a model-writing program needs, in one import.

@@ -237,3 +237,26 @@ fn a_value_that_left_the_tape_is_refused() {
     assert!(matches!(err, Error::Untraceable { .. }), "{err}");
     assert!(err.to_string().contains("left the trace"), "{err}");
 }
+
+/// The files `examples/embedded` includes: the committed graph still loads in this version of the
+/// runtime and still classifies the committed digits (the same check the QEMU run makes).
+#[test]
+fn the_embedded_examples_graph_file_classifies_its_digits() {
+    const PIXELS: usize = 64;
+    let graph = tensile::export::Graph::from_bytes(include_bytes!("../examples/embedded/model/digits_cnn.tgraph"))
+        .expect("the committed graph file loads");
+    let runtime = Runtime::new(&graph).unwrap();
+    let digits: &[u8] = include_bytes!("../examples/embedded/model/digits_test.bin");
+    let count = digits.len() / (PIXELS + 1);
+    assert!(count >= 10, "the sample holds {count} digits");
+    let (images, labels) = digits.split_at(count * PIXELS);
+    let mut right = 0;
+    for (pixels, &label) in images.chunks_exact(PIXELS).zip(labels) {
+        let x = pixels.iter().map(|&p| f32::from(p) / 16.0).collect();
+        let out = runtime.run(&[tensile::export::Value::from_vec(&[1, 1, 8, 8], x).unwrap()]).unwrap();
+        let logits = out[0].to_vec::<f32>().unwrap();
+        let predicted = (0..10).max_by(|&a, &b| logits[a].total_cmp(&logits[b])).unwrap();
+        right += usize::from(predicted == usize::from(label));
+    }
+    assert!(right * 10 >= count * 9, "{right} of {count} right");
+}

@@ -1,13 +1,13 @@
 //! Gradient storage, keyed by tensor id, holding buffers of any float dtype.
 
+use crate::compat::prelude::*;
+use crate::compat::{HashMap, HashSet};
 use crate::device::{Device, Layout};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
 use crate::shapes::{Dims, Shape};
 use crate::tensor::Tensor;
-use std::any::Any;
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use core::any::Any;
 
 /// Identifies a tensor value. Ids grow over time, so an op's output always has a larger id than its
 /// inputs: sorting by id is a topological order of the recorded graph.
@@ -23,8 +23,21 @@ impl UniqueId {
     /// assert!(UniqueId::next() < UniqueId::next());
     /// ```
     pub fn next() -> Self {
-        static COUNTER: AtomicU64 = AtomicU64::new(1);
-        UniqueId(COUNTER.fetch_add(1, Ordering::Relaxed))
+        #[cfg(target_has_atomic = "64")]
+        {
+            use core::sync::atomic::{AtomicU64, Ordering};
+            static COUNTER: AtomicU64 = AtomicU64::new(1);
+            UniqueId(COUNTER.fetch_add(1, Ordering::Relaxed))
+        }
+        // 32-bit targets without 64-bit atomics (Cortex-M): a lock, since a 32-bit counter
+        // could wrap and break the id order backward relies on.
+        #[cfg(not(target_has_atomic = "64"))]
+        {
+            static COUNTER: crate::compat::Mutex<u64> = crate::compat::Mutex::new(1);
+            let mut next = COUNTER.lock();
+            *next += 1;
+            UniqueId(*next - 1)
+        }
     }
 }
 

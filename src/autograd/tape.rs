@@ -1,13 +1,15 @@
 //! The tape types and how they merge.
 
 use super::gradients::{Gradients, UniqueId};
+use crate::compat::Mutex;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::device::Layout;
 use crate::dtypes::{DType, Dtype};
 use crate::error::Result;
 use crate::shapes::{Dims, Shape};
 use crate::tensor::Tensor;
-use std::sync::{Arc, Mutex};
+use alloc::sync::Arc;
 
 /// A backward closure: reads the output's gradient, adds into the inputs'.
 pub(crate) type BackwardOp<D> = Box<dyn FnOnce(&mut Gradients<D>) -> Result<()> + Send>;
@@ -187,7 +189,7 @@ impl<D: Device> OwnedTape<D> {
     fn root(&self) -> Arc<Mutex<Node<D>>> {
         let mut cur = self.node.clone();
         loop {
-            let next = match &*cur.lock().expect("tape lock") {
+            let next = match &*cur.lock() {
                 Node::Live(_) => None,
                 Node::Merged(next) => Some(next.clone()),
             };
@@ -201,7 +203,7 @@ impl<D: Device> OwnedTape<D> {
     /// The ops recorded so far, in the order they ran.
     pub fn recorded_ops(&self) -> Vec<OpRecord> {
         let root = self.root();
-        let node = root.lock().expect("tape lock");
+        let node = root.lock();
         match &*node {
             Node::Live(rec) => {
                 let mut ops: Vec<OpRecord> = rec.ops.iter().map(|(r, _)| r.clone()).collect();
@@ -215,7 +217,7 @@ impl<D: Device> OwnedTape<D> {
     /// Takes the recording out (for `backward`), leaving an empty one behind.
     pub(crate) fn take_recording(&self) -> Recording<D> {
         let root = self.root();
-        let mut node = root.lock().expect("tape lock");
+        let mut node = root.lock();
         let empty = Recording { ops: Vec::new(), grads: Gradients::leaky() };
         match core::mem::replace(&mut *node, Node::Live(empty)) {
             Node::Live(rec) => rec,
@@ -231,7 +233,7 @@ impl<D: Device> Tape<D> for OwnedTape<D> {
         F: FnOnce(&mut Gradients<D>) -> Result<()> + Send + 'static,
     {
         let root = self.root();
-        if let Node::Live(rec) = &mut *root.lock().expect("tape lock") {
+        if let Node::Live(rec) = &mut *root.lock() {
             rec.ops.push((record, Box::new(op)));
         }
     }
@@ -266,13 +268,13 @@ impl<D: Device> Merge<D, OwnedTape<D>> for OwnedTape<D> {
             return self;
         }
         let moved = {
-            let mut nb = b.lock().expect("tape lock");
+            let mut nb = b.lock();
             match core::mem::replace(&mut *nb, Node::Merged(a.clone())) {
                 Node::Live(rec) => rec,
                 Node::Merged(_) => unreachable!("root() returns a live node"),
             }
         };
-        if let Node::Live(rec) = &mut *a.lock().expect("tape lock") {
+        if let Node::Live(rec) = &mut *a.lock() {
             rec.ops.extend(moved.ops);
             rec.grads.absorb(moved.grads);
         }

@@ -1,5 +1,6 @@
 //! How a tensor's logical elements sit in its storage: sizes, strides and an offset.
 
+use crate::compat::prelude::*;
 use crate::shapes::Dims;
 
 /// Sizes, strides (in elements) and the offset of element zero. A stride of 0 repeats an element

@@ -8,6 +8,7 @@ pub mod cpu;
 mod geometry;
 mod layout;
 
+use crate::compat::prelude::*;
 pub use cpu::Cpu;
 pub use cpu::ScanKind;
 pub use geometry::{ConvGeometry, PoolGeometry, PoolWindows};
@@ -16,7 +17,7 @@ pub use layout::Layout;
 use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::error::Result;
 use crate::ops::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// A device: storage and the kernels tensile's ops are built from.
 ///

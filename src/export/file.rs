@@ -10,11 +10,13 @@
 //! truncated, corrupted or newer file is an `Err` that says what is wrong.
 
 use super::ir::{Constant, Graph, IR_VERSION, Node, Op, Port, Step, ValueId, ValueInfo};
+use crate::compat::prelude::*;
 use crate::device::{ConvGeometry, Layout, PoolGeometry, PoolWindows};
 use crate::dtypes::DType;
 use crate::error::{Error, Result};
 use crate::ops::{BinaryFn, CmpFn, ReduceKind, UnaryFn};
 use crate::shapes::{Dims, MAX_RANK};
+#[cfg(feature = "std")]
 use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"TNSLGRPH";
@@ -548,6 +550,7 @@ impl Graph {
 
     /// Writes the graph file to `path` (through a temporary file and a rename, so a crash leaves
     /// any older file whole).
+    #[cfg(feature = "std")]
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         crate::io::write_atomically(path.as_ref(), &self.to_bytes())
     }
@@ -565,6 +568,7 @@ impl Graph {
     /// g.save(&path).unwrap();
     /// assert_eq!(Graph::load(&path).unwrap(), g);
     /// ```
+    #[cfg(feature = "std")]
     pub fn load(path: impl AsRef<Path>) -> Result<Graph> {
         Graph::from_bytes(&crate::io::read(path.as_ref())?)
     }

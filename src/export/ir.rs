@@ -4,6 +4,7 @@
 //! A graph is fully static: every value's dims are known, so a node's output can be checked
 //! against its op and inputs ([`Op::infer`]) when a graph is built, loaded or rewritten.
 
+use crate::compat::prelude::*;
 use crate::device::{ConvGeometry, Layout, PoolGeometry, PoolWindows};
 use crate::dtypes::DType;
 use crate::error::{Error, Result};

@@ -3,10 +3,12 @@
 //! compiler): only the fields of `onnx.proto` used here are encoded.
 
 use super::ir::{Graph, Op, Step};
+use crate::compat::prelude::*;
 use crate::device::PoolWindows;
 use crate::dtypes::{DType, Dtype};
 use crate::error::{Error, Result};
 use crate::ops::{BinaryFn, CmpFn, ReduceKind, UnaryFn};
+#[cfg(feature = "std")]
 use std::path::Path;
 
 /// The ONNX opset the export targets.
@@ -622,7 +624,7 @@ impl Graph {
             fresh: 0,
         };
         let mut graph = Pb::default();
-        let mut used = std::collections::HashSet::new();
+        let mut used = crate::compat::HashSet::new();
         for p in &self.inputs {
             b.names[p.value.index()] = p.name.clone();
             used.insert(p.name.clone());
@@ -665,6 +667,7 @@ impl Graph {
     }
 
     /// Writes [`Graph::to_onnx`] to `path` (through a temporary file and a rename).
+    #[cfg(feature = "std")]
     pub fn save_onnx(&self, path: impl AsRef<Path>) -> Result<()> {
         crate::io::write_atomically(path.as_ref(), &self.to_onnx()?)
     }

@@ -11,10 +11,11 @@
 
 use super::ir::{Graph, Node, Op, Step, ValueId, ValueInfo};
 use super::runtime::{MAX_FUSED_DEPTH, MAX_FUSED_INPUTS, Runtime, Value};
+use crate::compat::HashMap;
+use crate::compat::prelude::*;
 use crate::dtypes::DType;
 use crate::error::Result;
 use crate::ops::{BinaryFn, UnaryFn};
-use std::collections::HashMap;
 
 /// Runs every pass, in an order where each helps the next, and checks the result.
 ///
@@ -59,7 +60,7 @@ pub fn dead_code(g: &Graph) -> Graph {
     let mut live = vec![false; g.values.len()];
     let mut stack: Vec<ValueId> = g.outputs.iter().map(|p| p.value).collect();
     while let Some(v) = stack.pop() {
-        if std::mem::replace(&mut live[v.index()], true) {
+        if core::mem::replace(&mut live[v.index()], true) {
             continue;
         }
         if let Some(&i) = producer.get(&v) {

@@ -6,6 +6,7 @@
 //! owned input), so memory follows the graph's live set.
 
 use super::ir::{Graph, Node, Op, Step, ValueInfo};
+use crate::compat::prelude::*;
 use crate::device::cpu::CpuStorage;
 use crate::device::{ConvGeometry, Cpu, Device, Layout};
 use crate::dtypes::{DType, Dtype, Float, IndexDtype};
@@ -13,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::ops::{BinaryOp, BinaryVisitor, CmpOp, CmpVisitor, UnaryOp, UnaryVisitor};
 use crate::shapes::{Dims, Shape};
 use crate::tensor::Tensor;
+use alloc::sync::Arc;
 use half::{bf16, f16};
-use std::sync::Arc;
 
 /// A buffer of one of the eight element types.
 #[derive(Clone)]
@@ -549,7 +550,7 @@ fn bias_activation<E: Float>(y: &mut CpuStorage<E>, b: Option<&CpuStorage<E>>, a
         }
     }
     fn bias_then<E: Float>(y: &mut [E], b: Option<&[E]>, f: impl Fn(E) -> E + Sync) {
-        use rayon::prelude::*;
+        use crate::par::*;
         match b {
             Some(b) if !b.is_empty() => y.par_chunks_mut(b.len()).for_each(|row| {
                 for (v, &bj) in row.iter_mut().zip(b) {
@@ -608,7 +609,7 @@ fn fused_elementwise<E: Element + Float>(
         }
     };
     if out.data.len() >= crate::device::cpu::strided::PAR_THRESHOLD {
-        use rayon::prelude::*;
+        use crate::par::*;
         out.data.par_chunks_mut(BLOCK).enumerate().for_each_init(scratch, body);
     } else {
         let mut regs = scratch();

@@ -1,6 +1,7 @@
 //! The text form of a graph: one line per value, like `torch.fx`'s `print_tabular`.
 
 use super::ir::{Graph, Op, Step, ValueInfo};
+use crate::compat::prelude::*;
 use crate::device::PoolWindows;
 use core::fmt::{self, Display, Formatter};
 

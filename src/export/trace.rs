@@ -8,14 +8,16 @@
 
 use super::ir::{Graph, ValueId, ValueInfo};
 use crate::autograd::{Gradients, Merge, NoTape, OpRecord, Tape, UniqueId};
+use crate::compat::Mutex;
+use crate::compat::prelude::*;
+use crate::compat::{HashMap, HashSet};
 use crate::device::{Device, Layout};
 use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};
 use crate::nn::{Params, TensorKind, Visitor};
 use crate::shapes::Shape;
 use crate::tensor::Tensor;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use alloc::sync::Arc;
 
 /// A value the trace saw an op read without having made it.
 struct Captured {
@@ -72,7 +74,7 @@ impl<D: Device> TraceTape<D> {
     fn root(&self) -> Arc<Mutex<TraceNode>> {
         let mut cur = self.node.clone();
         loop {
-            let next = match &*cur.lock().expect("trace lock") {
+            let next = match &*cur.lock() {
                 TraceNode::Live(_) => None,
                 TraceNode::Merged(n) => Some(n.clone()),
             };
@@ -84,7 +86,7 @@ impl<D: Device> TraceTape<D> {
     }
     fn with_log<R>(&self, f: impl FnOnce(&mut TraceLog) -> R) -> R {
         let root = self.root();
-        let mut node = root.lock().expect("trace lock");
+        let mut node = root.lock();
         match &mut *node {
             TraceNode::Live(log) => f(log),
             TraceNode::Merged(_) => unreachable!("root() returns a live node"),
@@ -162,7 +164,7 @@ impl<D: Device> Merge<D, TraceTape<D>> for TraceTape<D> {
         if Arc::ptr_eq(&a, &b) {
             return self;
         }
-        let moved = match core::mem::replace(&mut *b.lock().expect("trace lock"), TraceNode::Merged(a.clone())) {
+        let moved = match core::mem::replace(&mut *b.lock(), TraceNode::Merged(a.clone())) {
             TraceNode::Live(log) => log,
             TraceNode::Merged(_) => unreachable!("root() returns a live node"),
         };
@@ -267,7 +269,7 @@ impl<D: Device> Tracer<D> {
             let mut v: Vec<(UniqueId, Vec<u8>)> = log
                 .captured
                 .iter()
-                .filter(|(id, _)| !names.contains_key(id))
+                .filter(|(id, _)| !names.contains_key(*id))
                 .map(|(id, c)| (*id, c.data.clone()))
                 .collect();
             v.sort_by_key(|(id, _)| *id);

@@ -4,6 +4,7 @@
 use super::linear::{affine, on_tape};
 use super::{BuildOn, Linear, Module, ModuleMut, Params, TensorKind, Visitor, VisitorMut, init};
 use crate::autograd::Tape;
+use crate::compat::prelude::*;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::Result;

@@ -3,6 +3,7 @@
 use super::linear::on_tape;
 use super::{BuildOn, Module, init, same_in_training, tensor_params};
 use crate::autograd::Tape;
+use crate::compat::math;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
@@ -33,7 +34,7 @@ pub struct Bilinear<const I1: usize, const I2: usize, const O: usize, E: Float =
 
 impl<const I1: usize, const I2: usize, const O: usize, E: Float, D: Device> BuildOn<D> for Bilinear<I1, I2, O, E, D> {
     fn try_build(dev: &D) -> Result<Self> {
-        let bound = 1.0 / (I1.max(1) as f64).sqrt();
+        let bound = 1.0 / math::sqrt(I1.max(1) as f64);
         Ok(Self {
             weight: init::uniform(dev, &Default::default(), -bound, bound),
             bias: init::uniform(dev, &Default::default(), -bound, bound),

@@ -4,6 +4,8 @@
 use super::linear::on_tape;
 use super::{BuildOn, Module, init, optional_bias, same_in_training, tensor_params};
 use crate::autograd::Tape;
+use crate::compat::math;
+use crate::compat::prelude::*;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::Result;
@@ -90,9 +92,9 @@ macro_rules! conv_common {
         {
             fn try_build(dev: &D) -> Result<Self> {
                 let fan_in = (I / G.max(1)) * $receptive;
-                let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+                let bound = 1.0 / math::sqrt(fan_in.max(1) as f64);
                 Ok(Self {
-                    weight: init::kaiming_uniform(dev, &Default::default(), 5f64.sqrt()),
+                    weight: init::kaiming_uniform(dev, &Default::default(), math::sqrt(5f64)),
                     bias: Some(init::uniform(dev, &Default::default(), -bound, bound)),
                 })
             }
@@ -270,10 +272,10 @@ impl<
         }
         // PyTorch's fan-in of this weight is its dim 1 times the kernel: (O / G) K²
         let fan_in = (O / G) * K * K;
-        let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+        let bound = 1.0 / math::sqrt(fan_in.max(1) as f64);
         let shape = (Const, OutPerGroup::<O, G>::new(O / G), Const, Const);
         Ok(Self {
-            weight: init::kaiming_uniform(dev, &shape, 5f64.sqrt()),
+            weight: init::kaiming_uniform(dev, &shape, math::sqrt(5f64)),
             bias: Some(init::uniform(dev, &Default::default(), -bound, bound)),
         })
     }

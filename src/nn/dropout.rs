@@ -4,6 +4,7 @@
 use super::activation::stateless;
 use super::{BuildOn, Module, ModuleMut, Params, Visitor, VisitorMut};
 use crate::autograd::Tape;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::error::Result;

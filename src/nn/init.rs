@@ -3,6 +3,7 @@
 //! `fan_out = dims[0] * receptive field`, where the receptive field is the product of the dims
 //! after the second (1 for a matrix).
 
+use crate::compat::math;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::shapes::Shape;
@@ -51,7 +52,7 @@ pub fn normal<S: Shape, E: Float, D: Device>(dev: &D, shape: &S, mean: f64, std:
 
 /// The gain of a leaky ReLU with negative slope `a` (`init.calculate_gain("leaky_relu", a)`).
 fn leaky_relu_gain(a: f64) -> f64 {
-    (2.0 / (1.0 + a * a)).sqrt()
+    math::sqrt(2.0 / (1.0 + a * a))
 }
 
 /// He/Kaiming uniform on the fan-in with a leaky-ReLU slope `a` (`init.kaiming_uniform_`):
@@ -65,7 +66,7 @@ fn leaky_relu_gain(a: f64) -> f64 {
 /// ```
 pub fn kaiming_uniform<S: Shape, E: Float, D: Device>(dev: &D, shape: &S, a: f64) -> Tensor<S, E, D> {
     let (fan_in, _) = fans(shape.dims().as_slice());
-    let bound = leaky_relu_gain(a) * (3.0 / fan_in.max(1) as f64).sqrt();
+    let bound = leaky_relu_gain(a) * math::sqrt(3.0 / fan_in.max(1) as f64);
     dev.uniform_like(shape, -bound, bound)
 }
 
@@ -79,7 +80,7 @@ pub fn kaiming_uniform<S: Shape, E: Float, D: Device>(dev: &D, shape: &S, a: f64
 /// ```
 pub fn kaiming_normal<S: Shape, E: Float, D: Device>(dev: &D, shape: &S, a: f64) -> Tensor<S, E, D> {
     let (fan_in, _) = fans(shape.dims().as_slice());
-    dev.normal_like(shape, 0.0, leaky_relu_gain(a) / (fan_in.max(1) as f64).sqrt())
+    dev.normal_like(shape, 0.0, leaky_relu_gain(a) / math::sqrt(fan_in.max(1) as f64))
 }
 
 /// Glorot/Xavier uniform (`init.xavier_uniform_`): `U(-b, b)`, `b = gain * sqrt(6 / (fan_in + fan_out))`.
@@ -91,7 +92,7 @@ pub fn kaiming_normal<S: Shape, E: Float, D: Device>(dev: &D, shape: &S, a: f64)
 /// ```
 pub fn xavier_uniform<S: Shape, E: Float, D: Device>(dev: &D, shape: &S, gain: f64) -> Tensor<S, E, D> {
     let (fan_in, fan_out) = fans(shape.dims().as_slice());
-    let bound = gain * (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
+    let bound = gain * math::sqrt(6.0 / (fan_in + fan_out).max(1) as f64);
     dev.uniform_like(shape, -bound, bound)
 }
 
@@ -105,5 +106,5 @@ pub fn xavier_uniform<S: Shape, E: Float, D: Device>(dev: &D, shape: &S, gain: f
 /// ```
 pub fn xavier_normal<S: Shape, E: Float, D: Device>(dev: &D, shape: &S, gain: f64) -> Tensor<S, E, D> {
     let (fan_in, fan_out) = fans(shape.dims().as_slice());
-    dev.normal_like(shape, 0.0, gain * (2.0 / (fan_in + fan_out).max(1) as f64).sqrt())
+    dev.normal_like(shape, 0.0, gain * math::sqrt(2.0 / (fan_in + fan_out).max(1) as f64))
 }

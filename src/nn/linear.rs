@@ -2,6 +2,8 @@
 
 use super::{BuildOn, Module, init, optional_bias, same_in_training, tensor_params};
 use crate::autograd::Tape;
+use crate::compat::math;
+use crate::compat::prelude::*;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::Result;
@@ -31,9 +33,9 @@ pub struct Linear<const I: usize, const O: usize, E: Float = f32, D: Device = Cp
 
 impl<const I: usize, const O: usize, E: Float, D: Device> BuildOn<D> for Linear<I, O, E, D> {
     fn try_build(dev: &D) -> Result<Self> {
-        let bound = 1.0 / (I.max(1) as f64).sqrt();
+        let bound = 1.0 / math::sqrt(I.max(1) as f64);
         Ok(Self {
-            weight: init::kaiming_uniform(dev, &Default::default(), 5f64.sqrt()),
+            weight: init::kaiming_uniform(dev, &Default::default(), math::sqrt(5f64)),
             bias: Some(init::uniform(dev, &Default::default(), -bound, bound)),
         })
     }

@@ -5,6 +5,7 @@
 //! `*_per_element` (or `*_per_sample`) form is PyTorch's `reduction="none"`.
 
 use crate::autograd::{Merge, Tape};
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::{Float, IndexDtype};
 use crate::error::{Error, Result};

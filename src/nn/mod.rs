@@ -44,6 +44,7 @@ mod rnn;
 pub(crate) mod serialize;
 mod transformer;
 
+use crate::compat::prelude::*;
 pub use activation::{GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Tanh};
 pub use attention::{MultiHeadAttention, Packed};
 pub use bilinear::Bilinear;
@@ -247,10 +248,10 @@ macro_rules! tensor_params {
     ([$($g:tt)*] $ty:ty { $($field:ident: $kind:ident),* $(,)? }) => {
         impl<$($g)*> crate::nn::Params<D> for $ty {
             fn visit_params<Vis: crate::nn::Visitor<D>>(&self, prefix: &str, v: &mut Vis) {
-                $(crate::nn::tensor_params!(@visit v, self.$field, &format!("{prefix}{}", stringify!($field)), $kind);)*
+                $(crate::nn::tensor_params!(@visit v, self.$field, &alloc::format!("{prefix}{}", stringify!($field)), $kind);)*
             }
             fn visit_params_mut<Vis: crate::nn::VisitorMut<D>>(&mut self, prefix: &str, v: &mut Vis) {
-                $(crate::nn::tensor_params!(@visit_mut v, self.$field, &format!("{prefix}{}", stringify!($field)), $kind);)*
+                $(crate::nn::tensor_params!(@visit_mut v, self.$field, &alloc::format!("{prefix}{}", stringify!($field)), $kind);)*
             }
         }
     };
@@ -374,10 +375,10 @@ macro_rules! module_fields {
     (@impl [$($g:tt)*] $ty:ty, $dev:ty, $($field:ident),+) => {
         impl<$($g)*> $crate::nn::Params<$dev> for $ty {
             fn visit_params<V: $crate::nn::Visitor<$dev>>(&self, prefix: &str, v: &mut V) {
-                $($crate::nn::Params::<$dev>::visit_params(&self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
+                $($crate::nn::Params::<$dev>::visit_params(&self.$field, &$crate::__private::format!("{prefix}{}.", stringify!($field)), v);)+
             }
             fn visit_params_mut<V: $crate::nn::VisitorMut<$dev>>(&mut self, prefix: &str, v: &mut V) {
-                $($crate::nn::Params::<$dev>::visit_params_mut(&mut self.$field, &format!("{prefix}{}.", stringify!($field)), v);)+
+                $($crate::nn::Params::<$dev>::visit_params_mut(&mut self.$field, &$crate::__private::format!("{prefix}{}.", stringify!($field)), v);)+
             }
         }
         impl<$($g)*> $crate::nn::BuildOn<$dev> for $ty {

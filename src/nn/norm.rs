@@ -4,6 +4,7 @@
 use super::linear::on_tape;
 use super::{BuildOn, Module, ModuleMut, same_in_training, tensor_params};
 use crate::autograd::Tape;
+use crate::compat::prelude::*;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};

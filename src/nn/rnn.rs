@@ -6,6 +6,8 @@
 use super::linear::{affine, on_tape};
 use super::{BuildOn, Module, Params, TensorKind, Visitor, VisitorMut, init, same_in_training};
 use crate::autograd::Tape;
+use crate::compat::math;
+use crate::compat::prelude::*;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
@@ -28,7 +30,7 @@ pub struct RnnWeights<const G: usize, const I: usize, const H: usize, E: Float =
 impl<const G: usize, const I: usize, const H: usize, E: Float, D: Device> RnnWeights<G, I, H, E, D> {
     fn build(dev: &D) -> Self {
         let gates = Prod::<Const<G>, Const<H>>::new(G * H);
-        let b = 1.0 / (H.max(1) as f64).sqrt();
+        let b = 1.0 / math::sqrt(H.max(1) as f64);
         Self {
             weight_ih: init::uniform(dev, &(gates, Const), -b, b),
             weight_hh: init::uniform(dev, &(gates, Const), -b, b),

@@ -9,13 +9,15 @@
 //! [safetensors]: https://github.com/huggingface/safetensors
 
 use super::{Params, TensorKind, Visitor, VisitorMut};
+use crate::compat::HashMap;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};
 use crate::shapes::Shape;
 use crate::tensor::{Tensor, TensorFactory};
 use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorView};
-use std::collections::HashMap;
+#[cfg(feature = "std")]
 use std::path::Path;
 
 /// Save and load for every module: `model.save("cnn.safetensors")?`.
@@ -52,6 +54,7 @@ pub trait SaveLoad<D: Device>: Params<D> {
 
     /// Writes the model to `path` as safetensors, through a temporary file renamed over `path`,
     /// so that a crash leaves the old file whole.
+    #[cfg(feature = "std")]
     fn save<P: AsRef<Path>>(&self, path: P) -> Result<()> {
         crate::io::write_atomically(path.as_ref(), &self.to_safetensors()?)
     }
@@ -69,6 +72,7 @@ pub trait SaveLoad<D: Device>: Params<D> {
 
     /// Loads the model from a safetensors file (PyTorch's or tensile's); on `Err` the model is
     /// unchanged.
+    #[cfg(feature = "std")]
     fn load<P: AsRef<Path>>(&mut self, path: P) -> Result<()> {
         self.load_safetensors(&crate::io::read(path.as_ref())?)
     }
@@ -125,7 +129,7 @@ pub(crate) fn serialize_entries(entries: &[Entry], metadata: Option<(&str, &str)
         })
         .collect::<Result<Vec<_>>>()?;
     let (key, value) = metadata.unwrap_or(("format", "pt"));
-    let metadata = HashMap::from([(key.to_string(), value.to_string())]);
+    let metadata = [(key.to_string(), value.to_string())].into_iter().collect();
     safetensors::tensor::serialize(views, Some(metadata)).map_err(|e| malformed(&e))
 }
 

@@ -8,6 +8,7 @@
 
 use super::{BuildOn, LayerNorm, Linear, Module, ModuleMut, MultiHeadAttention, Params, Repeat, Visitor, VisitorMut};
 use crate::autograd::Tape;
+use crate::compat::prelude::*;
 use crate::device::{Cpu, Device};
 use crate::dtypes::Float;
 use crate::error::Result;

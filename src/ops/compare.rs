@@ -1,6 +1,7 @@
 //! Comparisons giving bool tensors, and `where` (choose element-wise between two tensors).
 
 use crate::autograd::{Merge, Tape};
+use crate::compat::prelude::*;
 use crate::device::{Device, Layout};
 use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};
@@ -69,7 +70,7 @@ macro_rules! cmp_ops {
             pub fn $scalar(&self, rhs: E) -> Tensor<S, bool, D> {
                 let scalar = Tensor {
                     id: crate::autograd::UniqueId::next(),
-                    data: std::sync::Arc::new(self.device.upload(vec![rhs])),
+                    data: alloc::sync::Arc::new(self.device.upload(vec![rhs])),
                     shape: self.shape,
                     strides: Layout::repeated_element(self.layout().dims).strides,
                     offset: 0,

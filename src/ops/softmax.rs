@@ -5,6 +5,7 @@
 //! the ops are composed from primitives.
 
 use crate::autograd::Tape;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::shapes::{Axes, ReduceShape, ReduceShapeTo, Shape};
@@ -19,7 +20,7 @@ where
         let x = self.contiguous();
         let l = x.layout();
         let (x, tape) = x.split_tape();
-        let y = std::sync::Arc::new(x.device.softmax_rows(&x.data, &l, log));
+        let y = alloc::sync::Arc::new(x.device.softmax_rows(&x.data, &l, log));
         let out = Tensor::from_arc(x.device.clone(), y.clone(), x.shape);
         if T::TAPED {
             crate::autograd::capture(&tape, &x);

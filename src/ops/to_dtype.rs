@@ -1,6 +1,7 @@
 //! Conversion between float dtypes, with the gradient converted back.
 
 use crate::autograd::Tape;
+use crate::compat::prelude::*;
 use crate::device::{Device, Layout};
 use crate::dtypes::Float;
 use crate::shapes::{Dims, Shape};

@@ -34,6 +34,8 @@ pub mod rules;
 mod schedule;
 mod state;
 
+use crate::compat::math;
+use crate::compat::prelude::*;
 pub use rules::UpdateRule;
 pub use schedule::{
     ConstantLr, CosineAnnealingLr, CosineAnnealingWarmRestarts, ExponentialLr, LinearLr, MultiStepLr, OneCycleLr,
@@ -41,16 +43,16 @@ pub use schedule::{
 };
 
 use crate::autograd::Gradients;
+use crate::compat::HashMap;
 use crate::device::{Cpu, Device};
 use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};
 use crate::nn::{Params, TensorKind, Visitor, VisitorMut};
 use crate::shapes::{Rank0, Shape};
 use crate::tensor::Tensor;
+use core::any::Any;
+use core::marker::PhantomData;
 use rules::{AdadeltaRule, AdagradRule, AdamRule, LionRule, RmspropRule, SgdRule};
-use std::any::Any;
-use std::collections::HashMap;
-use std::marker::PhantomData;
 
 /// An optimisation algorithm: its hyper-parameters, and the per-element rule of one step.
 pub trait Algorithm: Clone + Send + Sync + 'static {
@@ -561,7 +563,7 @@ pub fn clip_grad_norm<D: Device, M: Params<D>>(model: &M, grads: &mut Gradients<
     }
     let mut total = SumSquares(grads, 0.0);
     model.visit_params("", &mut total);
-    let norm = total.1.sqrt();
+    let norm = math::sqrt(total.1);
     let coef = max_norm / (norm + 1e-6);
     if coef < 1.0 {
         model.visit_params("", &mut MapGrads(grads, Map::Scale(coef)));

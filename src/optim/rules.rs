@@ -5,6 +5,7 @@
 //! Every formula follows `torch.optim`'s single-tensor implementation, operation for operation,
 //! so that trajectories match PyTorch's.
 
+use crate::compat::math;
 use crate::dtypes::Float;
 
 /// An update of one element from its gradient and its state values.
@@ -76,8 +77,8 @@ pub struct AdamRule {
 impl AdamRule {
     pub(crate) fn at_step(mut self, t: u64) -> Self {
         let t = t as i32;
-        self.step_size = self.lr / (1.0 - self.beta1.powi(t));
-        self.bias_correction2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
+        self.step_size = self.lr / (1.0 - math::powi(self.beta1, t));
+        self.bias_correction2_sqrt = math::sqrt(1.0 - math::powi(self.beta2, t));
         self
     }
 }

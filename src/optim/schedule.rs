@@ -4,8 +4,10 @@
 //! follows a metric instead.
 
 use super::{Algorithm, Optimizer};
+use crate::compat::math;
+use crate::compat::prelude::*;
 use crate::device::Device;
-use std::f64::consts::PI;
+use core::f64::consts::PI;
 
 /// A learning rate as a function of the epoch and the base rate.
 pub trait Schedule: Send + Sync {
@@ -48,7 +50,7 @@ pub struct StepLr {
 
 impl Schedule for StepLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
-        base * self.gamma.powi((epoch / self.step_size.max(1)) as i32)
+        base * math::powi(self.gamma, (epoch / self.step_size.max(1)) as i32)
     }
 }
 
@@ -63,7 +65,7 @@ pub struct MultiStepLr {
 
 impl Schedule for MultiStepLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
-        base * self.gamma.powi(self.milestones.iter().filter(|&&m| m <= epoch).count() as i32)
+        base * math::powi(self.gamma, self.milestones.iter().filter(|&&m| m <= epoch).count() as i32)
     }
 }
 
@@ -76,7 +78,7 @@ pub struct ExponentialLr {
 
 impl Schedule for ExponentialLr {
     fn lr_at(&self, epoch: usize, base: f64) -> f64 {
-        base * self.gamma.powi(epoch as i32)
+        base * math::powi(self.gamma, epoch as i32)
     }
 }
 
@@ -91,7 +93,7 @@ pub struct CosineAnnealingLr {
 }
 
 fn cosine(eta_min: f64, base: f64, t: f64, period: f64) -> f64 {
-    eta_min + (base - eta_min) * (1.0 + (PI * t / period).cos()) / 2.0
+    eta_min + (base - eta_min) * (1.0 + math::cos(PI * t / period)) / 2.0
 }
 
 impl Schedule for CosineAnnealingLr {
@@ -216,7 +218,7 @@ impl OneCycleLr {
     /// (rate, momentum) at `epoch`.
     fn at(&self, epoch: usize) -> (f64, f64) {
         let anneal = |from: f64, to: f64, pct: f64| {
-            if self.cosine { to + (from - to) / 2.0 * ((PI * pct).cos() + 1.0) } else { (to - from) * pct + from }
+            if self.cosine { to + (from - to) / 2.0 * (math::cos(PI * pct) + 1.0) } else { (to - from) * pct + from }
         };
         let phases = self.phases();
         let step = epoch as f64;

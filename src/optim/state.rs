@@ -3,6 +3,8 @@
 //! stopped.
 
 use super::{Algorithm, Optimizer, ParamState, Slots};
+use crate::compat::prelude::*;
+use crate::compat::{HashMap, HashSet};
 use crate::device::Device;
 use crate::device::Layout;
 use crate::dtypes::Float;
@@ -12,7 +14,7 @@ use crate::nn::{Params, TensorKind, Visitor};
 use crate::shapes::Shape;
 use crate::tensor::Tensor;
 use safetensors::SafeTensors;
-use std::collections::{HashMap, HashSet};
+#[cfg(feature = "std")]
 use std::path::Path;
 
 /// The learning rate's key.
@@ -37,6 +39,7 @@ impl<A: Algorithm, D: Device> Optimizer<A, D> {
     }
 
     /// Writes the state to `path` (a temporary file renamed over it).
+    #[cfg(feature = "std")]
     pub fn save<M: Params<D>, P: AsRef<Path>>(&self, model: &M, path: P) -> Result<()> {
         crate::io::write_atomically(path.as_ref(), &self.state_to_safetensors(model)?)
     }
@@ -81,6 +84,7 @@ impl<A: Algorithm, D: Device> Optimizer<A, D> {
 
     /// Loads the state from a file written by [`Optimizer::save`]; see
     /// [`Optimizer::load_state_safetensors`].
+    #[cfg(feature = "std")]
     pub fn load<M: Params<D>, P: AsRef<Path>>(&mut self, model: &M, path: P) -> Result<()> {
         self.load_state_safetensors(model, &crate::io::read(path.as_ref())?)
     }
@@ -117,7 +121,7 @@ struct Read<'a, 'data, D: Device> {
     state: HashMap<String, ParamState>,
     used: HashSet<String>,
     error: Option<Error>,
-    _device: std::marker::PhantomData<fn() -> D>,
+    _device: core::marker::PhantomData<fn() -> D>,
 }
 
 impl<D: Device> Read<'_, '_, D> {

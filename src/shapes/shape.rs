@@ -1,6 +1,7 @@
 //! Shapes: tuples of dims, rank 0 to 6.
 
 use super::dim::{ConstDim, Dim, static_mul};
+use crate::compat::prelude::*;
 use core::fmt::Debug;
 
 /// The largest rank a shape may have.

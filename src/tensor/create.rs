@@ -1,6 +1,7 @@
 //! Creating tensors on a device, and reading them back as arrays.
 
 use super::Tensor;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};

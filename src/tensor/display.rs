@@ -1,6 +1,8 @@
 //! `Display` in the style of PyTorch's `print(tensor)`.
 
 use super::Tensor;
+use crate::compat::math;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Dtype;
 use crate::shapes::Shape;
@@ -70,7 +72,7 @@ impl<S: Shape, E: Dtype, D: Device, T> fmt::Display for Tensor<S, E, D, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let vals = self.to_vec();
         let float = matches!(E::NAME, "float32" | "float64" | "float16" | "bfloat16");
-        let ints = float && vals.iter().all(|v| v.as_f64().fract() == 0.0 || !v.as_f64().is_finite());
+        let ints = float && vals.iter().all(|v| math::fract(v.as_f64()) == 0.0 || !v.as_f64().is_finite());
         let items: Vec<String> = vals.iter().map(|&v| fmt_elem(v, float, ints)).collect();
         let width = items.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut out = String::from("tensor(");

@@ -1,6 +1,7 @@
 //! The tensor type.
 
 mod create;
+use crate::compat::prelude::*;
 pub use create::{TensorFactory, ToArray};
 mod display;
 
@@ -11,7 +12,7 @@ use crate::device::{Cpu, Device, Layout};
 use crate::dtypes::{Dtype, Float};
 use crate::error::Result;
 use crate::shapes::{Dims, Rank0, Shape};
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// An n-dimensional array whose shape `S`, element type `E` and device `D` are types, and whose
 /// tape `T` says whether its ops are recorded for autograd.

@@ -7,9 +7,10 @@
 //! on CPU).
 
 use super::matmul::{GemmScalar, MatRef, downcast, downcast_mut, gemm_into};
+use crate::compat::prelude::*;
 use crate::device::ConvGeometry;
 use crate::dtypes::Float;
-use rayon::prelude::*;
+use crate::par::*;
 
 /// Below this many multiply-adds a convolution runs on one thread.
 const PAR_MACS: usize = 1 << 18;
@@ -106,7 +107,7 @@ fn split(g: &ConvGeometry) -> (bool, bool) {
     if g.macs() < PAR_MACS {
         return (false, false); // small work: no thread pool
     }
-    let images = g.batch >= rayon::current_num_threads();
+    let images = g.batch >= crate::par::threads();
     (images, !images)
 }
 

@@ -5,10 +5,11 @@
 use super::fast_math::has_avx2;
 use super::softmax::{exp_into, lane_sum, row_max};
 use super::strided::PAR_THRESHOLD;
+use crate::compat::prelude::*;
 use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
+use crate::par::*;
 use num_traits::{Float as _, Zero as _};
-use rayon::prelude::*;
 
 /// `(loss, log-sum-exp)` of one row against class `t`.
 #[inline(always)]

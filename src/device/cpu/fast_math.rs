@@ -1,15 +1,16 @@
 //! Branch-free approximations that the compiler vectorises, for the hot loops of fused kernels,
 //! and the CPU-feature check that picks the AVX2 build of those loops.
 
-/// Whether this CPU can run the AVX2 + FMA builds of the hot loops (checked once, cached by std).
+/// Whether this CPU can run the AVX2 + FMA builds of the hot loops (with `std` detected at run time, once).
 pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", feature = "std"))]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    // Without `std` there is no run-time detection: what the build targets decides.
+    #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
     {
-        false
+        cfg!(all(target_arch = "x86_64", target_feature = "avx2", target_feature = "fma"))
     }
 }
 
@@ -18,7 +19,7 @@ pub(crate) fn has_avx2() -> bool {
 /// normal result it returns 0 (as `exp(-inf)`), above the largest it returns infinity.
 #[inline(always)]
 pub(crate) fn exp_f32(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding and subtracting it rounds to an integer

@@ -2,10 +2,11 @@
 //! and cumulative sums and products. Every view is rank 3, `[outer, axis, inner]`: the front end
 //! folds the axes before and after the indexed one.
 
+use crate::compat::prelude::*;
 use crate::device::Layout;
 use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
-use rayon::prelude::*;
+use crate::par::*;
 
 /// Outputs at least this long are computed in parallel.
 const PAR_LEN: usize = 1 << 15;

@@ -1,6 +1,7 @@
 //! Matrix products through the `gemm` crate, which takes arbitrary strides: transposed and
 //! broadcast operands are multiplied where they lie, without a copy.
 
+use crate::compat::prelude::*;
 use crate::device::Layout;
 use crate::dtypes::Float;
 use half::f16;
@@ -59,7 +60,7 @@ pub(crate) fn matmul<E: Float>(a: &[E], al: &Layout, b: &[E], bl: &Layout, c: &m
 }
 
 pub(crate) fn downcast<E: 'static, T: 'static>(s: &[E]) -> Option<&[T]> {
-    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<T>() {
+    if core::any::TypeId::of::<E>() == core::any::TypeId::of::<T>() {
         // SAFETY: E and T are the same type (equal TypeIds), so the slice is reinterpreted as itself.
         Some(unsafe { core::slice::from_raw_parts(s.as_ptr() as *const T, s.len()) })
     } else {
@@ -68,7 +69,7 @@ pub(crate) fn downcast<E: 'static, T: 'static>(s: &[E]) -> Option<&[T]> {
 }
 
 pub(crate) fn downcast_mut<E: 'static, T: 'static>(s: &mut [E]) -> Option<&mut [T]> {
-    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<T>() {
+    if core::any::TypeId::of::<E>() == core::any::TypeId::of::<T>() {
         // SAFETY: E and T are the same type (equal TypeIds), so the slice is reinterpreted as itself.
         Some(unsafe { core::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut T, s.len()) })
     } else {
@@ -129,18 +130,18 @@ fn gemm_batched<T: 'static + Copy + Send + Sync>(
         }
         return;
     }
-    let threads = rayon::current_num_threads();
+    let threads = crate::par::threads();
     // Many small products (attention heads): one thread per product, when the outputs are
     // disjoint contiguous blocks.
     if batch >= threads && threads > 1 && flops < PAR_FLOPS * 8 && cl.is_contiguous() {
-        use rayon::prelude::*;
+        use crate::par::*;
         c[cl.offset..cl.offset + batch * m * n]
             .par_chunks_mut(m * n)
             .enumerate()
             .for_each(|(i, ci)| product(i, ci, gemm::Parallelism::None));
         return;
     }
-    let par = if flops >= PAR_FLOPS { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if flops >= PAR_FLOPS { crate::par::gemm_parallelism(threads) } else { gemm::Parallelism::None };
     for i in 0..batch {
         let start = cl.offset + i * cl.strides[0];
         product(i, &mut c[start..], par);
@@ -205,7 +206,7 @@ pub(crate) fn gemm_into<T: GemmScalar>(
     if m == 0 || n == 0 {
         return;
     }
-    let par = if parallel { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None };
+    let par = if parallel { crate::par::gemm_parallelism(crate::par::threads()) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above check that every element each matrix addresses lies inside its
     // slice, and that distinct output elements do not alias (`c_row_stride >= n`, unit column
     // stride); `c` is borrowed mutably, so it overlaps neither `a` nor `b`.

@@ -13,16 +13,18 @@ mod reduce;
 mod softmax;
 pub(crate) mod strided;
 
+use crate::compat::prelude::*;
 pub use index::ScanKind;
 
 use super::{ConvGeometry, Device, Layout, PoolGeometry};
+use crate::compat::Mutex;
 use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::ops::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
+use alloc::sync::Arc;
 use cache::BufferCache;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::Distribution;
-use std::sync::{Arc, Mutex};
 use strided::zip_map;
 
 /// The CPU device. Cloning it is cheap and shares its random generator and buffer cache.
@@ -76,7 +78,7 @@ impl Cpu {
     /// assert_eq!(a.to_vec(), b.to_vec());
     /// ```
     pub fn manual_seed(&self, seed: u64) {
-        *self.rng.lock().expect("rng lock") = StdRng::seed_from_u64(seed);
+        *self.rng.lock() = StdRng::seed_from_u64(seed);
     }
     /// Frees the buffers kept for reuse.
     ///
@@ -566,14 +568,14 @@ impl Device for Cpu {
     }
 
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {
-        let mut rng = self.rng.lock().expect("rng lock");
+        let mut rng = self.rng.lock();
         let dist = rand_distr::Uniform::new(lo, hi).expect("uniform: lo < hi");
         let data = (0..len).map(|_| E::cast_f64(dist.sample(&mut *rng))).collect();
         self.wrap(data)
     }
 
     fn sample_normal<E: Float>(&self, len: usize, mean: f64, std: f64) -> CpuStorage<E> {
-        let mut rng = self.rng.lock().expect("rng lock");
+        let mut rng = self.rng.lock();
         let dist = rand_distr::Normal::new(mean, std).expect("normal: finite std");
         let data = (0..len).map(|_| E::cast_f64(dist.sample(&mut *rng))).collect();
         self.wrap(data)

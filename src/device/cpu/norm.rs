@@ -4,9 +4,10 @@
 
 use super::softmax::lane_sum;
 use super::strided::PAR_THRESHOLD;
+use crate::compat::prelude::*;
 use crate::dtypes::{Dtype, Float};
+use crate::par::*;
 use num_traits::{Float as _, One as _, Zero as _};
-use rayon::prelude::*;
 
 fn rows_of(len: usize, row: usize) -> usize {
     len.checked_div(row).unwrap_or(0)
@@ -136,7 +137,7 @@ pub(crate) fn norm_rows_backward<E: Float>(
     };
     let sums = if x.len() >= PAR_THRESHOLD {
         // A few blocks of rows per thread, each with one pair of partial sums.
-        let block = rows.div_ceil(4 * rayon::current_num_threads()).max(1);
+        let block = rows.div_ceil(4 * crate::par::threads()).max(1);
         gx.par_chunks_mut(block * row)
             .enumerate()
             .map(|(k, rows)| {

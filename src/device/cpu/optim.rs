@@ -2,10 +2,11 @@
 //! parallel chunks above the parallel threshold.
 
 use super::strided::PAR_THRESHOLD;
+use crate::compat::prelude::*;
 use crate::dtypes::Float;
 use crate::optim::UpdateRule;
+use crate::par::*;
 use num_traits::Zero;
-use rayon::prelude::*;
 
 /// Elements per parallel task (a few hundred KiB of streams each).
 const CHUNK: usize = 1 << 14;

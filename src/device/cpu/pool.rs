@@ -2,10 +2,11 @@
 //! taps that fall in the padding are skipped: max pooling treats padding as -inf, average
 //! pooling divides by the whole window (`count_include_pad`) or by the taps inside.
 
+use crate::compat::prelude::*;
 use crate::device::{PoolGeometry, PoolWindows};
 use crate::dtypes::{Dtype, Float};
+use crate::par::*;
 use num_traits::Zero;
-use rayon::prelude::*;
 
 /// Planes smaller than this many elements are pooled on one thread.
 const PAR_LEN: usize = 1 << 15;

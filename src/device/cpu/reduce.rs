@@ -5,13 +5,15 @@
 //! reduced, whole rows are accumulated at once (the bias-gradient case); otherwise the view is
 //! first copied into the order the fold wants.
 
+#[cfg(target_arch = "x86_64")]
 use super::fast_math::has_avx2;
 use super::strided::{PAR_THRESHOLD, zip_map};
+use crate::compat::prelude::*;
 use crate::device::Layout;
 use crate::dtypes::Float;
 use crate::ops::ReduceKind;
+use crate::par::*;
 use crate::shapes::Dims;
-use rayon::prelude::*;
 
 fn identity<A: Float>(kind: ReduceKind) -> A {
     match kind {

@@ -3,10 +3,11 @@
 
 use super::fast_math::{exp_f32, has_avx2};
 use super::strided::PAR_THRESHOLD;
+use crate::compat::prelude::*;
 use crate::dtypes::Float;
+use crate::par::*;
+use core::any::TypeId;
 use num_traits::{Float as _, Zero as _};
-use rayon::prelude::*;
-use std::any::TypeId;
 
 /// `e^x` in the accumulator type: the vectorised approximation for f32, the library's otherwise.
 #[inline(always)]

@@ -6,8 +6,8 @@
 //! vectorises. Above [`PAR_THRESHOLD`] elements the output is split across rayon's threads.
 
 use crate::device::Layout;
+use crate::par::*;
 use crate::shapes::{Dims, MAX_RANK};
-use rayon::prelude::*;
 
 /// Outputs at least this long are computed in parallel.
 pub(crate) const PAR_THRESHOLD: usize = 1 << 15;

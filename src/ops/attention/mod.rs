@@ -3,6 +3,8 @@
 
 use super::norm::Merged3;
 use crate::autograd::{Merge, Tape};
+use crate::compat::math;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
@@ -96,7 +98,7 @@ impl<B: Dim, H: Dim, L: Dim, K: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
                 rhs: values.dims().to_vec(),
             });
         }
-        let scale = 1.0 / (d.size().max(1) as f64).sqrt();
+        let scale = 1.0 / math::sqrt(d.size().max(1) as f64);
         let kt = keys.permute::<(B, H, K, S), crate::shapes::Axes4<0, 1, 3, 2>>();
         let scores = self.mul_scalar(scale).try_matmul(kt)?;
         let shape = scores.shape;

@@ -2,6 +2,7 @@
 //! `broadcast`/`broadcast_like`). The maths of each op is written once, here.
 
 use crate::autograd::{Merge, Tape};
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::error::{Error, Result};

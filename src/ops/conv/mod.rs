@@ -11,13 +11,14 @@
 //! is the convolution's input gradient, and its input gradient the convolution's forward).
 
 use crate::autograd::{Merge, OpRecord, Tape};
+use crate::compat::prelude::*;
 use crate::device::{ConvGeometry, Device};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
 use crate::export::Op;
 use crate::shapes::{Const, ConvOut, ConvTransposeOut, Dim, Prod, Shape};
 use crate::tensor::Tensor;
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// Stride, padding, dilation and groups of a convolution (PyTorch's defaults: 1, 0, 1, 1),
 /// the same along every spatial axis.

@@ -8,12 +8,13 @@
 //! index outside its axis is [`Error::IndexOutOfRange`] from the `try_*` forms.
 
 use crate::autograd::{Merge, OpRecord, Tape};
+use crate::compat::prelude::*;
 use crate::device::{Device, Layout};
 use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
 use crate::shapes::{AppendDim, Axis, AxisDim, Const, Diff, Dim, Dims, ReplaceDim, Shape};
 use crate::tensor::{Tensor, TensorFactory};
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// `[outer, n, inner]` around `axis`.
 pub(crate) fn fold3(dims: &Dims, axis: usize) -> [usize; 3] {

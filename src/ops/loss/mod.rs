@@ -3,6 +3,7 @@
 //! soft targets and `nll_loss` compose log-softmax with a weighted sum or a gather.
 
 use crate::autograd::{Merge, OpRecord, Tape};
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::{Float, IndexDtype};
 use crate::error::{Error, Result};

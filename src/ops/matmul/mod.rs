@@ -3,6 +3,7 @@
 //! static mismatch is a type error that prints both sizes.
 
 use crate::autograd::{Merge, Tape};
+use crate::compat::prelude::*;
 use crate::device::{Device, Layout};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};

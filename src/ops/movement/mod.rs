@@ -2,6 +2,7 @@
 //! stack. Views share storage; only concat, stack and the reshape of a non-contiguous tensor copy.
 
 use crate::autograd::{Merge, Tape, UniqueId};
+use crate::compat::prelude::*;
 use crate::device::{Device, Layout};
 use crate::dtypes::{Dtype, Float};
 use crate::error::{Error, Result};

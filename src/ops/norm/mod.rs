@@ -3,12 +3,13 @@
 //! statistics (composed from reductions, so its gradient comes from theirs).
 
 use crate::autograd::{Merge, NoTape, OpRecord, Tape};
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
 use crate::shapes::{Axes2, Axes3, Axis, Dim, LastDim, Shape};
 use crate::tensor::Tensor;
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// The tape of an op with three operands.
 pub type Merged3<D, A, B, C> = <<A as Merge<D, B>>::Output as Merge<D, C>>::Output;

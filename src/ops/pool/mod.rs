@@ -5,13 +5,14 @@
 //! between convolutions needs no annotation, and a window that does not fit is a build error.
 
 use crate::autograd::{OpRecord, Tape};
+use crate::compat::prelude::*;
 use crate::device::{Device, PoolGeometry, PoolWindows};
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
 use crate::export::Op;
 use crate::shapes::{Axes2, Const, ConvOut, Dim, Shape};
 use crate::tensor::Tensor;
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// Kernel size, stride, padding and dilation of a pooling window, the same along every spatial
 /// axis. As in PyTorch the stride defaults to the kernel size: `PoolOpts::<2>` is

@@ -5,11 +5,12 @@
 //! are built from them, so their gradients come for free.
 
 use crate::autograd::Tape;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::shapes::{Axes, ReduceShapeTo, Shape};
 use crate::tensor::Tensor;
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// The primitive reductions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

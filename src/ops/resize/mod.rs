@@ -5,6 +5,8 @@
 //! Padded lengths are the computed dim [`Padded`]; resized lengths are the `Const` sizes asked for.
 
 use crate::autograd::Tape;
+use crate::compat::math;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
@@ -131,7 +133,7 @@ fn linear_sources(input: usize, output: usize, align_corners: bool) -> (Vec<i64>
         } else {
             ((o as f64 + 0.5) * input as f64 / output as f64 - 0.5).max(0.0)
         };
-        let i0 = (src.floor() as usize).min(input - 1);
+        let i0 = (math::floor(src) as usize).min(input - 1);
         let i1 = (i0 + 1).min(input - 1);
         lo.push(i0 as i64);
         hi.push(i1 as i64);

@@ -1,12 +1,13 @@
 //! Running sums and products along an axis (`cumsum`, `cumprod`).
 
 use crate::autograd::{OpRecord, Tape};
+use crate::compat::prelude::*;
 use crate::device::{Device, ScanKind};
 use crate::dtypes::Float;
 use crate::ops::index::fold3;
 use crate::shapes::{Axis, Shape};
 use crate::tensor::Tensor;
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     fn scan_op<const I: usize>(self, kind: ScanKind) -> Self {

@@ -3,6 +3,7 @@
 //! gradient (a scatter back to the chosen positions) comes from `gather`.
 
 use crate::autograd::Tape;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::error::{Error, Result};
@@ -10,7 +11,7 @@ use crate::ops::index::IndexSource::FromData;
 use crate::ops::index::{fold3, layout3};
 use crate::shapes::{Axis, Const, Dim, ReduceShape, ReplaceDim, Shape};
 use crate::tensor::Tensor;
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 impl<S: Shape, E: Float, D: Device, T: Tape<D>> Tensor<S, E, D, T> {
     /// The indices of the `k` largest (or smallest) elements along axis `I`, in order, as a

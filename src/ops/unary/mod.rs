@@ -2,11 +2,13 @@
 //! here, generic over the float type it computes in; the kernels only apply it.
 
 use crate::autograd::Tape;
+use crate::compat::math;
+use crate::compat::prelude::*;
 use crate::device::Device;
 use crate::dtypes::Float;
 use crate::shapes::Shape;
 use crate::tensor::Tensor;
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// An element-wise function with its derivative.
 ///
@@ -48,7 +50,7 @@ impl Param for i32 {
         self as f64
     }
     fn from_f64(v: f64) -> Option<Self> {
-        (v.fract() == 0.0 && v >= i32::MIN as f64 && v <= i32::MAX as f64).then_some(v as i32)
+        (math::fract(v) == 0.0 && v >= i32::MIN as f64 && v <= i32::MAX as f64).then_some(v as i32)
     }
 }
 
@@ -283,7 +285,7 @@ unary_methods! {
     /// ```
     /// use tensile::prelude::*;
     /// let t = Cpu::seeded(0).tensor([0.0f64, 1.0]);
-    /// assert_eq!(t.exp().to_vec(), vec![1.0, std::f64::consts::E]);
+    /// assert_eq!(t.exp().to_vec(), vec![1.0, core::f64::consts::E]);
     /// ```
     exp() => Exp;
     /// Element-wise natural logarithm.

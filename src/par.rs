@@ -1,0 +1,122 @@
+//! Data parallelism: rayon with `std`, the same calls run in order on one thread without it.
+//!
+//! Kernels write `x.par_chunks_mut(n).zip(..).for_each(..)` once. Under `std` those are rayon's
+//! parallel iterators; in a `no_std` build they are [`Seq`], a wrapper over the ordinary
+//! iterator with the subset of rayon's methods the kernels use (with rayon's signatures, so
+//! `fold` takes an identity closure), so no kernel carries two copies of its loop.
+
+#[cfg(feature = "std")]
+pub(crate) use rayon::prelude::*;
+
+/// Worker threads available to a kernel (1 without `std`).
+pub(crate) fn threads() -> usize {
+    #[cfg(feature = "std")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        1
+    }
+}
+
+/// The `gemm` crate's parallelism for `threads` threads (always sequential without `std`).
+pub(crate) fn gemm_parallelism(threads: usize) -> gemm::Parallelism {
+    #[cfg(feature = "std")]
+    {
+        if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None }
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        let _ = threads;
+        gemm::Parallelism::None
+    }
+}
+
+#[cfg(not(feature = "std"))]
+pub(crate) use seq::*;
+
+#[cfg(not(feature = "std"))]
+mod seq {
+
+    /// A sequential stand-in for a rayon parallel iterator.
+    pub(crate) struct Seq<I>(I);
+
+    impl<I: Iterator> IntoIterator for Seq<I> {
+        type Item = I::Item;
+        type IntoIter = I;
+        fn into_iter(self) -> I {
+            self.0
+        }
+    }
+
+    impl<I: Iterator> Seq<I> {
+        pub(crate) fn map<B, F: FnMut(I::Item) -> B>(self, f: F) -> Seq<core::iter::Map<I, F>> {
+            Seq(self.0.map(f))
+        }
+        pub(crate) fn zip<J: IntoIterator>(self, other: J) -> Seq<core::iter::Zip<I, J::IntoIter>> {
+            Seq(self.0.zip(other))
+        }
+        pub(crate) fn enumerate(self) -> Seq<core::iter::Enumerate<I>> {
+            Seq(self.0.enumerate())
+        }
+        pub(crate) fn with_min_len(self, _len: usize) -> Self {
+            self
+        }
+        pub(crate) fn for_each<F: FnMut(I::Item)>(self, f: F) {
+            self.0.for_each(f)
+        }
+        pub(crate) fn for_each_init<T, INIT: FnOnce() -> T, F: FnMut(&mut T, I::Item)>(self, init: INIT, mut f: F) {
+            let mut state = init();
+            self.0.for_each(|item| f(&mut state, item))
+        }
+        /// rayon's `fold`: one accumulator here, where rayon would make one per split.
+        pub(crate) fn fold<T, ID: FnOnce() -> T, F: FnMut(T, I::Item) -> T>(
+            self,
+            identity: ID,
+            f: F,
+        ) -> Seq<core::iter::Once<T>> {
+            Seq(core::iter::once(self.0.fold(identity(), f)))
+        }
+        /// rayon's `reduce`: `identity` seeds the fold.
+        pub(crate) fn reduce<ID: FnOnce() -> I::Item, F: FnMut(I::Item, I::Item) -> I::Item>(
+            self,
+            identity: ID,
+            op: F,
+        ) -> I::Item {
+            self.0.fold(identity(), op)
+        }
+        pub(crate) fn reduce_with<F: FnMut(I::Item, I::Item) -> I::Item>(self, f: F) -> Option<I::Item> {
+            self.0.reduce(f)
+        }
+        pub(crate) fn collect<C: FromIterator<I::Item>>(self) -> C {
+            self.0.collect()
+        }
+    }
+
+    /// `into_par_iter` for anything iterable.
+    pub(crate) trait IntoParallelIterator: IntoIterator + Sized {
+        fn into_par_iter(self) -> Seq<Self::IntoIter> {
+            Seq(self.into_iter())
+        }
+    }
+    impl<T: IntoIterator> IntoParallelIterator for T {}
+
+    /// `par_iter_mut`, `par_chunks` and `par_chunks_mut` on slices and vectors.
+    pub(crate) trait ParallelSlice<T> {
+        fn par_iter_mut(&mut self) -> Seq<core::slice::IterMut<'_, T>>;
+        fn par_chunks(&self, n: usize) -> Seq<core::slice::Chunks<'_, T>>;
+        fn par_chunks_mut(&mut self, n: usize) -> Seq<core::slice::ChunksMut<'_, T>>;
+    }
+    impl<T> ParallelSlice<T> for [T] {
+        fn par_iter_mut(&mut self) -> Seq<core::slice::IterMut<'_, T>> {
+            Seq(self.iter_mut())
+        }
+        fn par_chunks(&self, n: usize) -> Seq<core::slice::Chunks<'_, T>> {
+            Seq(self.chunks(n))
+        }
+        fn par_chunks_mut(&mut self, n: usize) -> Seq<core::slice::ChunksMut<'_, T>> {
+            Seq(self.chunks_mut(n))
+        }
+    }
+}
