@@ -50,45 +50,24 @@ impl<T: core::fmt::Debug> core::fmt::Debug for Mutex<T> {
     }
 }
 
-/// The f64 functions `std` gives as methods, through `libm` where there is no `std` (the same
-/// results wherever both are correctly rounded: `sqrt`, `floor`, `fract`).
+/// The f64 functions `std` gives as methods, as functions that also exist without `std`:
+/// num-traits picks `std`'s with the `std` feature and `libm`'s without, in one place.
 pub(crate) mod math {
-    #[cfg(feature = "std")]
-    macro_rules! unary {
-        ($($name:ident => $libm:ident),*) => {$(
-            #[inline]
-            pub(crate) fn $name(x: f64) -> f64 {
-                x.$name()
-            }
-        )*};
-    }
-    #[cfg(not(feature = "std"))]
-    macro_rules! unary {
-        ($($name:ident => $libm:ident),*) => {$(
-            #[inline]
-            pub(crate) fn $name(x: f64) -> f64 {
-                libm::$libm(x)
-            }
-        )*};
-    }
-    unary!(sqrt => sqrt, cos => cos, floor => floor);
+    use num_traits::Float;
 
-    /// `x` minus its integer part, with the sign of `x`.
-    #[inline]
-    pub(crate) fn fract(x: f64) -> f64 {
-        x - libm::trunc(x)
+    macro_rules! forward {
+        ($($name:ident),*) => {$(
+            #[inline]
+            pub(crate) fn $name(x: f64) -> f64 {
+                Float::$name(x)
+            }
+        )*};
     }
+    forward!(sqrt, cos, floor, fract);
 
     /// `x` to an integer power.
     #[inline]
     pub(crate) fn powi(x: f64, n: i32) -> f64 {
-        #[cfg(feature = "std")]
-        {
-            x.powi(n)
-        }
-        #[cfg(not(feature = "std"))]
-        {
-            libm::pow(x, n as f64)
-        }
+        Float::powi(x, n)
     }
 }
