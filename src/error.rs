@@ -108,6 +108,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A device cannot be used: its libraries are missing, there is no such device, or its
+    /// driver refused.
+    Device {
+        /// The device kind (`"cuda"`).
+        device: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// An op cannot be traced into a graph (yet), or a value left the trace.
     Untraceable {
         /// The op.
@@ -144,6 +152,7 @@ impl fmt::Display for Error {
             }
             Error::InvalidGraph { node: Some(n), reason } => write!(f, "invalid graph: node {n}: {reason}"),
             Error::InvalidGraph { node: None, reason } => write!(f, "invalid graph: {reason}"),
+            Error::Device { device, reason } => write!(f, "{device}: {reason}"),
             Error::Untraceable { op, reason } => write!(f, "cannot trace `{op}`: {reason}"),
         }
     }

@@ -66,6 +66,8 @@ pub use tensor::Tensor;
 /// Everything a model-writing program needs, in one import.
 pub mod prelude {
     pub use crate::autograd::{Gradients, Merge, NoTape, OwnedTape, Tape};
+    #[cfg(feature = "cuda")]
+    pub use crate::device::Cuda;
     pub use crate::device::{Cpu, Device};
     pub use crate::dtypes::{Dtype, Float};
     pub use crate::error::{Error, Result};

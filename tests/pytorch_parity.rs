@@ -11,26 +11,26 @@ use tensile::autograd::UniqueId;
 use tensile::nn::loss;
 use tensile::prelude::*;
 
-type Taped<S, E> = Tensor<S, E, Cpu, OwnedTape<Cpu>>;
+type Taped<S, E, D> = Tensor<S, E, D, OwnedTape<D>>;
 
-struct Case<E: Float> {
-    dev: Cpu,
-    tape: OwnedTape<Cpu>,
+struct Case<E: Float, D: Device> {
+    dev: D,
+    tape: OwnedTape<D>,
     inputs: Vec<(Vec<usize>, Vec<f64>)>,
     indices: Vec<(Vec<usize>, Vec<f64>)>,
     ids: RefCell<Vec<UniqueId>>,
     _e: core::marker::PhantomData<E>,
 }
 
-impl<E: Float> Case<E> {
+impl<E: Float, D: Device> Case<E, D> {
     /// Index tensor `i` of the case (int64, no gradient).
-    fn index<S: Shape>(&self, i: usize) -> Tensor<S, i64, Cpu> {
+    fn index<S: Shape>(&self, i: usize) -> Tensor<S, i64, D> {
         let (shape, data) = &self.indices[i];
         let shape = S::from_dims(shape).expect("fixture shape fits the test's shape type");
         self.dev.from_vec(data.iter().map(|&v| v as i64).collect(), shape)
     }
 
-    fn input<S: Shape>(&self, i: usize) -> Taped<S, E> {
+    fn input<S: Shape>(&self, i: usize) -> Taped<S, E, D> {
         let (shape, data) = &self.inputs[i];
         let shape = S::from_dims(shape).expect("fixture shape fits the test's shape type");
         let t = self.dev.from_vec(data.iter().map(|&v| E::cast_f64(v)).collect(), shape);
@@ -44,12 +44,12 @@ type B3 = (usize, usize, usize);
 type B4 = (usize, usize, usize, usize);
 
 /// Flattens the output so that one weighting works for every shape.
-fn flat<S: Shape, E: Float>(y: Taped<S, E>) -> Taped<(usize,), E> {
+fn flat<S: Shape, E: Float, D: Device>(y: Taped<S, E, D>) -> Taped<(usize,), E, D> {
     let n = y.numel();
     y.try_reshape_like(&(n,)).expect("same element count")
 }
 
-fn forward<E: Float>(name: &str, c: &Case<E>) -> Taped<(usize,), E> {
+fn forward<E: Float, D: Device>(name: &str, c: &Case<E, D>) -> Taped<(usize,), E, D> {
     let x2 = || c.input::<M>(0);
     let y2 = || c.input::<M>(1);
     match name {
@@ -263,10 +263,14 @@ fn shaped(v: &Value) -> (Vec<usize>, Vec<f64>) {
     (shape, numbers(&v["data"]))
 }
 
-/// Runs one case in dtype `E`; returns the output and the gradient of each input.
+/// Runs one case in dtype `E` on a fresh CPU device.
 fn run<E: Float>(case: &Value) -> Outcome {
-    let dev = Cpu::seeded(0);
-    let c = Case::<E> {
+    run_on::<E, Cpu>(case, Cpu::seeded(0))
+}
+
+/// Runs one case in dtype `E` on `dev`; returns the output and the gradient of each input.
+fn run_on<E: Float, D: Device>(case: &Value, dev: D) -> Outcome {
+    let c = Case::<E, D> {
         dev: dev.clone(),
         tape: OwnedTape::new(Gradients::leaky()),
         inputs: case["inputs"].as_array().expect("inputs").iter().map(shaped).collect(),
@@ -274,7 +278,7 @@ fn run<E: Float>(case: &Value) -> Outcome {
         ids: RefCell::new(Vec::new()),
         _e: core::marker::PhantomData,
     };
-    let y = forward::<E>(case["name"].as_str().expect("name"), &c);
+    let y = forward::<E, D>(case["name"].as_str().expect("name"), &c);
     let (_, w) = shaped(&case["weights"]);
     let w = dev.from_vec(w.iter().map(|&v| E::cast_f64(v)).collect(), (w.len(),));
     let out: Vec<f64> = y.to_vec().iter().map(|v| v.as_f64()).collect();
@@ -283,7 +287,12 @@ fn run<E: Float>(case: &Value) -> Outcome {
         .ids
         .borrow()
         .iter()
-        .map(|&id| g.storage::<E>(id).map_or(vec![], |s| s.as_slice().iter().map(|v| v.as_f64()).collect()))
+        .map(|&id| {
+            g.storage::<E>(id).map_or(vec![], |s| {
+                let all = tensile::device::Layout::contiguous(Dims::from_slice(&[D::storage_len(s)]));
+                dev.download(s, &all).iter().map(|v| v.as_f64()).collect()
+            })
+        })
         .collect();
     (out, grads)
 }
@@ -304,7 +313,7 @@ fn close(what: &str, got: &[f64], want: &[f64], tol: f64) -> Result<(), String> 
 /// A case's output and the gradient of each input.
 type Outcome = (Vec<f64>, Vec<Vec<f64>>);
 
-fn check_all(dtype: &str, tol: f64, run: fn(&Value) -> Outcome) -> usize {
+fn check_all(dtype: &str, tol: f64, run: impl Fn(&Value) -> Outcome) -> usize {
     let fixtures: Value = serde_json::from_str(include_str!("pytorch/fixtures.json")).expect("fixtures.json parses");
     let mut failures = Vec::new();
     let mut checked = 0;
@@ -343,4 +352,85 @@ fn float16_matches_pytorch() {
 #[test]
 fn bfloat16_matches_pytorch() {
     assert!(check_all("bfloat16", 4e-2, run::<bf16>) >= 48);
+}
+
+/// The same fixtures on a GPU: the whole suite, written once, run on every device there is.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::*;
+
+    fn gpu() -> Option<Cuda> {
+        match Cuda::try_new(0) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("SKIPPED: the Cuda parity tests ({e})");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn float64_on_cuda_matches_pytorch() {
+        if let Some(d) = gpu() {
+            assert!(check_all("float64", 1e-6, |c| run_on::<f64, Cuda>(c, d.clone())) >= 114);
+        }
+    }
+
+    #[test]
+    fn float32_on_cuda_matches_pytorch() {
+        if let Some(d) = gpu() {
+            assert!(check_all("float32", 1e-4, |c| run_on::<f32, Cuda>(c, d.clone())) >= 114);
+        }
+    }
+
+    #[test]
+    fn float16_on_cuda_matches_pytorch() {
+        if let Some(d) = gpu() {
+            assert!(check_all("float16", 1e-2, |c| run_on::<f16, Cuda>(c, d.clone())) >= 48);
+        }
+    }
+
+    #[test]
+    fn bfloat16_on_cuda_matches_pytorch() {
+        if let Some(d) = gpu() {
+            assert!(check_all("bfloat16", 4e-2, |c| run_on::<bf16, Cuda>(c, d.clone())) >= 48);
+        }
+    }
+
+    /// Per fixture case, the largest difference between the Cpu and the Cuda results (f32),
+    /// printed as a table; every case must agree to the f32 tolerance.
+    #[test]
+    fn cuda_against_cpu_per_op() {
+        let Some(d) = gpu() else { return };
+        let fixtures: Value =
+            serde_json::from_str(include_str!("pytorch/fixtures.json")).expect("fixtures.json parses");
+        let mut worse = Vec::new();
+        println!("{:<36} {:>14}", "op (f32)", "max |cuda-cpu|");
+        for case in fixtures["cases"].as_array().expect("cases") {
+            if case["results"].get("float32").is_none() {
+                continue;
+            }
+            let name = case["name"].as_str().expect("name");
+            let (co, cg) = run::<f32>(case);
+            let (go, gg) = run_on::<f32, Cuda>(case, d.clone());
+            let diff = |a: &[f64], b: &[f64]| -> f64 {
+                if a.len() != b.len() {
+                    return f64::INFINITY;
+                }
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| if x.is_nan() && y.is_nan() { 0.0 } else { (x - y).abs() / x.abs().max(1.0) })
+                    .fold(0.0, f64::max)
+            };
+            let mut worst = diff(&co, &go);
+            for (c, g) in cg.iter().zip(&gg) {
+                worst = worst.max(diff(c, g));
+            }
+            println!("{name:<36} {worst:>14.3e}");
+            if worst.is_nan() || worst > 1e-4 {
+                worse.push(format!("{name}: {worst:e}"));
+            }
+        }
+        assert!(worse.is_empty(), "Cuda differs from Cpu beyond 1e-4: {worse:?}");
+    }
 }

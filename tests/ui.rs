@@ -9,4 +9,10 @@ fn ui() {
     let t = trybuild::TestCases::new();
     t.pass("ui-tests/pass/*.rs");
     t.compile_fail("ui-tests/fail/*.rs");
+    // Mixing devices in one op (needs the `Cuda` type, so the `cuda` feature).
+    #[cfg(feature = "cuda")]
+    {
+        t.pass("ui-tests/cuda/pass_*.rs");
+        t.compile_fail("ui-tests/cuda/device_mix*.rs");
+    }
 }

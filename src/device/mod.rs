@@ -5,12 +5,16 @@
 //! kernels serve eager mode and, later, the export runtime and other devices.
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod geometry;
 mod layout;
 
 use crate::compat::prelude::*;
 pub use cpu::Cpu;
 pub use cpu::ScanKind;
+#[cfg(feature = "cuda")]
+pub use cuda::Cuda;
 pub use geometry::{ConvGeometry, PoolGeometry, PoolWindows};
 pub use layout::Layout;
 

@@ -174,6 +174,20 @@ impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
         self.device.download(&self.data, &self.layout())
     }
 
+    /// A copy of the value on another device (`Cpu` to `Cuda` and back), contiguous, with no
+    /// tape: the copy starts a new graph (trace it again to differentiate on the new device).
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// let (a, b) = (Cpu::seeded(0), Cpu::seeded(1));
+    /// let x: Tensor<Rank2<2, 3>, f32, Cpu> = a.randn();
+    /// let y = x.t().to_device(&b);
+    /// assert_eq!(y.to_vec(), x.t().to_vec());
+    /// ```
+    pub fn to_device<D2: Device>(&self, dev: &D2) -> Tensor<S, E, D2> {
+        Tensor::from_storage(dev.clone(), dev.upload(self.to_vec()), self.shape)
+    }
+
     /// Separates the tape from the value.
     ///
     /// ```

@@ -22,7 +22,8 @@ use crate::tensor::Tensor;
 #[diagnostic::on_unimplemented(
     message = "matmul: cannot multiply `{Self}` by `{Rhs}`",
     label = "the inner dims differ (or the ranks do not pair up)",
-    note = "matmul pairs (M, K) x (K, N), (K,) x (K, N), (M, K) x (K,), (B, M, K) x (K, N), (B, M, K) x (B, K, N) and (B, H, M, K) x (B, H, K, N): each K must be the same dim"
+    note = "matmul pairs (M, K) x (K, N), (K,) x (K, N), (M, K) x (K,), (B, M, K) x (K, N), (B, M, K) x (B, K, N) and (B, H, M, K) x (B, H, K, N): each K must be the same dim",
+    note = "both operands must also have the same dtype and the same device (move one with `to_dtype` or `to_device`)"
 )]
 pub trait MatMul<Rhs> {
     /// The product's type.

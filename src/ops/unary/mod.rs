@@ -90,6 +90,13 @@ macro_rules! unary_ops {
         )*}
 
         impl UnaryFn {
+            /// Every op's name, in declaration order (the codes device kernels use).
+            ///
+            /// ```
+            /// use tensile::ops::UnaryFn;
+            /// assert_eq!(UnaryFn::NAMES[0], "neg");
+            /// ```
+            pub const NAMES: &'static [&'static str] = &[$($label),*];
             /// The op's name ([`UnaryOp::NAME`]).
             pub fn name(&self) -> &'static str {
                 match self {$(UnaryFn::$name { .. } => $label,)*}

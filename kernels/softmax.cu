@@ -1,0 +1,62 @@
+// Softmax and log-softmax along contiguous rows, and their gradients. One block per row; the
+// row's maximum and sum are block reductions, so a row of any length takes three passes.
+#include "common.cuh"
+
+#define BLOCK 256
+
+template <typename A> __device__ A block_max(A v) {
+    __shared__ A partial[BLOCK / 32];
+    for (int s = 16; s > 0; s >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, s));
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = partial[0];
+    for (int w = 1; w < BLOCK / 32; ++w) v = fmax(v, partial[w]);
+    __syncthreads();
+    return v;
+}
+template <typename A> __device__ A block_sum(A v) {
+    __shared__ A partial[BLOCK / 32];
+    for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = partial[0];
+    for (int w = 1; w < BLOCK / 32; ++w) v += partial[w];
+    __syncthreads();
+    return v;
+}
+
+#define SOFTMAX_KERNELS(T, N)                                                                            \
+    /* Launched with BLOCK threads and one block per row. */                                             \
+    extern "C" __global__ void softmax_rows_##N(const T* x, T* y, i64 row, int log_) {                   \
+        typedef typename Acc<T>::t A;                                                                    \
+        const T* xr = x + (i64)blockIdx.x * row;                                                         \
+        T* yr = y + (i64)blockIdx.x * row;                                                               \
+        A m = (A)-INFINITY;                                                                              \
+        for (i64 j = threadIdx.x; j < row; j += BLOCK) m = fmax(m, Acc<T>::load(xr[j]));                 \
+        m = block_max(m);                                                                                \
+        /* A row of -inf gives NaN, as PyTorch; shift by 0 instead of -inf to keep it so. */             \
+        if (!isfinite(m)) m = (A)0;                                                                      \
+        A s = (A)0;                                                                                      \
+        for (i64 j = threadIdx.x; j < row; j += BLOCK) s += exp(Acc<T>::load(xr[j]) - m);               \
+        s = block_sum(s);                                                                                \
+        A ls = log(s);                                                                                   \
+        for (i64 j = threadIdx.x; j < row; j += BLOCK) {                                                 \
+            A v = Acc<T>::load(xr[j]) - m;                                                               \
+            yr[j] = Acc<T>::store(log_ ? v - ls : exp(v) / s);                                           \
+        }                                                                                                \
+    }                                                                                                    \
+    /* softmax: gx += y (gy - Σ gy y); log-softmax: gx += gy - e^y Σ gy. */                              \
+    extern "C" __global__ void softmax_rows_bwd_##N(const T* y, const T* gy, T* gx, i64 row, int log_) { \
+        typedef typename Acc<T>::t A;                                                                    \
+        i64 base = (i64)blockIdx.x * row;                                                                \
+        A s = (A)0;                                                                                      \
+        for (i64 j = threadIdx.x; j < row; j += BLOCK)                                                   \
+            s += log_ ? Acc<T>::load(gy[base + j]) : Acc<T>::load(gy[base + j]) * Acc<T>::load(y[base + j]); \
+        s = block_sum(s);                                                                                \
+        for (i64 j = threadIdx.x; j < row; j += BLOCK) {                                                 \
+            A yv = Acc<T>::load(y[base + j]), g = Acc<T>::load(gy[base + j]);                            \
+            A d = log_ ? g - exp(yv) * s : yv * (g - s);                                                 \
+            gx[base + j] = Acc<T>::store(Acc<T>::load(gx[base + j]) + d);                                \
+        }                                                                                                \
+    }
+FOR_EACH_FLOAT(SOFTMAX_KERNELS)
