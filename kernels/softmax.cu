@@ -1,29 +1,7 @@
 // Softmax and log-softmax along contiguous rows, and their gradients. One block per row; the
 // row's maximum and sum are block reductions, so a row of any length takes three passes.
 #include "common.cuh"
-
-#define BLOCK 256
-
-template <typename A> __device__ A block_max(A v) {
-    __shared__ A partial[BLOCK / 32];
-    for (int s = 16; s > 0; s >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, s));
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = partial[0];
-    for (int w = 1; w < BLOCK / 32; ++w) v = fmax(v, partial[w]);
-    __syncthreads();
-    return v;
-}
-template <typename A> __device__ A block_sum(A v) {
-    __shared__ A partial[BLOCK / 32];
-    for (int s = 16; s > 0; s >>= 1) v += __shfl_xor_sync(0xffffffffu, v, s);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = partial[0];
-    for (int w = 1; w < BLOCK / 32; ++w) v += partial[w];
-    __syncthreads();
-    return v;
-}
+#include "block.cuh"
 
 #define SOFTMAX_KERNELS(T, N)                                                                            \
     /* Launched with BLOCK threads and one block per row. */                                             \

@@ -12,6 +12,7 @@ const HEADERS: &[(&str, &str)] = &[
     ("common.cuh", include_str!("../../../kernels/common.cuh")),
     ("unary.cuh", include_str!("../../../kernels/unary.cuh")),
     ("binary.cuh", include_str!("../../../kernels/binary.cuh")),
+    ("block.cuh", include_str!("../../../kernels/block.cuh")),
 ];
 
 /// One compilation unit of kernels: a file in `kernels/`.
@@ -23,11 +24,24 @@ pub enum KernelFile {
     Reduce,
     /// Row-wise softmax and log-softmax with gradients.
     Softmax,
+    /// Layer norm and RMS norm over rows, with gradients.
+    Norm,
+    /// Cross-entropy of logit rows against class indices, with its gradient.
+    Loss,
+    /// `im2col` and `col2im` for convolutions.
+    Conv,
 }
 
 impl KernelFile {
     /// Every kernel file.
-    pub const ALL: &'static [KernelFile] = &[KernelFile::Elementwise, KernelFile::Reduce, KernelFile::Softmax];
+    pub const ALL: &'static [KernelFile] = &[
+        KernelFile::Elementwise,
+        KernelFile::Reduce,
+        KernelFile::Softmax,
+        KernelFile::Norm,
+        KernelFile::Loss,
+        KernelFile::Conv,
+    ];
 
     /// The file's name in `kernels/`.
     pub fn file_name(self) -> &'static str {
@@ -35,6 +49,9 @@ impl KernelFile {
             KernelFile::Elementwise => "elementwise.cu",
             KernelFile::Reduce => "reduce.cu",
             KernelFile::Softmax => "softmax.cu",
+            KernelFile::Norm => "norm.cu",
+            KernelFile::Loss => "loss.cu",
+            KernelFile::Conv => "conv.cu",
         }
     }
 
@@ -43,6 +60,9 @@ impl KernelFile {
             KernelFile::Elementwise => include_str!("../../../kernels/elementwise.cu"),
             KernelFile::Reduce => include_str!("../../../kernels/reduce.cu"),
             KernelFile::Softmax => include_str!("../../../kernels/softmax.cu"),
+            KernelFile::Norm => include_str!("../../../kernels/norm.cu"),
+            KernelFile::Loss => include_str!("../../../kernels/loss.cu"),
+            KernelFile::Conv => include_str!("../../../kernels/conv.cu"),
         }
     }
 

@@ -16,6 +16,7 @@
 //! shape errors `try_*` methods report.
 
 mod blas;
+mod conv;
 mod kernels;
 
 pub use kernels::KernelFile;
@@ -113,6 +114,13 @@ impl Cuda {
         "select_where",
         "softmax_rows",
         "softmax_rows_backward",
+        "norm_rows",
+        "norm_rows_backward",
+        "cross_entropy_rows",
+        "cross_entropy_rows_backward",
+        "conv2d",
+        "conv2d_input_grad",
+        "conv2d_weight_grad",
     ];
 
     /// The GPU numbered `ordinal`, with its generator seeded with 0. `Err` when the CUDA
@@ -243,6 +251,24 @@ impl Cuda {
         let mut bytes = Vec::with_capacity(dst.len * E::BYTES);
         s.as_slice().iter().for_each(|v| v.put_le(&mut bytes));
         check(self.stream().memcpy_htod(&bytes, &mut dst.bytes.slice_mut(..bytes.len())), "memcpy_htod");
+    }
+
+    /// `Err` (as the CPU kernel) unless every class index is in `0..classes`: checked on the host,
+    /// since the kernels index with them.
+    fn check_targets<I: IndexDtype>(&self, target: &CudaStorage<I>, classes: usize) -> Result<()> {
+        for t in self.download(target, &contiguous_of(target.len)) {
+            match t.to_index() {
+                Some(i) if i < classes => {}
+                _ => {
+                    return Err(Error::IndexOutOfRange {
+                        op: "cross_entropy",
+                        index: t.as_f64() as i64,
+                        size: classes,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `dst[view] = src[view]` (or `+=`) with both views strided.
@@ -733,8 +759,6 @@ impl Device for Cuda {
         check(unsafe { b.launch(rows_config(n / row)) }, "softmax_backward");
     }
 
-    // The kernels below run through the host for now (see the module docs).
-
     fn conv2d<E: Float>(
         &self,
         x: &CudaStorage<E>,
@@ -743,9 +767,7 @@ impl Device for Cuda {
         y: &mut CudaStorage<E>,
         accumulate: bool,
     ) {
-        let mut hy = self.download_to_host(y);
-        self.inner.host.conv2d(&self.download_to_host(x), &self.download_to_host(w), g, &mut hy, accumulate);
-        self.write_back(&hy, y);
+        self.conv_forward(x, w, g, y, accumulate);
     }
 
     fn conv2d_input_grad<E: Float>(
@@ -755,9 +777,7 @@ impl Device for Cuda {
         g: &ConvGeometry,
         gx: &mut CudaStorage<E>,
     ) {
-        let mut hx = self.download_to_host(gx);
-        self.inner.host.conv2d_input_grad(&self.download_to_host(gy), &self.download_to_host(w), g, &mut hx);
-        self.write_back(&hx, gx);
+        self.conv_input_grad(gy, w, g, gx);
     }
 
     fn conv2d_weight_grad<E: Float>(
@@ -767,10 +787,10 @@ impl Device for Cuda {
         g: &ConvGeometry,
         gw: &mut CudaStorage<E>,
     ) {
-        let mut hw = self.download_to_host(gw);
-        self.inner.host.conv2d_weight_grad(&self.download_to_host(x), &self.download_to_host(gy), g, &mut hw);
-        self.write_back(&hw, gw);
+        self.conv_weight_grad(x, gy, g, gw);
     }
+
+    // The kernels below run through the host for now (see the module docs).
 
     fn max_pool2d<E: Float>(&self, x: &CudaStorage<E>, g: &PoolGeometry) -> (CudaStorage<E>, CudaStorage<i64>) {
         let (y, i) = self.inner.host.max_pool2d(&self.download_to_host(x), g);
@@ -866,10 +886,29 @@ impl Device for Cuda {
         w: Option<&CudaStorage<E>>,
         b: Option<&CudaStorage<E>>,
     ) -> (CudaStorage<E>, CudaStorage<f64>) {
-        let (hw, hb) = (w.map(|w| self.download_to_host(w)), b.map(|b| self.download_to_host(b)));
-        let (y, stats) =
-            self.inner.host.norm_rows(&self.download_to_host(x), row, eps, center, hw.as_ref(), hb.as_ref());
-        (self.upload_from_host(&y), self.upload_from_host(&stats))
+        let rows = x.len.checked_div(row).unwrap_or(0);
+        let mut y = self.alloc_for_overwrite::<E>(x.len);
+        let mut stats = self.alloc_for_overwrite::<f64>(2 * rows);
+        if rows == 0 {
+            return (y, stats);
+        }
+        let f = self.function(KernelFile::Norm, &kernel_name("norm_rows", E::DTYPE));
+        let (row64, rows64, center32, null) = (row as i64, rows as i64, center as i32, 0u64);
+        let mut lb = self.stream().launch_builder(&f);
+        lb.arg(&x.bytes).arg(&row64).arg(&rows64).arg(&eps).arg(&center32);
+        match w {
+            Some(w) => lb.arg(&w.bytes),
+            None => lb.arg(&null),
+        };
+        match b {
+            Some(b) => lb.arg(&b.bytes),
+            None => lb.arg(&null),
+        };
+        lb.arg(&mut y.bytes).arg(&mut stats.bytes);
+        // SAFETY: one block per `row`-long row of `x` and `y`; `w` and `b` (or null) hold `row`
+        // elements, `stats` holds `2 * rows`.
+        check(unsafe { lb.launch(rows_config(rows)) }, "norm_rows");
+        (y, stats)
     }
 
     fn norm_rows_backward<E: Float>(
@@ -884,28 +923,37 @@ impl Device for Cuda {
         gw: Option<&mut CudaStorage<E>>,
         gb: Option<&mut CudaStorage<E>>,
     ) {
-        let hw = w.map(|w| self.download_to_host(w));
-        let mut hx = self.download_to_host(gx);
-        let mut hgw = gw.as_ref().map(|g| self.download_to_host(g));
-        let mut hgb = gb.as_ref().map(|g| self.download_to_host(g));
-        self.inner.host.norm_rows_backward(
-            &self.download_to_host(x),
-            row,
-            center,
-            &self.download_to_host(stats),
-            hw.as_ref(),
-            &self.download_to_host(gy),
-            &mut hx,
-            hgw.as_mut(),
-            hgb.as_mut(),
-        );
-        self.write_back(&hx, gx);
-        if let (Some(h), Some(g)) = (hgw, gw) {
-            self.write_back(&h, g);
+        let rows = x.len.checked_div(row).unwrap_or(0);
+        if rows == 0 {
+            return;
         }
-        if let (Some(h), Some(g)) = (hgb, gb) {
-            self.write_back(&h, g);
+        let (row64, rows64, center32, null) = (row as i64, rows as i64, center as i32, 0u64);
+        let f = self.function(KernelFile::Norm, &kernel_name("norm_rows_bwd", E::DTYPE));
+        let mut lb = self.stream().launch_builder(&f);
+        lb.arg(&x.bytes).arg(&row64).arg(&rows64).arg(&center32).arg(&stats.bytes);
+        match w {
+            Some(w) => lb.arg(&w.bytes),
+            None => lb.arg(&null),
+        };
+        lb.arg(&gy.bytes).arg(&mut gx.bytes);
+        // SAFETY: one block per row of `x`, `gy` and `gx`; `stats` holds `2 * rows`.
+        check(unsafe { lb.launch(rows_config(rows)) }, "norm_rows_backward");
+        if gw.is_none() && gb.is_none() {
+            return;
         }
+        let f = self.function(KernelFile::Norm, &kernel_name("norm_params_bwd", E::DTYPE));
+        let mut lb = self.stream().launch_builder(&f);
+        lb.arg(&x.bytes).arg(&row64).arg(&rows64).arg(&stats.bytes).arg(&gy.bytes);
+        match gw {
+            Some(g) => lb.arg(&mut g.bytes),
+            None => lb.arg(&null),
+        };
+        match gb {
+            Some(g) => lb.arg(&mut g.bytes),
+            None => lb.arg(&null),
+        };
+        // SAFETY: one thread per column; `gw` and `gb` (or null) hold `row` elements.
+        check(unsafe { lb.launch(elementwise_config(row)) }, "norm_params_backward");
     }
 
     fn cross_entropy_rows<E: Float, I: IndexDtype>(
@@ -914,9 +962,20 @@ impl Device for Cuda {
         row: usize,
         target: &CudaStorage<I>,
     ) -> Result<(CudaStorage<E>, CudaStorage<f64>)> {
-        let (loss, lse) =
-            self.inner.host.cross_entropy_rows(&self.download_to_host(x), row, &self.download_to_host(target))?;
-        Ok((self.upload_from_host(&loss), self.upload_from_host(&lse)))
+        let rows = target.len;
+        self.check_targets(target, row)?;
+        let (mut loss, mut lse) = (self.alloc_for_overwrite::<E>(rows), self.alloc_for_overwrite::<f64>(rows));
+        if rows == 0 {
+            return Ok((loss, lse));
+        }
+        let name = format!("cross_entropy_{}_{}", dtype_suffix(E::DTYPE), dtype_suffix(I::DTYPE));
+        let f = self.function(KernelFile::Loss, &name);
+        let row64 = row as i64;
+        let mut lb = self.stream().launch_builder(&f);
+        lb.arg(&x.bytes).arg(&row64).arg(&target.bytes).arg(&mut loss.bytes).arg(&mut lse.bytes);
+        // SAFETY: one block per row of `x`; every target was checked to be in `0..row`.
+        check(unsafe { lb.launch(rows_config(rows)) }, "cross_entropy");
+        Ok((loss, lse))
     }
 
     fn cross_entropy_rows_backward<E: Float, I: IndexDtype>(
@@ -928,16 +987,18 @@ impl Device for Cuda {
         gy: &CudaStorage<E>,
         gx: &mut CudaStorage<E>,
     ) -> Result<()> {
-        let mut hx = self.download_to_host(gx);
-        self.inner.host.cross_entropy_rows_backward(
-            &self.download_to_host(x),
-            row,
-            &self.download_to_host(target),
-            &self.download_to_host(lse),
-            &self.download_to_host(gy),
-            &mut hx,
-        )?;
-        self.write_back(&hx, gx);
+        let rows = target.len;
+        self.check_targets(target, row)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let name = format!("cross_entropy_bwd_{}_{}", dtype_suffix(E::DTYPE), dtype_suffix(I::DTYPE));
+        let f = self.function(KernelFile::Loss, &name);
+        let row64 = row as i64;
+        let mut lb = self.stream().launch_builder(&f);
+        lb.arg(&x.bytes).arg(&row64).arg(&target.bytes).arg(&lse.bytes).arg(&gy.bytes).arg(&mut gx.bytes);
+        // SAFETY: one block per row of `x` and `gx`; every target was checked to be in `0..row`.
+        check(unsafe { lb.launch(rows_config(rows)) }, "cross_entropy_backward");
         Ok(())
     }
 
