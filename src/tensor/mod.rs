@@ -181,7 +181,7 @@ impl<S: Shape, E: Dtype, D: Device, T> Tensor<S, E, D, T> {
     /// use tensile::prelude::*;
     /// let (a, b) = (Cpu::seeded(0), Cpu::seeded(1));
     /// let x: Tensor<Rank2<2, 3>, f32, Cpu> = a.randn();
-    /// let y = x.t().to_device(&b);
+    /// let y = x.clone().t().to_device(&b);
     /// assert_eq!(y.to_vec(), x.t().to_vec());
     /// ```
     pub fn to_device<D2: Device>(&self, dev: &D2) -> Tensor<S, E, D2> {
