@@ -46,6 +46,12 @@ run() {
   local wheels
   wheels=$(python3 -c 'import nvidia, os; print(":".join(os.path.join(p, d, "lib") for p in nvidia.__path__ for d in os.listdir(p)))' 2>/dev/null || true)
   export LD_LIBRARY_PATH="${wheels}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # ptxas from the nvidia-cuda-nvcc-cu12 wheel, where it is installed and none is named.
+  local wheel_ptxas
+  wheel_ptxas=$(python3 -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cuda_nvcc", "bin", "ptxas"))' 2>/dev/null || true)
+  if [[ -z "${TENSILE_PTXAS:-}" && -n "$wheel_ptxas" && -x "$wheel_ptxas" ]]; then
+    export TENSILE_PTXAS="$wheel_ptxas"
+  fi
   for bin in pytorch_parity cuda; do
     [[ -x "$dir/$bin" ]] || { echo "no $dir/$bin: run '$0 build $dir' first" >&2; exit 1; }
   done
