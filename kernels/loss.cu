@@ -15,13 +15,9 @@ __device__ __forceinline__ i64 index_of(u8 v) { return v; }
                                                         double* lse) {                                   \
         typedef typename Acc<T>::t A;                                                                    \
         const T* xr = x + (i64)blockIdx.x * row;                                                         \
-        A m = (A)-INFINITY;                                                                              \
-        for (i64 j = threadIdx.x; j < row; j += BLOCK) m = fmax(m, Acc<T>::load(xr[j]));                 \
-        m = block_max(m);                                                                                \
-        if (!isfinite(m)) m = (A)0;                                                                      \
-        A s = (A)0;                                                                                      \
-        for (i64 j = threadIdx.x; j < row; j += BLOCK) s += exp(Acc<T>::load(xr[j]) - m);               \
-        A l = m + log(block_sum(s));                                                                     \
+        A m, s;                                                                                          \
+        row_shift_and_sum(xr, row, m, s);                                                                \
+        A l = m + log(s);                                                                                \
         if (threadIdx.x == 0) {                                                                          \
             loss[blockIdx.x] = Acc<T>::store(l - Acc<T>::load(xr[index_of(target[blockIdx.x])]));         \
             lse[blockIdx.x] = (double)l;                                                                 \

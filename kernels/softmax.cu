@@ -9,14 +9,8 @@
         typedef typename Acc<T>::t A;                                                                    \
         const T* xr = x + (i64)blockIdx.x * row;                                                         \
         T* yr = y + (i64)blockIdx.x * row;                                                               \
-        A m = (A)-INFINITY;                                                                              \
-        for (i64 j = threadIdx.x; j < row; j += BLOCK) m = fmax(m, Acc<T>::load(xr[j]));                 \
-        m = block_max(m);                                                                                \
-        /* A row of -inf gives NaN, as PyTorch; shift by 0 instead of -inf to keep it so. */             \
-        if (!isfinite(m)) m = (A)0;                                                                      \
-        A s = (A)0;                                                                                      \
-        for (i64 j = threadIdx.x; j < row; j += BLOCK) s += exp(Acc<T>::load(xr[j]) - m);               \
-        s = block_sum(s);                                                                                \
+        A m, s;                                                                                          \
+        row_shift_and_sum(xr, row, m, s);                                                                \
         A ls = log(s);                                                                                   \
         for (i64 j = threadIdx.x; j < row; j += BLOCK) {                                                 \
             A v = Acc<T>::load(xr[j]) - m;                                                               \
