@@ -57,6 +57,12 @@ template <> struct Acc<bf16> {
     static __device__ __forceinline__ bf16 store(float v) { return f32_to_bf16(v); }
 };
 
+// A gradient kernel's store: `*g += v` when `accumulate`, else `*g = v` (the buffer is new and its
+// old contents are never read).
+template <typename T> __device__ __forceinline__ void store_grad(T* g, typename Acc<T>::t v, int accumulate) {
+    *g = Acc<T>::store(accumulate ? Acc<T>::load(*g) + v : v);
+}
+
 // Any element type to and from f64, with the CPU's `Dtype::as_f64` / `Dtype::cast_f64` rules:
 // integers truncate and saturate (NaN gives 0), bool is `v != 0`.
 template <typename T> struct Cast;

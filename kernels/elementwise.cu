@@ -26,11 +26,11 @@ template <> struct Plain<bf16> {
         }                                                                                                \
     }                                                                                                    \
     extern "C" __global__ void unary_bwd_##N(int op, double p0, double p1, const T* x, Strided xl,       \
-                                             const T* y, const T* gy, T* gx, i64 n) {                   \
+                                             const T* y, const T* gy, T* gx, int acc, i64 n) {           \
         FOR_EACH(i, n) {                                                                                 \
             typename Acc<T>::t xv = Acc<T>::load(x[offset_of(xl, i)]);                                   \
             typename Acc<T>::t d = unary_df(op, p0, p1, xv, Acc<T>::load(y[i]));                         \
-            gx[i] = Acc<T>::store(Acc<T>::load(gx[i]) + Acc<T>::load(gy[i]) * d);                        \
+            store_grad(&gx[i], Acc<T>::load(gy[i]) * d, acc);                                            \
         }                                                                                                \
     }                                                                                                    \
     extern "C" __global__ void binary_fwd_##N(int op, const T* a, Strided al, const T* b, Strided bl,    \
@@ -40,16 +40,16 @@ template <> struct Plain<bf16> {
                 binary_f(op, Acc<T>::load(a[offset_of(al, i)]), Acc<T>::load(b[offset_of(bl, i)])));     \
         }                                                                                                \
     }                                                                                                    \
-    /* `ga`, `gb` may be null (that gradient is not wanted). */                                          \
+    /* `ga`, `gb` may be null (that gradient is not wanted); `acc_a`, `acc_b`: add, else write. */       \
     extern "C" __global__ void binary_bwd_##N(int op, const T* a, Strided al, const T* b, Strided bl,    \
-                                              const T* gy, T* ga, T* gb, i64 n) {                        \
+                                              const T* gy, T* ga, T* gb, int acc_a, int acc_b, i64 n) {  \
         FOR_EACH(i, n) {                                                                                 \
             typename Acc<T>::t av = Acc<T>::load(a[offset_of(al, i)]);                                   \
             typename Acc<T>::t bv = Acc<T>::load(b[offset_of(bl, i)]);                                   \
             typename Acc<T>::t yv = binary_f(op, av, bv);                                                \
             typename Acc<T>::t g = Acc<T>::load(gy[i]);                                                  \
-            if (ga) ga[i] = Acc<T>::store(Acc<T>::load(ga[i]) + g * binary_dfa(op, av, bv, yv));         \
-            if (gb) gb[i] = Acc<T>::store(Acc<T>::load(gb[i]) + g * binary_dfb(op, av, bv, yv));         \
+            if (ga) store_grad(&ga[i], g * binary_dfa(op, av, bv, yv), acc_a);                           \
+            if (gb) store_grad(&gb[i], g * binary_dfb(op, av, bv, yv), acc_b);                           \
         }                                                                                                \
     }                                                                                                    \
     /* dst[view] += src[view] */                                                                         \

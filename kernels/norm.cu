@@ -5,7 +5,7 @@
 #include "block.cuh"
 
 #define NORM_KERNELS(T, N)                                                                               \
-    /* y = (x - mean) * rstd * w + b; stats[r] = mean, stats[rows + r] = rstd. w, b may be null. */       \
+    /* y = (x - mean) * rstd * w + b; stats[r] = mean, stats[rows + r] = rstd. w, b may be null. */      \
     extern "C" __global__ void norm_rows_##N(const T* x, i64 row, i64 rows, double eps, int center,      \
                                              const T* w, const T* b, T* y, double* stats) {              \
         typedef typename Acc<T>::t A;                                                                    \
@@ -34,9 +34,10 @@
         }                                                                                                \
     }                                                                                                    \
     /* gx += rstd * (g - mean(g) - xhat * mean(g * xhat)), g = gy * w (no mean(g) term without        */ \
-    /* centring).                                                                                     */ \
+    /* centring); `=` instead of `+=` when `!acc`.                                                    */ \
     extern "C" __global__ void norm_rows_bwd_##N(const T* x, i64 row, i64 rows, int center,              \
-                                                 const double* stats, const T* w, const T* gy, T* gx) {  \
+                                                 const double* stats, const T* w, const T* gy, T* gx,    \
+                                                 int acc) {                                              \
         typedef typename Acc<T>::t A;                                                                    \
         i64 base = (i64)blockIdx.x * row;                                                                \
         A mean = (A)stats[blockIdx.x], rstd = (A)stats[rows + blockIdx.x], n = (A)row;                   \
@@ -53,13 +54,13 @@
             A g = Acc<T>::load(gy[base + j]);                                                            \
             if (w) g *= Acc<T>::load(w[j]);                                                              \
             A xhat = (Acc<T>::load(x[base + j]) - mean) * rstd;                                          \
-            gx[base + j] = Acc<T>::store(Acc<T>::load(gx[base + j]) + rstd * (g - mean_g - xhat * mean_gx)); \
+            store_grad(&gx[base + j], rstd * (g - mean_g - xhat * mean_gx), acc);                        \
         }                                                                                                \
     }                                                                                                    \
     /* gw[c] += Σ_r gy[r, c] * xhat[r, c], gb[c] += Σ_r gy[r, c]; one thread per column (adjacent     */ \
-    /* threads read adjacent columns). gw, gb may be null.                                            */ \
+    /* threads read adjacent columns). gw, gb may be null; `acc_w`, `acc_b`: add, else write.         */ \
     extern "C" __global__ void norm_params_bwd_##N(const T* x, i64 row, i64 rows, const double* stats,   \
-                                                   const T* gy, T* gw, T* gb) {                          \
+                                                   const T* gy, T* gw, T* gb, int acc_w, int acc_b) {    \
         typedef typename Acc<T>::t A;                                                                    \
         FOR_EACH(c, row) {                                                                               \
             A aw = (A)0, ab = (A)0;                                                                      \
@@ -68,8 +69,8 @@
                 aw += g * (Acc<T>::load(x[r * row + c]) - (A)stats[r]) * (A)stats[rows + r];             \
                 ab += g;                                                                                 \
             }                                                                                            \
-            if (gw) gw[c] = Acc<T>::store(Acc<T>::load(gw[c]) + aw);                                     \
-            if (gb) gb[c] = Acc<T>::store(Acc<T>::load(gb[c]) + ab);                                     \
+            if (gw) store_grad(&gw[c], aw, acc_w);                                                       \
+            if (gb) store_grad(&gb[c], ab, acc_b);                                                       \
         }                                                                                                \
     }
 FOR_EACH_FLOAT(NORM_KERNELS)

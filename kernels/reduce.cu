@@ -49,14 +49,13 @@ template <typename A> __device__ A block_reduce(int kind, A v) {
             mask[i] = Acc<T>::store(hit ? 1 : 0);                                                        \
         }                                                                                                \
     }                                                                                                    \
-    /* gx += mask * gy / count, the amax/amin gradient shared evenly between ties; `gy` and           */ \
-    /* `count` are broadcast to x's dims through `yl`.                                                */ \
+    /* gx += mask * gy / count (`=` when `!acc`), the amax/amin gradient shared evenly between ties;  */ \
+    /* `gy` and `count` are broadcast to x's dims through `yl`.                                       */ \
     extern "C" __global__ void extremum_grad_##N(const T* mask, const T* gy, const T* count, Strided yl, \
-                                                  T* gx, i64 n) {                                        \
+                                                  T* gx, int acc, i64 n) {                               \
         FOR_EACH(i, n) {                                                                                 \
             i64 o = offset_of(yl, i);                                                                    \
-            gx[i] = Acc<T>::store(Acc<T>::load(gx[i]) +                                                  \
-                                  Acc<T>::load(mask[i]) * Acc<T>::load(gy[o]) / Acc<T>::load(count[o])); \
+            store_grad(&gx[i], Acc<T>::load(mask[i]) * Acc<T>::load(gy[o]) / Acc<T>::load(count[o]), acc); \
         }                                                                                                \
     }
 FOR_EACH_FLOAT(REDUCE_KERNELS)

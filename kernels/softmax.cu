@@ -17,8 +17,9 @@
             yr[j] = Acc<T>::store(log_ ? v - ls : exp(v) / s);                                           \
         }                                                                                                \
     }                                                                                                    \
-    /* softmax: gx += y (gy - Σ gy y); log-softmax: gx += gy - e^y Σ gy. */                              \
-    extern "C" __global__ void softmax_rows_bwd_##N(const T* y, const T* gy, T* gx, i64 row, int log_) { \
+    /* softmax: gx += y (gy - Σ gy y); log-softmax: gx += gy - e^y Σ gy (`=` when `!acc`). */            \
+    extern "C" __global__ void softmax_rows_bwd_##N(const T* y, const T* gy, T* gx, i64 row, int log_,   \
+                                                    int acc) {                                           \
         typedef typename Acc<T>::t A;                                                                    \
         i64 base = (i64)blockIdx.x * row;                                                                \
         A s = (A)0;                                                                                      \
@@ -28,7 +29,7 @@
         for (i64 j = threadIdx.x; j < row; j += BLOCK) {                                                 \
             A yv = Acc<T>::load(y[base + j]), g = Acc<T>::load(gy[base + j]);                            \
             A d = log_ ? g - exp(yv) * s : yv * (g - s);                                                 \
-            gx[base + j] = Acc<T>::store(Acc<T>::load(gx[base + j]) + d);                                \
+            store_grad(&gx[base + j], d, acc);                                                           \
         }                                                                                                \
     }
 FOR_EACH_FLOAT(SOFTMAX_KERNELS)

@@ -252,9 +252,30 @@ impl<D: Device> Gradients<D> {
         ins: [(UniqueId, usize); N],
         f: impl FnOnce(&D::Storage<E>, [&mut D::Storage<E>; N]),
     ) {
-        self.backward_step_many::<E>(dev, out, &ins, |gy, bufs| {
+        self.step::<E>(dev, out, &ins, true, |gy, bufs, _| {
             let mut refs = bufs.iter_mut();
             f(gy, core::array::from_fn(|_| refs.next().expect("one buffer per input")));
+        });
+    }
+
+    /// [`Gradients::backward_step`] for a kernel that can write a gradient as well as add to one:
+    /// `f(gy, [gx_0, ..], [accumulate_0, ..])`, where a buffer whose flag is `false` is new, its
+    /// contents unspecified, and the kernel must write every element. This saves zero-filling a
+    /// buffer and reading it back, two of the four memory passes of a typical backward kernel.
+    pub(crate) fn backward_step_write<E: Float, const N: usize>(
+        &mut self,
+        dev: &D,
+        out: UniqueId,
+        ins: [(UniqueId, usize); N],
+        f: impl FnOnce(&D::Storage<E>, [&mut D::Storage<E>; N], [bool; N]),
+    ) {
+        self.step::<E>(dev, out, &ins, false, |gy, bufs, acc| {
+            let mut refs = bufs.iter_mut();
+            f(
+                gy,
+                core::array::from_fn(|_| refs.next().expect("one buffer per input")),
+                core::array::from_fn(|i| acc[i]),
+            );
         });
     }
 
@@ -266,18 +287,45 @@ impl<D: Device> Gradients<D> {
         ins: &[(UniqueId, usize)],
         f: impl FnOnce(&D::Storage<E>, &mut [D::Storage<E>]),
     ) {
+        self.step::<E>(dev, out, ins, true, |gy, bufs, _| f(gy, bufs));
+    }
+
+    /// [`Gradients::backward_step_write`] for any number of inputs.
+    pub(crate) fn backward_step_many_write<E: Float>(
+        &mut self,
+        dev: &D,
+        out: UniqueId,
+        ins: &[(UniqueId, usize)],
+        f: impl FnOnce(&D::Storage<E>, &mut [D::Storage<E>], &[bool]),
+    ) {
+        self.step::<E>(dev, out, ins, false, f);
+    }
+
+    /// The backward step behind the four above. A new buffer is zero-filled when `zero_new`;
+    /// otherwise it is left unspecified and its `accumulate` flag is `false`.
+    fn step<E: Float>(
+        &mut self,
+        dev: &D,
+        out: UniqueId,
+        ins: &[(UniqueId, usize)],
+        zero_new: bool,
+        f: impl FnOnce(&D::Storage<E>, &mut [D::Storage<E>], &[bool]),
+    ) {
         let Some(gy) = self.grads.remove(&out) else { return };
         let gy = *gy.downcast::<D::Storage<E>>().expect("a tensor id was used with two dtypes");
         let is_dup = |i: usize| ins[..i].iter().any(|(j, _)| *j == ins[i].0);
         let mut bufs: Vec<D::Storage<E>> = Vec::with_capacity(ins.len());
+        let mut accumulate = Vec::with_capacity(ins.len());
         for (i, &(id, len)) in ins.iter().enumerate() {
             let taken = if is_dup(i) { None } else { self.grads.remove(&id) };
+            accumulate.push(taken.is_some() || zero_new);
             bufs.push(match taken {
                 Some(b) => *b.downcast::<D::Storage<E>>().expect("a tensor id was used with two dtypes"),
-                None => dev.alloc_zeros::<E>(len),
+                None if zero_new => dev.alloc_zeros::<E>(len),
+                None => dev.alloc_for_overwrite::<E>(len),
             });
         }
-        f(&gy, &mut bufs);
+        f(&gy, &mut bufs, &accumulate);
         // Put the inputs back; a duplicate's scratch buffer is added to its first slot.
         let mut scratch = Vec::new();
         for (i, buf) in bufs.into_iter().enumerate() {

@@ -35,6 +35,9 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
     fn storage_len<E: Dtype>(s: &Self::Storage<E>) -> usize;
     /// A zero-filled buffer.
     fn alloc_zeros<E: Dtype>(&self, len: usize) -> Self::Storage<E>;
+    /// A buffer whose contents are unspecified: the caller writes every element before reading
+    /// any (a kernel's output). Cheaper than [`Device::alloc_zeros`]: no fill.
+    fn alloc_for_overwrite<E: Dtype>(&self, len: usize) -> Self::Storage<E>;
     /// A buffer holding `data`.
     fn upload<E: Dtype>(&self, data: Vec<E>) -> Self::Storage<E>;
     /// The logical elements of a view, in row-major order.
@@ -55,7 +58,8 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
 
     /// `y = op(x)`.
     fn unary<E: Float, O: UnaryOp>(&self, op: &O, x: Arc<Self::Storage<E>>, l: &Layout) -> Self::Storage<E>;
-    /// `gx += gy * op'(x)`; `gx` and `gy` are contiguous in `l`'s dims.
+    /// `gx += gy * op'(x)` (`gx = ..` when `!accumulate`); `gx` and `gy` are contiguous in
+    /// `l`'s dims.
     #[allow(clippy::too_many_arguments)]
     fn unary_backward<E: Float, O: UnaryOp>(
         &self,
@@ -65,6 +69,7 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         y: &Self::Storage<E>,
         gy: &Self::Storage<E>,
         gx: &mut Self::Storage<E>,
+        accumulate: bool,
     );
     /// `y = op(a, b)` for two views of equal dims.
     fn binary<E: Float, O: BinaryOp>(
@@ -75,7 +80,8 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         b: Arc<Self::Storage<E>>,
         bl: &Layout,
     ) -> Self::Storage<E>;
-    /// `ga += gy * d op/da`, `gb += gy * d op/db` (each only when asked for).
+    /// `ga += gy * d op/da`, `gb += gy * d op/db` (each only when asked for; `=` instead of `+=`
+    /// for a side whose `accumulate` flag is `false`).
     #[allow(clippy::too_many_arguments)]
     fn binary_backward<E: Float, O: BinaryOp>(
         &self,
@@ -87,10 +93,12 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         gy: &Self::Storage<E>,
         ga: Option<&mut Self::Storage<E>>,
         gb: Option<&mut Self::Storage<E>>,
+        accumulate: [bool; 2],
     );
     /// Reduces a view over `axes` (sorted); the output is contiguous in the kept dims.
     fn reduce<E: Float>(&self, kind: ReduceKind, x: &Self::Storage<E>, l: &Layout, axes: &[usize]) -> Self::Storage<E>;
-    /// Accumulates the gradient of a reduction into `gx` (contiguous in `l`'s dims).
+    /// Adds the gradient of a reduction into `gx` (contiguous in `l`'s dims), or writes it
+    /// there when `!accumulate`.
     #[allow(clippy::too_many_arguments)]
     fn reduce_backward<E: Float>(
         &self,
@@ -101,6 +109,7 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         y: &Self::Storage<E>,
         gy: &Self::Storage<E>,
         gx: &mut Self::Storage<E>,
+        accumulate: bool,
     );
     /// Batched matrix product over rank-3 views `[batch, m, k] x [batch, k, n] -> [batch, m, n]`
     /// (a batch stride of 0 broadcasts); `c += a b` when `accumulate`, else `c = a b`.
@@ -137,7 +146,8 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
     ) -> Self::Storage<E>;
     /// Softmax (`log`: log-softmax) along the last axis of a contiguous view, one row at a time.
     fn softmax_rows<E: Float>(&self, x: &Self::Storage<E>, l: &Layout, log: bool) -> Self::Storage<E>;
-    /// Adds the gradient of [`Device::softmax_rows`] into `gx`, from its output `y`; rows of `row`.
+    /// Adds the gradient of [`Device::softmax_rows`] into `gx` (writes it when `!accumulate`),
+    /// from its output `y`; rows of `row`.
     fn softmax_rows_backward<E: Float>(
         &self,
         y: &Self::Storage<E>,
@@ -145,6 +155,7 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         gx: &mut Self::Storage<E>,
         row: usize,
         log: bool,
+        accumulate: bool,
     );
     /// `y = x ⋆ w` (`y += x ⋆ w` when `accumulate`), a 2-D convolution over contiguous buffers
     /// laid out as `g` says (PyTorch's cross-correlation, NCHW).
@@ -244,7 +255,8 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         w: Option<&Self::Storage<E>>,
         b: Option<&Self::Storage<E>>,
     ) -> (Self::Storage<E>, Self::Storage<f64>);
-    /// Adds the gradients of [`Device::norm_rows`] into `gx` and, when given, `gw` and `gb`.
+    /// Adds the gradients of [`Device::norm_rows`] into `gx` and, when given, `gw` and `gb`;
+    /// `accumulate` says for each of the three whether to add (`true`) or write (`false`).
     #[allow(clippy::too_many_arguments)]
     fn norm_rows_backward<E: Float>(
         &self,
@@ -255,6 +267,7 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         w: Option<&Self::Storage<E>>,
         gy: &Self::Storage<E>,
         gx: &mut Self::Storage<E>,
+        accumulate: [bool; 3],
         gw: Option<&mut Self::Storage<E>>,
         gb: Option<&mut Self::Storage<E>>,
     );
@@ -267,8 +280,8 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         row: usize,
         target: &Self::Storage<I>,
     ) -> Result<(Self::Storage<E>, Self::Storage<f64>)>;
-    /// Adds the gradient of [`Device::cross_entropy_rows`] into `gx`: row `r` gets
-    /// `gy[r] * (softmax(x_r) - onehot(target_r))`.
+    /// Adds the gradient of [`Device::cross_entropy_rows`] into `gx` (writes it when
+    /// `!accumulate`): row `r` gets `gy[r] * (softmax(x_r) - onehot(target_r))`.
     #[allow(clippy::too_many_arguments)]
     fn cross_entropy_rows_backward<E: Float, I: IndexDtype>(
         &self,
@@ -278,6 +291,7 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         lse: &Self::Storage<f64>,
         gy: &Self::Storage<E>,
         gx: &mut Self::Storage<E>,
+        accumulate: bool,
     ) -> Result<()>;
     /// Uniform samples in `[lo, hi)` from the device's generator.
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> Self::Storage<E>;

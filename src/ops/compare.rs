@@ -165,14 +165,22 @@ impl<S: Shape, D: Device, T> Tensor<S, bool, D, T> {
             let record = crate::autograd::OpRecord::new("where", vec![self.id, aid, bid], oid, cl.dims)
                 .exports(crate::export::Op::Where, E::DTYPE);
             tape.add_backward_op(record, move |g| {
-                g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
+                g.backward_step_write::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, bufs, acc| {
                     let zero = dev.alloc_zeros::<E>(1);
                     let c = Layout::contiguous(cl.dims);
                     let zl = Layout::repeated_element(cl.dims);
-                    let to_a = dev.select_where(&cond, &cl, gy, &c, &zero, &zl);
-                    let to_b = dev.select_where(&cond, &cl, &zero, &zl, gy, &c);
-                    dev.copy_into(&to_a, &c, ga, &c, true);
-                    dev.copy_into(&to_b, &c, gb, &c, true);
+                    for ((on_true, buf), acc) in [true, false].into_iter().zip(bufs).zip(acc) {
+                        let part = if on_true {
+                            dev.select_where(&cond, &cl, gy, &c, &zero, &zl)
+                        } else {
+                            dev.select_where(&cond, &cl, &zero, &zl, gy, &c)
+                        };
+                        if acc {
+                            dev.copy_into(&part, &c, buf, &c, true);
+                        } else {
+                            *buf = part;
+                        }
+                    }
                 });
                 Ok(())
             });

@@ -30,8 +30,8 @@ where
             let record = crate::autograd::OpRecord::new(name, vec![xid], oid, l.dims)
                 .exports(crate::export::Op::SoftmaxRows { log }, E::DTYPE);
             tape.add_backward_op(record, move |g| {
-                g.backward_step::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx]| {
-                    dev.softmax_rows_backward(&y, gy, gx, row, log);
+                g.backward_step_write::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx], [acc]| {
+                    dev.softmax_rows_backward(&y, gy, gx, row, log, acc);
                 });
                 Ok(())
             });

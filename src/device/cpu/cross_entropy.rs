@@ -4,7 +4,7 @@
 
 use super::fast_math::has_avx2;
 use super::softmax::{exp_into, lane_sum, row_max};
-use super::strided::PAR_THRESHOLD;
+use super::strided::{PAR_THRESHOLD, store};
 use crate::compat::prelude::*;
 use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
@@ -23,14 +23,22 @@ fn row_forward<E: Float>(x: &[E], t: usize, scratch: &mut Vec<E::Acc>) -> (E::Ac
     (lse - x[t].to_acc(), lse)
 }
 
-/// Adds `g * (softmax(x) - onehot(t))` into `gx`.
+/// Adds `g * (softmax(x) - onehot(t))` into `gx` (writes it when `!accumulate`).
 #[inline(always)]
-fn row_backward<E: Float>(x: &[E], t: usize, lse: E::Acc, g: E::Acc, gx: &mut [E], scratch: &mut Vec<E::Acc>) {
+fn row_backward<E: Float>(
+    x: &[E],
+    t: usize,
+    lse: E::Acc,
+    g: E::Acc,
+    gx: &mut [E],
+    scratch: &mut Vec<E::Acc>,
+    accumulate: bool,
+) {
     scratch.clear();
     scratch.resize(x.len(), E::Acc::zero());
     exp_into(x, scratch, lse, |e| e);
     for (o, p) in gx.iter_mut().zip(scratch.iter()) {
-        *o = E::from_acc(o.to_acc() + g * *p);
+        store(o, g * *p, accumulate);
     }
     gx[t] = E::from_acc(gx[t].to_acc() - g);
 }
@@ -44,8 +52,16 @@ fn row_forward_avx2<E: Float>(x: &[E], t: usize, scratch: &mut Vec<E::Acc>) -> (
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn row_backward_avx2<E: Float>(x: &[E], t: usize, lse: E::Acc, g: E::Acc, gx: &mut [E], scratch: &mut Vec<E::Acc>) {
-    row_backward(x, t, lse, g, gx, scratch)
+fn row_backward_avx2<E: Float>(
+    x: &[E],
+    t: usize,
+    lse: E::Acc,
+    g: E::Acc,
+    gx: &mut [E],
+    scratch: &mut Vec<E::Acc>,
+    accumulate: bool,
+) {
+    row_backward(x, t, lse, g, gx, scratch, accumulate)
 }
 
 fn forward_dispatch<E: Float>(x: &[E], t: usize, scratch: &mut Vec<E::Acc>, avx2: bool) -> (E::Acc, E::Acc) {
@@ -67,16 +83,17 @@ fn backward_dispatch<E: Float>(
     g: E::Acc,
     gx: &mut [E],
     scratch: &mut Vec<E::Acc>,
+    accumulate: bool,
     avx2: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
     if avx2 {
         // SAFETY: as in `forward_dispatch`: the CPU has AVX2 and FMA.
-        unsafe { row_backward_avx2(x, t, lse, g, gx, scratch) };
+        unsafe { row_backward_avx2(x, t, lse, g, gx, scratch, accumulate) };
         return;
     }
     let _ = avx2;
-    row_backward(x, t, lse, g, gx, scratch)
+    row_backward(x, t, lse, g, gx, scratch, accumulate)
 }
 
 /// Each row's target class, checked against the row length.
@@ -116,7 +133,8 @@ pub(crate) fn forward<E: Float, I: IndexDtype>(
     Ok(())
 }
 
-/// Adds `gy[r] * (softmax(x_r) - onehot(target_r))` into each row of `gx`.
+/// Adds `gy[r] * (softmax(x_r) - onehot(target_r))` into each row of `gx` (writes it when
+/// `!accumulate`).
 pub(crate) fn backward<E: Float, I: IndexDtype>(
     x: &[E],
     row: usize,
@@ -124,6 +142,7 @@ pub(crate) fn backward<E: Float, I: IndexDtype>(
     lse: &[f64],
     gy: &[E],
     gx: &mut [E],
+    accumulate: bool,
 ) -> Result<()> {
     let t = targets(target, row)?;
     if row == 0 {
@@ -132,7 +151,7 @@ pub(crate) fn backward<E: Float, I: IndexDtype>(
     let avx2 = has_avx2();
     let one = |scratch: &mut Vec<E::Acc>, (r, gx): (usize, &mut [E])| {
         let (lse, g) = (E::Acc::cast_f64(lse[r]), gy[r].to_acc());
-        backward_dispatch(&x[r * row..(r + 1) * row], t[r], lse, g, gx, scratch, avx2);
+        backward_dispatch(&x[r * row..(r + 1) * row], t[r], lse, g, gx, scratch, accumulate, avx2);
     };
     if x.len() >= PAR_THRESHOLD {
         gx.par_chunks_mut(row).enumerate().for_each_init(Vec::new, one);
@@ -155,7 +174,11 @@ mod tests {
         let (mut loss, mut lse) = (vec![0.0; 3], vec![0.0; 3]);
         forward(&x, 7, &target, &mut loss, &mut lse).unwrap();
         let mut gx = vec![0.0; x.len()];
-        backward(&x, 7, &target, &lse, &[1.0, 2.0, 0.5], &mut gx).unwrap();
+        backward(&x, 7, &target, &lse, &[1.0, 2.0, 0.5], &mut gx, true).unwrap();
+        // written over stale contents, the same values
+        let mut fresh = vec![f64::NAN; x.len()];
+        backward(&x, 7, &target, &lse, &[1.0, 2.0, 0.5], &mut fresh, false).unwrap();
+        assert_eq!(fresh, gx);
         for (r, row) in x.chunks(7).enumerate() {
             let s: f64 = row.iter().map(|v| v.exp()).sum();
             assert!((loss[r] - (s.ln() - row[target[r] as usize])).abs() < 1e-12);

@@ -25,7 +25,7 @@ use cache::BufferCache;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::Distribution;
-use strided::zip_map;
+use strided::{write_or_add, zip_map};
 
 /// The CPU device. Cloning it is cheap and shares its random generator and buffer cache.
 ///
@@ -91,11 +91,6 @@ impl Cpu {
     pub fn empty_cache(&self) {
         self.cache.clear();
     }
-    /// A buffer of `len` elements whose contents the caller overwrites entirely.
-    fn alloc_for_overwrite<E: Dtype>(&self, len: usize) -> CpuStorage<E> {
-        let data = self.cache.take(len).unwrap_or_else(|| vec![E::default(); len]);
-        CpuStorage { data, cache: Some(self.cache.clone()) }
-    }
     fn wrap<E: Dtype>(&self, data: Vec<E>) -> CpuStorage<E> {
         CpuStorage { data, cache: Some(self.cache.clone()) }
     }
@@ -149,6 +144,12 @@ impl Device for Cpu {
             }
             None => self.wrap(vec![E::default(); len]),
         }
+    }
+
+    fn alloc_for_overwrite<E: Dtype>(&self, len: usize) -> CpuStorage<E> {
+        // A cached buffer keeps its old values; a new one is zeroed by the allocator (no pass).
+        let data = self.cache.take(len).unwrap_or_else(|| vec![E::default(); len]);
+        self.wrap(data)
     }
 
     fn upload<E: Dtype>(&self, data: Vec<E>) -> CpuStorage<E> {
@@ -227,11 +228,11 @@ impl Device for Cpu {
         y: &CpuStorage<E>,
         gy: &CpuStorage<E>,
         gx: &mut CpuStorage<E>,
+        accumulate: bool,
     ) {
         let c = Layout::contiguous(l.dims);
-        zip_map(&mut gx.data, &l.dims, [(&x.data[..], l), (&y.data[..], &c), (&gy.data[..], &c)], |g, [x, y, gy]| {
-            *g = E::from_acc(g.to_acc() + gy.to_acc() * op.df(x.to_acc(), y.to_acc()))
-        });
+        let ins = [(&x.data[..], l), (&y.data[..], &c), (&gy.data[..], &c)];
+        write_or_add(&mut gx.data, &l.dims, ins, accumulate, |[x, y, gy]| gy.to_acc() * op.df(x.to_acc(), y.to_acc()));
     }
 
     fn binary<E: Float, O: BinaryOp>(
@@ -268,19 +269,20 @@ impl Device for Cpu {
         gy: &CpuStorage<E>,
         ga: Option<&mut CpuStorage<E>>,
         gb: Option<&mut CpuStorage<E>>,
+        accumulate: [bool; 2],
     ) {
         let c = Layout::contiguous(al.dims);
         let ins = [(&a.data[..], al), (&b.data[..], bl), (&gy.data[..], &c)];
         if let Some(ga) = ga {
-            zip_map(&mut ga.data, &al.dims, ins, |g, [x, y, gy]| {
+            write_or_add(&mut ga.data, &al.dims, ins, accumulate[0], |[x, y, gy]| {
                 let (x, y) = (x.to_acc(), y.to_acc());
-                *g = E::from_acc(g.to_acc() + gy.to_acc() * op.dfa(x, y, op.f(x, y)))
+                gy.to_acc() * op.dfa(x, y, op.f(x, y))
             });
         }
         if let Some(gb) = gb {
-            zip_map(&mut gb.data, &al.dims, ins, |g, [x, y, gy]| {
+            write_or_add(&mut gb.data, &al.dims, ins, accumulate[1], |[x, y, gy]| {
                 let (x, y) = (x.to_acc(), y.to_acc());
-                *g = E::from_acc(g.to_acc() + gy.to_acc() * op.dfb(x, y, op.f(x, y)))
+                gy.to_acc() * op.dfb(x, y, op.f(x, y))
             });
         }
     }
@@ -301,13 +303,15 @@ impl Device for Cpu {
         y: &CpuStorage<E>,
         gy: &CpuStorage<E>,
         gx: &mut CpuStorage<E>,
+        accumulate: bool,
     ) {
         let kept: Vec<usize> = (0..l.dims.len()).filter(|d| !axes.contains(d)).map(|d| l.dims[d]).collect();
         let yb = Layout::contiguous(crate::shapes::Dims::from_slice(&kept)).broadcast(l.dims, axes);
         match kind {
-            ReduceKind::Sum => {
+            ReduceKind::Sum if accumulate => {
                 zip_map(&mut gx.data, &l.dims, [(&gy.data[..], &yb)], |g, [gy]| *g = *g + gy);
             }
+            ReduceKind::Sum => zip_map(&mut gx.data, &l.dims, [(&gy.data[..], &yb)], |g, [gy]| *g = gy),
             ReduceKind::Max | ReduceKind::Min => {
                 // As PyTorch's amax/amin: the gradient is shared evenly between tied extrema.
                 let mut mask = self.alloc_for_overwrite::<E>(l.numel());
@@ -316,12 +320,10 @@ impl Device for Cpu {
                 });
                 let c = Layout::contiguous(l.dims);
                 let counts = self.reduce(ReduceKind::Sum, &mask, &c, axes);
-                zip_map(
-                    &mut gx.data,
-                    &l.dims,
-                    [(&mask.data[..], &c), (&gy.data[..], &yb), (&counts.data[..], &yb)],
-                    |g, [m, gy, n]| *g = E::from_acc(g.to_acc() + m.to_acc() * gy.to_acc() / n.to_acc()),
-                );
+                let ins = [(&mask.data[..], &c), (&gy.data[..], &yb), (&counts.data[..], &yb)];
+                write_or_add(&mut gx.data, &l.dims, ins, accumulate, |[m, gy, n]| {
+                    m.to_acc() * gy.to_acc() / n.to_acc()
+                });
             }
         }
     }
@@ -361,13 +363,14 @@ impl Device for Cpu {
         b: &CpuStorage<E>,
         bl: &Layout,
     ) -> CpuStorage<E> {
-        let picked = self.download(cond, cl);
-        let mut out = self.wrap(self.download(a, al));
-        for ((o, p), y) in out.data.iter_mut().zip(picked).zip(self.download(b, bl)) {
-            if !p {
-                *o = y;
-            }
-        }
+        // The condition as this dtype (1 or 0), element for element of its own buffer, so that
+        // a broadcast mask keeps its strides and stays small; then one strided pass.
+        let (yes, no) = (E::cast_f64(1.0), E::default());
+        let picks: Vec<E> = cond.data.iter().map(|&p| if p { yes } else { no }).collect();
+        let mut out = self.alloc_for_overwrite::<E>(cl.numel());
+        zip_map(&mut out.data, &cl.dims, [(&picks[..], cl), (&a.data[..], al), (&b.data[..], bl)], |o, [p, x, y]| {
+            *o = if p != no { x } else { y }
+        });
         out
     }
 
@@ -387,8 +390,9 @@ impl Device for Cpu {
         gx: &mut CpuStorage<E>,
         row: usize,
         log: bool,
+        accumulate: bool,
     ) {
-        softmax::backward(&y.data, &gy.data, &mut gx.data, row, log);
+        softmax::backward(&y.data, &gy.data, &mut gx.data, row, log, accumulate);
     }
 
     fn conv2d<E: Float>(
@@ -527,6 +531,7 @@ impl Device for Cpu {
         w: Option<&CpuStorage<E>>,
         gy: &CpuStorage<E>,
         gx: &mut CpuStorage<E>,
+        accumulate: [bool; 3],
         gw: Option<&mut CpuStorage<E>>,
         gb: Option<&mut CpuStorage<E>>,
     ) {
@@ -538,6 +543,7 @@ impl Device for Cpu {
             w.map(|w| &w.data[..]),
             &gy.data,
             &mut gx.data,
+            accumulate,
             gw.map(|g| &mut g.data[..]),
             gb.map(|g| &mut g.data[..]),
         );
@@ -563,8 +569,9 @@ impl Device for Cpu {
         lse: &CpuStorage<f64>,
         gy: &CpuStorage<E>,
         gx: &mut CpuStorage<E>,
+        accumulate: bool,
     ) -> crate::error::Result<()> {
-        cross_entropy::backward(&x.data, row, &target.data, &lse.data, &gy.data, &mut gx.data)
+        cross_entropy::backward(&x.data, row, &target.data, &lse.data, &gy.data, &mut gx.data, accumulate)
     }
 
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {

@@ -2,12 +2,13 @@
 //! statistics in one pass over the row, the normalised and scaled output in a second, and the
 //! backward in two more. The statistics are kept for the backward.
 
+use super::fast_math::has_avx2;
 use super::softmax::lane_sum;
-use super::strided::PAR_THRESHOLD;
+use super::strided::{PAR_THRESHOLD, store};
 use crate::compat::prelude::*;
 use crate::dtypes::{Dtype, Float};
 use crate::par::*;
-use num_traits::{Float as _, One as _, Zero as _};
+use num_traits::{One as _, Zero as _};
 
 fn rows_of(len: usize, row: usize) -> usize {
     len.checked_div(row).unwrap_or(0)
@@ -40,18 +41,18 @@ pub(crate) fn norm_rows<E: Float>(
     }
     let (wv, bv) = affine(row, w, b);
     let n = E::Acc::cast_f64(row as f64);
+    let rule = Forward { wv: &wv, bv: &bv, n, eps: E::Acc::cast_f64(eps), center };
+    let avx2 = has_avx2();
     let one_row = |r: usize, yr: &mut [E], st: &mut (f64, f64)| {
         let xr = &x[r * row..(r + 1) * row];
-        let mean = if center { lane_sum(xr, |v: E| v.to_acc()) / n } else { E::Acc::zero() };
-        let var = lane_sum(xr, |v: E| {
-            let d = v.to_acc() - mean;
-            d * d
-        }) / n;
-        let rstd = (var + E::Acc::cast_f64(eps)).sqrt().recip();
-        for (((o, v), w), b) in yr.iter_mut().zip(xr).zip(&wv).zip(&bv) {
-            *o = E::from_acc((v.to_acc() - mean) * rstd * *w + *b);
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: `avx2` is true only when the CPU has AVX2 and FMA (`has_avx2`), the one
+            // requirement of a `target_feature` function.
+            *st = unsafe { rule.row_avx2(xr, yr) };
+            return;
         }
-        *st = (mean.as_f64(), rstd.as_f64());
+        *st = rule.row(xr, yr);
     };
     let mut stats = vec![(0.0f64, 0.0f64); rows];
     if x.len() >= PAR_THRESHOLD {
@@ -64,7 +65,110 @@ pub(crate) fn norm_rows<E: Float>(
     }
 }
 
-/// Adds the gradients of [`norm_rows`] into `gx` and, when given, `gw` and `gb`:
+/// What every row of [`norm_rows`] shares.
+struct Forward<'a, A> {
+    wv: &'a [A],
+    bv: &'a [A],
+    n: A,
+    eps: A,
+    center: bool,
+}
+
+impl<A: Float> Forward<'_, A> {
+    /// One row: writes `yr` and returns the row's `(mean, rstd)`.
+    #[inline(always)]
+    fn row<E: Float<Acc = A>>(&self, xr: &[E], yr: &mut [E]) -> (f64, f64) {
+        let mean = if self.center { lane_sum(xr, |v: E| v.to_acc()) / self.n } else { A::zero() };
+        let var = lane_sum(xr, |v: E| {
+            let d = v.to_acc() - mean;
+            d * d
+        }) / self.n;
+        let rstd = (var + self.eps).sqrt().recip();
+        for (((o, v), w), b) in yr.iter_mut().zip(xr).zip(self.wv).zip(self.bv) {
+            *o = E::from_acc((v.to_acc() - mean) * rstd * *w + *b);
+        }
+        (mean.as_f64(), rstd.as_f64())
+    }
+
+    /// [`Forward::row`] compiled for AVX2 + FMA (8-wide vectors; the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn row_avx2<E: Float<Acc = A>>(&self, xr: &[E], yr: &mut [E]) -> (f64, f64) {
+        self.row(xr, yr)
+    }
+}
+
+/// What every row of [`norm_rows_backward`] shares.
+struct Backward<'a, A> {
+    wv: &'a [A],
+    n: A,
+    center: bool,
+    want_params: bool,
+    accumulate: bool,
+}
+
+impl<A: Float> Backward<'_, A> {
+    /// One row: the input gradient into `gxr`, and the row's terms of the parameter gradients
+    /// added to `acc` when they are wanted.
+    #[inline(always)]
+    fn row<E: Float<Acc = A>>(&self, xr: &[E], gyr: &[E], mean: A, rstd: A, gxr: &mut [E], acc: &mut (Vec<A>, Vec<A>)) {
+        let wv = self.wv;
+        // Eight running sums each, so that the additions do not wait on one another.
+        let (mut lanes_g, mut lanes_gx) = ([A::zero(); 8], [A::zero(); 8]);
+        let (xc, gc, wc) = (xr.chunks_exact(8), gyr.chunks_exact(8), wv.chunks_exact(8));
+        let tail = (xc.remainder(), gc.remainder(), wc.remainder());
+        for ((xs, gs), ws) in xc.zip(gc).zip(wc) {
+            for i in 0..8 {
+                let g = gs[i].to_acc() * ws[i];
+                lanes_g[i] = lanes_g[i] + g;
+                lanes_gx[i] = lanes_gx[i] + g * (xs[i].to_acc() - mean);
+            }
+        }
+        let (mut sum_g, mut sum_gx) = (A::zero(), A::zero());
+        for ((xv, gv), w) in tail.0.iter().zip(tail.1).zip(tail.2) {
+            let g = gv.to_acc() * *w;
+            sum_g = sum_g + g;
+            sum_gx = sum_gx + g * (xv.to_acc() - mean);
+        }
+        let sum_g = lanes_g.into_iter().fold(sum_g, |a, v| a + v);
+        let sum_gx = lanes_gx.into_iter().fold(sum_gx, |a, v| a + v) * rstd;
+        let mean_g = if self.center { sum_g / self.n } else { A::zero() };
+        let mean_gx = sum_gx / self.n;
+        let rows = gxr.iter_mut().zip(xr).zip(gyr).zip(wv);
+        if self.want_params {
+            // one pass: the input gradient, and this row's terms of the parameter gradients
+            for ((((o, xv), gv), w), (aw, ab)) in rows.zip(acc.0.iter_mut().zip(acc.1.iter_mut())) {
+                let (xhat, g) = ((xv.to_acc() - mean) * rstd, gv.to_acc());
+                store(o, rstd * (g * *w - mean_g - xhat * mean_gx), self.accumulate);
+                *aw = *aw + g * xhat;
+                *ab = *ab + g;
+            }
+        } else {
+            for (((o, xv), gv), w) in rows {
+                let xhat = (xv.to_acc() - mean) * rstd;
+                store(o, rstd * (gv.to_acc() * *w - mean_g - xhat * mean_gx), self.accumulate);
+            }
+        }
+    }
+
+    /// [`Backward::row`] compiled for AVX2 + FMA (8-wide vectors; the same bits).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn row_avx2<E: Float<Acc = A>>(
+        &self,
+        xr: &[E],
+        gyr: &[E],
+        mean: A,
+        rstd: A,
+        gxr: &mut [E],
+        acc: &mut (Vec<A>, Vec<A>),
+    ) {
+        self.row(xr, gyr, mean, rstd, gxr, acc)
+    }
+}
+
+/// Adds the gradients of [`norm_rows`] into `gx` and, when given, `gw` and `gb` (each written
+/// instead where its `accumulate` flag is `false`):
 /// with `g = gy * w` and `xhat = (x - mean) * rstd`,
 /// `gx = rstd * (g - mean(g) - xhat * mean(g * xhat))` (no `mean(g)` term without centring),
 /// `gw = Σ_rows gy * xhat`, `gb = Σ_rows gy`. Rows run in parallel; each task sums its rows'
@@ -78,6 +182,7 @@ pub(crate) fn norm_rows_backward<E: Float>(
     w: Option<&[E]>,
     gy: &[E],
     gx: &mut [E],
+    accumulate: [bool; 3],
     gw: Option<&mut [E]>,
     gb: Option<&mut [E]>,
 ) {
@@ -89,45 +194,17 @@ pub(crate) fn norm_rows_backward<E: Float>(
     let n = E::Acc::cast_f64(row as f64);
     let want_params = gw.is_some() || gb.is_some();
     type Partial<A> = (Vec<A>, Vec<A>);
+    let rule = Backward { wv: &wv, n, center, want_params, accumulate: accumulate[0] };
+    let avx2 = has_avx2();
     let one_row = |r: usize, gxr: &mut [E], acc: &mut Partial<E::Acc>| {
         let (xr, gyr) = (&x[r * row..(r + 1) * row], &gy[r * row..(r + 1) * row]);
         let (mean, rstd) = (E::Acc::cast_f64(stats[r]), E::Acc::cast_f64(stats[rows + r]));
-        // Eight running sums each, so that the additions do not wait on one another.
-        let (mut lanes_g, mut lanes_gx) = ([E::Acc::zero(); 8], [E::Acc::zero(); 8]);
-        let (xc, gc, wc) = (xr.chunks_exact(8), gyr.chunks_exact(8), wv.chunks_exact(8));
-        let tail = (xc.remainder(), gc.remainder(), wc.remainder());
-        for ((xs, gs), ws) in xc.zip(gc).zip(wc) {
-            for i in 0..8 {
-                let g = gs[i].to_acc() * ws[i];
-                lanes_g[i] = lanes_g[i] + g;
-                lanes_gx[i] = lanes_gx[i] + g * (xs[i].to_acc() - mean);
-            }
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: as in `norm_rows`: the CPU has AVX2 and FMA.
+            return unsafe { rule.row_avx2(xr, gyr, mean, rstd, gxr, acc) };
         }
-        let (mut sum_g, mut sum_gx) = (E::Acc::zero(), E::Acc::zero());
-        for ((xv, gv), w) in tail.0.iter().zip(tail.1).zip(tail.2) {
-            let g = gv.to_acc() * *w;
-            sum_g = sum_g + g;
-            sum_gx = sum_gx + g * (xv.to_acc() - mean);
-        }
-        let sum_g = lanes_g.into_iter().fold(sum_g, |a, v| a + v);
-        let sum_gx = lanes_gx.into_iter().fold(sum_gx, |a, v| a + v) * rstd;
-        let mean_g = if center { sum_g / n } else { E::Acc::zero() };
-        let mean_gx = sum_gx / n;
-        let rows = gxr.iter_mut().zip(xr).zip(gyr).zip(&wv);
-        if want_params {
-            // one pass: the input gradient, and this row's terms of the parameter gradients
-            for ((((o, xv), gv), w), (aw, ab)) in rows.zip(acc.0.iter_mut().zip(acc.1.iter_mut())) {
-                let (xhat, g) = ((xv.to_acc() - mean) * rstd, gv.to_acc());
-                *o = E::from_acc(o.to_acc() + rstd * (g * *w - mean_g - xhat * mean_gx));
-                *aw = *aw + g * xhat;
-                *ab = *ab + g;
-            }
-        } else {
-            for (((o, xv), gv), w) in rows {
-                let xhat = (xv.to_acc() - mean) * rstd;
-                *o = E::from_acc(o.to_acc() + rstd * (gv.to_acc() * *w - mean_g - xhat * mean_gx));
-            }
-        }
+        rule.row(xr, gyr, mean, rstd, gxr, acc)
     };
     let empty = || if want_params { (vec![E::Acc::zero(); row], vec![E::Acc::zero(); row]) } else { (vec![], vec![]) };
     let add = |mut a: Partial<E::Acc>, b: Partial<E::Acc>| {
@@ -152,9 +229,9 @@ pub(crate) fn norm_rows_backward<E: Float>(
         acc
     };
     if let Some(gw) = gw {
-        gw.iter_mut().zip(sums.0).for_each(|(o, a)| *o = E::from_acc(o.to_acc() + a));
+        gw.iter_mut().zip(sums.0).for_each(|(o, a)| store(o, a, accumulate[1]));
     }
     if let Some(gb) = gb {
-        gb.iter_mut().zip(sums.1).for_each(|(o, a)| *o = E::from_acc(o.to_acc() + a));
+        gb.iter_mut().zip(sums.1).for_each(|(o, a)| store(o, a, accumulate[2]));
     }
 }

@@ -2,7 +2,7 @@
 //! path of every classifier and attention layer.
 
 use super::fast_math::{exp_f32, has_avx2};
-use super::strided::PAR_THRESHOLD;
+use super::strided::{PAR_THRESHOLD, store};
 use crate::compat::prelude::*;
 use crate::dtypes::Float;
 use crate::par::*;
@@ -90,18 +90,18 @@ fn row_forward<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: b
     }
 }
 
-fn row_backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], log: bool) {
+fn row_backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], log: bool, accumulate: bool) {
     if log {
         // d/dx log_softmax: gx = gy - softmax * Σ gy
         let total = gy.iter().fold(E::Acc::zero(), |a, g| a + g.to_acc());
         for ((g, y), gy) in gx.iter_mut().zip(y).zip(gy) {
-            *g = E::from_acc(g.to_acc() + gy.to_acc() - exp_acc(y.to_acc()) * total);
+            store(g, gy.to_acc() - exp_acc(y.to_acc()) * total, accumulate);
         }
     } else {
         // d/dx softmax: gx = y (gy - Σ gy y)
         let dot = y.iter().zip(gy).fold(E::Acc::zero(), |a, (y, g)| a + y.to_acc() * g.to_acc());
         for ((g, y), gy) in gx.iter_mut().zip(y).zip(gy) {
-            *g = E::from_acc(g.to_acc() + y.to_acc() * (gy.to_acc() - dot));
+            store(g, y.to_acc() * (gy.to_acc() - dot), accumulate);
         }
     }
 }
@@ -143,18 +143,18 @@ pub(crate) fn forward<E: Float>(x: &[E], y: &mut [E], row: usize, log: bool) {
 }
 
 /// Adds the gradient of softmax (or log-softmax) rows into `gx`, given the output `y`.
-pub(crate) fn backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], row: usize, log: bool) {
+pub(crate) fn backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], row: usize, log: bool, accumulate: bool) {
     if row == 0 {
         return;
     }
     if y.len() >= PAR_THRESHOLD {
         gx.par_chunks_mut(row)
             .zip(y.par_chunks(row).zip(gy.par_chunks(row)))
-            .for_each(|(gx, (y, gy))| row_backward(y, gy, gx, log));
+            .for_each(|(gx, (y, gy))| row_backward(y, gy, gx, log, accumulate));
     } else {
         gx.chunks_mut(row)
             .zip(y.chunks(row).zip(gy.chunks(row)))
-            .for_each(|(gx, (y, gy))| row_backward(y, gy, gx, log));
+            .for_each(|(gx, (y, gy))| row_backward(y, gy, gx, log, accumulate));
     }
 }
 

@@ -229,14 +229,6 @@ impl Cuda {
         CudaStorage { bytes, len, _e: PhantomData }
     }
 
-    /// A buffer the caller overwrites entirely (not zeroed).
-    fn alloc_for_overwrite<E: Dtype>(&self, len: usize) -> CudaStorage<E> {
-        // SAFETY: the buffer is only read after a kernel has written all of it; device memory
-        // is plain bytes, so even a read of stale contents is not undefined behaviour in Rust.
-        let bytes = check(unsafe { self.stream().alloc::<u8>((len * E::BYTES).max(1)) }, "alloc");
-        CudaStorage { bytes, len, _e: PhantomData }
-    }
-
     fn download_to_host<E: Dtype>(&self, s: &CudaStorage<E>) -> <Cpu as Device>::Storage<E> {
         self.inner.host.upload(self.download(s, &contiguous_of(s.len)))
     }
@@ -421,6 +413,13 @@ impl Device for Cuda {
         self.alloc(len)
     }
 
+    fn alloc_for_overwrite<E: Dtype>(&self, len: usize) -> CudaStorage<E> {
+        // SAFETY: the buffer is only read after a kernel has written all of it; device memory
+        // is plain bytes, so even a read of stale contents is not undefined behaviour in Rust.
+        let bytes = check(unsafe { self.stream().alloc::<u8>((len * E::BYTES).max(1)) }, "alloc");
+        CudaStorage { bytes, len, _e: PhantomData }
+    }
+
     fn upload<E: Dtype>(&self, data: Vec<E>) -> CudaStorage<E> {
         let mut out = self.alloc_for_overwrite::<E>(data.len());
         let mut bytes = Vec::with_capacity(data.len() * E::BYTES);
@@ -513,18 +512,20 @@ impl Device for Cuda {
         y: &CudaStorage<E>,
         gy: &CudaStorage<E>,
         gx: &mut CudaStorage<E>,
+        accumulate: bool,
     ) {
         let n = l.numel();
         if n == 0 {
             return;
         }
         let (code, p0, p1) = kernels::unary_code(&op.to_fn());
+        let acc = accumulate as i32;
         let f = self.function(KernelFile::Elementwise, &kernel_name("unary_bwd", E::DTYPE));
         let xl = KLayout::from(l);
         let n_64 = n as i64;
         let mut b = self.stream().launch_builder(&f);
         b.arg(&code).arg(&p0).arg(&p1).arg(&x.bytes).arg(&xl).arg(&y.bytes).arg(&gy.bytes).arg(&mut gx.bytes);
-        b.arg(&n_64);
+        b.arg(&acc).arg(&n_64);
         // SAFETY: `y`, `gy` and `gx` hold `n` contiguous elements (the trait's contract).
         check(unsafe { b.launch(elementwise_config(n)) }, O::NAME);
     }
@@ -563,6 +564,7 @@ impl Device for Cuda {
         gy: &CudaStorage<E>,
         ga: Option<&mut CudaStorage<E>>,
         gb: Option<&mut CudaStorage<E>>,
+        accumulate: [bool; 2],
     ) {
         let n = al.numel();
         if n == 0 || (ga.is_none() && gb.is_none()) {
@@ -583,7 +585,8 @@ impl Device for Cuda {
             Some(g) => lb.arg(&mut g.bytes),
             None => lb.arg(&null),
         };
-        lb.arg(&n_64);
+        let (acc_a, acc_b) = (accumulate[0] as i32, accumulate[1] as i32);
+        lb.arg(&acc_a).arg(&acc_b).arg(&n_64);
         // SAFETY: `gy`, `ga` and `gb` hold `n` contiguous elements; a null gradient is skipped
         // by the kernel.
         check(unsafe { lb.launch(elementwise_config(n)) }, O::NAME);
@@ -625,6 +628,7 @@ impl Device for Cuda {
         y: &CudaStorage<E>,
         gy: &CudaStorage<E>,
         gx: &mut CudaStorage<E>,
+        accumulate: bool,
     ) {
         let n = l.numel();
         if n == 0 {
@@ -634,7 +638,7 @@ impl Device for Cuda {
         let yb = Layout::contiguous(crate::shapes::Dims::from_slice(&kept)).broadcast(l.dims, axes);
         let c = Layout::contiguous(l.dims);
         match kind {
-            ReduceKind::Sum => self.strided_copy(gy, &yb, gx, &c, true),
+            ReduceKind::Sum => self.strided_copy(gy, &yb, gx, &c, accumulate),
             ReduceKind::Max | ReduceKind::Min => {
                 // As PyTorch's amax/amin: the gradient is shared evenly between tied extrema.
                 let mut mask = self.alloc_for_overwrite::<E>(n);
@@ -647,9 +651,9 @@ impl Device for Cuda {
                 check(unsafe { b.launch(elementwise_config(n)) }, "extremum_mask");
                 let counts = self.reduce(ReduceKind::Sum, &mask, &c, axes);
                 let f = self.function(KernelFile::Reduce, &kernel_name("extremum_grad", E::DTYPE));
-                let n_64 = n as i64;
+                let (acc, n_64) = (accumulate as i32, n as i64);
                 let mut b = self.stream().launch_builder(&f);
-                b.arg(&mask.bytes).arg(&gy.bytes).arg(&counts.bytes).arg(&yk).arg(&mut gx.bytes).arg(&n_64);
+                b.arg(&mask.bytes).arg(&gy.bytes).arg(&counts.bytes).arg(&yk).arg(&mut gx.bytes).arg(&acc).arg(&n_64);
                 // SAFETY: `mask` and `gx` hold `n` contiguous elements; `gy` and `counts` are
                 // read through the broadcast view `yk` of their kept dims.
                 check(unsafe { b.launch(elementwise_config(n)) }, "extremum_grad");
@@ -745,6 +749,7 @@ impl Device for Cuda {
         gx: &mut CudaStorage<E>,
         row: usize,
         log: bool,
+        accumulate: bool,
     ) {
         let n = y.len;
         if n == 0 {
@@ -752,9 +757,9 @@ impl Device for Cuda {
         }
         let f = self.function(KernelFile::Softmax, &kernel_name("softmax_rows_bwd", E::DTYPE));
         let row_64 = row as i64;
-        let log_32 = log as i32;
+        let (log_32, acc) = (log as i32, accumulate as i32);
         let mut b = self.stream().launch_builder(&f);
-        b.arg(&y.bytes).arg(&gy.bytes).arg(&mut gx.bytes).arg(&row_64).arg(&log_32);
+        b.arg(&y.bytes).arg(&gy.bytes).arg(&mut gx.bytes).arg(&row_64).arg(&log_32).arg(&acc);
         // SAFETY: `y`, `gy` and `gx` hold the same `n` contiguous elements, rows of `row`.
         check(unsafe { b.launch(rows_config(n / row)) }, "softmax_backward");
     }
@@ -920,6 +925,7 @@ impl Device for Cuda {
         w: Option<&CudaStorage<E>>,
         gy: &CudaStorage<E>,
         gx: &mut CudaStorage<E>,
+        accumulate: [bool; 3],
         gw: Option<&mut CudaStorage<E>>,
         gb: Option<&mut CudaStorage<E>>,
     ) {
@@ -935,7 +941,8 @@ impl Device for Cuda {
             Some(w) => lb.arg(&w.bytes),
             None => lb.arg(&null),
         };
-        lb.arg(&gy.bytes).arg(&mut gx.bytes);
+        let [acc_x, acc_w, acc_b] = accumulate.map(i32::from);
+        lb.arg(&gy.bytes).arg(&mut gx.bytes).arg(&acc_x);
         // SAFETY: one block per row of `x`, `gy` and `gx`; `stats` holds `2 * rows`.
         check(unsafe { lb.launch(rows_config(rows)) }, "norm_rows_backward");
         if gw.is_none() && gb.is_none() {
@@ -952,6 +959,7 @@ impl Device for Cuda {
             Some(g) => lb.arg(&mut g.bytes),
             None => lb.arg(&null),
         };
+        lb.arg(&acc_w).arg(&acc_b);
         // SAFETY: one thread per column; `gw` and `gb` (or null) hold `row` elements.
         check(unsafe { lb.launch(elementwise_config(row)) }, "norm_params_backward");
     }
@@ -986,6 +994,7 @@ impl Device for Cuda {
         lse: &CudaStorage<f64>,
         gy: &CudaStorage<E>,
         gx: &mut CudaStorage<E>,
+        accumulate: bool,
     ) -> Result<()> {
         let rows = target.len;
         self.check_targets(target, row)?;
@@ -994,9 +1003,9 @@ impl Device for Cuda {
         }
         let name = format!("cross_entropy_bwd_{}_{}", dtype_suffix(E::DTYPE), dtype_suffix(I::DTYPE));
         let f = self.function(KernelFile::Loss, &name);
-        let row64 = row as i64;
+        let (row64, acc) = (row as i64, accumulate as i32);
         let mut lb = self.stream().launch_builder(&f);
-        lb.arg(&x.bytes).arg(&row64).arg(&target.bytes).arg(&lse.bytes).arg(&gy.bytes).arg(&mut gx.bytes);
+        lb.arg(&x.bytes).arg(&row64).arg(&target.bytes).arg(&lse.bytes).arg(&gy.bytes).arg(&mut gx.bytes).arg(&acc);
         // SAFETY: one block per row of `x` and `gx`; every target was checked to be in `0..row`.
         check(unsafe { lb.launch(rows_config(rows)) }, "cross_entropy_backward");
         Ok(())

@@ -123,7 +123,8 @@ impl<B: Dim, H: Dim, L: Dim, K: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
             None => scores,
             Some(keep) => {
                 let keep = keep.expand_leading(shape);
-                let neg = scores.device.full_like(&shape, E::neg_infinity());
+                // one -inf, broadcast (no full-size buffer)
+                let neg = scores.device.full_like(&(), E::neg_infinity()).expand_leading(shape);
                 keep.try_choose::<E, <T as Merge<D, Tk>>::Output, crate::autograd::NoTape>(scores, neg)?
             }
         };

@@ -138,8 +138,8 @@ where
     let record = crate::autograd::OpRecord::new(O::NAME, vec![aid, bid], oid, al.dims)
         .exports(crate::export::Op::Binary(O::FN), E::DTYPE);
     tape.add_backward_op(record, move |g| {
-        g.backward_step::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb]| {
-            dev.binary_backward(&op, &ad, &al, &bd, &bl, gy, Some(ga), Some(gb));
+        g.backward_step_write::<E, 2>(&dev, oid, [(aid, n), (bid, n)], |gy, [ga, gb], acc| {
+            dev.binary_backward(&op, &ad, &al, &bd, &bl, gy, Some(ga), Some(gb), acc);
         });
         Ok(())
     });

@@ -83,8 +83,8 @@ impl<N: Dim, C: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(N, C), E, D, T> {
             let (xid, oid, len, row) = (x.id, out.id, x.shape.numel(), c.size());
             tape.add_backward_op(OpRecord::new("cross_entropy", vec![xid], oid, out.shape.dims()), move |grads| {
                 let mut result = Ok(());
-                grads.backward_step::<E, 1>(&dev, oid, [(xid, len)], |gy, [gx]| {
-                    result = dev.cross_entropy_rows_backward(&xd, row, &td, &lse, gy, gx);
+                grads.backward_step_write::<E, 1>(&dev, oid, [(xid, len)], |gy, [gx], [acc]| {
+                    result = dev.cross_entropy_rows_backward(&xd, row, &td, &lse, gy, gx, acc);
                 });
                 result
             });

@@ -143,11 +143,13 @@ where
             crate::autograd::OpRecord::new("matmul", vec![aid, bid], oid, out.shape.dims())
                 .exports(crate::export::Op::MatMul, E::DTYPE),
             move |g| {
-                g.backward_step::<E, 2>(&dev, oid, [(aid, na), (bid, nb)], |gy, [ga, gb]| {
-                    // dA = dC Bᵀ and dB = Aᵀ dC, batch by batch where an operand is shared by the batch.
-                    for (grad, gl, lhs, lhs_l, rhs, rhs_l) in
-                        [(ga, ga3, gy, c3, &*bd, transpose3(&bl)), (gb, gb3, &*ad, transpose3(&al), gy, c3)]
-                    {
+                g.backward_step_write::<E, 2>(&dev, oid, [(aid, na), (bid, nb)], |gy, [ga, gb], [acc_a, acc_b]| {
+                    // dA = dC Bᵀ and dB = Aᵀ dC, batch by batch where an operand is shared by the
+                    // batch (the first batch writes a new gradient, the rest add to it).
+                    for (grad, acc, gl, lhs, lhs_l, rhs, rhs_l) in [
+                        (ga, acc_a, ga3, gy, c3, &*bd, transpose3(&bl)),
+                        (gb, acc_b, gb3, &*ad, transpose3(&al), gy, c3),
+                    ] {
                         if gl.strides[0] == 0 && batch > 1 {
                             for i in 0..batch {
                                 let one = |l: &Layout| Layout {
@@ -155,10 +157,10 @@ where
                                     offset: l.offset + i * l.strides[0],
                                     ..*l
                                 };
-                                dev.matmul(lhs, &one(&lhs_l), rhs, &one(&rhs_l), grad, &one(&gl), true);
+                                dev.matmul(lhs, &one(&lhs_l), rhs, &one(&rhs_l), grad, &one(&gl), acc || i > 0);
                             }
                         } else {
-                            dev.matmul(lhs, &lhs_l, rhs, &rhs_l, grad, &gl, true);
+                            dev.matmul(lhs, &lhs_l, rhs, &rhs_l, grad, &gl, acc);
                         }
                     }
                 });

@@ -50,12 +50,12 @@ fn norm_op<S: Shape, M: Dim, E: Float, D: Device, T: Tape<D>>(
         let op = crate::export::Op::Norm { eps, center, weight: w.is_some(), bias: b.is_some() };
         let record = OpRecord::new(name, ids, oid, x.shape.dims()).exports(op, E::DTYPE);
         tape.add_backward_op(record, move |grads| {
-            grads.backward_step_many::<E>(&dev, oid, &ins, |gy, bufs| {
+            grads.backward_step_many_write::<E>(&dev, oid, &ins, |gy, bufs, acc| {
                 let (gx, rest) = bufs.split_first_mut().expect("x's gradient");
-                let mut rest = rest.iter_mut();
-                let gw = wid.and_then(|_| rest.next());
-                let gb = bid.and_then(|_| rest.next());
-                dev.norm_rows_backward(&xd, row, center, &stats, wd.as_deref(), gy, gx, gw, gb);
+                let (mut rest, mut flags) = (rest.iter_mut(), acc[1..].iter());
+                let (gw, aw) = (wid.and_then(|_| rest.next()), wid.is_none_or(|_| *flags.next().expect("w's flag")));
+                let (gb, ab) = (bid.and_then(|_| rest.next()), bid.is_none_or(|_| *flags.next().expect("b's flag")));
+                dev.norm_rows_backward(&xd, row, center, &stats, wd.as_deref(), gy, gx, [acc[0], aw, ab], gw, gb);
             });
             Ok(())
         });

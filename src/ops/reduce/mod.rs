@@ -54,8 +54,8 @@ where
             crate::autograd::OpRecord::new(kind.name(), vec![x.id], out.id, out.shape.dims()).exports(op, E::DTYPE);
         let (dev, xd, xid, oid) = (x.device, x.data, x.id, out.id);
         tape.add_backward_op(record, move |g| {
-            g.backward_step::<E, 1>(&dev, oid, [(xid, l.numel())], |gy, [gx]| {
-                dev.reduce_backward(kind, &xd, &l, Ax::LIST, &y, gy, gx);
+            g.backward_step_write::<E, 1>(&dev, oid, [(xid, l.numel())], |gy, [gx], [acc]| {
+                dev.reduce_backward(kind, &xd, &l, Ax::LIST, &y, gy, gx, acc);
             });
             Ok(())
         });

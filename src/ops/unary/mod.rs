@@ -256,8 +256,8 @@ pub(crate) fn unary<S: Shape, E: Float, D: Device, T: Tape<D>, O: UnaryOp>(
         .exports(crate::export::Op::Unary(op.to_fn()), E::DTYPE);
     let (dev, xd, xid, oid, n) = (x.device, x.data, x.id, out.id, layout.numel());
     tape.add_backward_op(record, move |g| {
-        g.backward_step::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx]| {
-            dev.unary_backward(&op, &xd, &layout, &y, gy, gx);
+        g.backward_step_write::<E, 1>(&dev, oid, [(xid, n)], |gy, [gx], [acc]| {
+            dev.unary_backward(&op, &xd, &layout, &y, gy, gx, acc);
         });
         Ok(())
     });
