@@ -178,7 +178,8 @@ mod tests {
         // written over stale contents, the same values
         let mut fresh = vec![f64::NAN; x.len()];
         backward(&x, 7, &target, &lse, &[1.0, 2.0, 0.5], &mut fresh, false).unwrap();
-        assert_eq!(fresh, gx);
+        // (not bit for bit: Miri perturbs `exp` between calls)
+        assert!(fresh.iter().zip(&gx).all(|(a, b)| (a - b).abs() < 1e-12), "{fresh:?} {gx:?}");
         for (r, row) in x.chunks(7).enumerate() {
             let s: f64 = row.iter().map(|v| v.exp()).sum();
             assert!((loss[r] - (s.ln() - row[target[r] as usize])).abs() < 1e-12);
