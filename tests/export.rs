@@ -113,6 +113,32 @@ fn resnet_like_runs_as_eager_and_folds_batch_norm() {
     assert!(max_diff(&yf.to_vec::<f32>().unwrap(), &eager) <= 1e-5);
 }
 
+#[path = "../examples/common/resnet18.rs"]
+#[allow(dead_code)]
+mod resnet18;
+
+/// ResNet-18 with a run-time batch of one: every batch norm folds into its convolution (a
+/// batch of one keeps the statistics as `[1, C]`, which once stopped the fold), and each
+/// convolution takes its bias, residual and ReLU into one node that round-trips through a file.
+#[test]
+fn resnet18_at_batch_one_folds_and_fuses_every_convolution() {
+    let dev = Cpu::seeded(7);
+    let mut model = resnet18::ResNet18::build(&dev);
+    trained_like(&mut model, &dev);
+    let x: Tensor<(usize, Const<3>, Const<32>, Const<32>), f32, Cpu> = dev.randn_like(&(1, Const, Const, Const));
+    let g = trace(&model, &x).unwrap();
+    let fused = tensile::export::optimize(&g).unwrap();
+    let count = |name: &str| fused.nodes.iter().filter(|n| n.op.name() == name).count();
+    assert_eq!((count("sub"), count("conv2d"), count("fused_conv2d")), (0, 0, 20), "{fused}");
+    let residual = |n: &&tensile::export::Node| matches!(n.op, tensile::export::Op::FusedConv { residual: true, .. });
+    assert_eq!(fused.nodes.iter().filter(residual).count(), 8, "one per basic block");
+    let eager = model.forward(x.clone()).to_vec();
+    let loaded = tensile::export::Graph::from_bytes(&fused.to_bytes()).unwrap();
+    assert_eq!(loaded, fused);
+    let y = Runtime::new(&loaded).unwrap().run_one(&x).unwrap().to_vec::<f32>().unwrap();
+    assert!(max_diff(&y, &eager) <= 1e-4, "{}", max_diff(&y, &eager));
+}
+
 #[test]
 fn decoder_only_transformer_runs_as_eager() {
     let dev = Cpu::seeded(3);

@@ -78,6 +78,15 @@ impl Writer {
         self.list(l.strides.as_slice());
         self.usize(l.offset);
     }
+    fn activation(&mut self, f: &Option<UnaryFn>) {
+        match f {
+            Some(f) => {
+                self.u8(1);
+                self.unary(f);
+            }
+            None => self.u8(0),
+        }
+    }
     fn conv(&mut self, g: &ConvGeometry) {
         for v in [g.batch, g.in_channels, g.out_channels, g.groups] {
             self.usize(v);
@@ -215,13 +224,14 @@ impl Writer {
             Op::FusedLinear { bias, activation } => {
                 self.u8(22);
                 self.bool(*bias);
-                match activation {
-                    Some(f) => {
-                        self.u8(1);
-                        self.unary(f);
-                    }
-                    None => self.u8(0),
-                }
+                self.activation(activation);
+            }
+            Op::FusedConv { geometry, bias, residual, activation } => {
+                self.u8(23);
+                self.conv(geometry);
+                self.bool(*bias);
+                self.bool(*residual);
+                self.activation(activation);
             }
         }
     }
@@ -394,6 +404,12 @@ impl<'a> Reader<'a> {
                 let bias = self.bool("linear")?;
                 let activation = if self.bool("linear")? { Some(self.unary()?) } else { None };
                 Op::FusedLinear { bias, activation }
+            }
+            23 => {
+                let geometry = self.conv()?;
+                let (bias, residual) = (self.bool("fused conv")?, self.bool("fused conv")?);
+                let activation = if self.bool("fused conv")? { Some(self.unary()?) } else { None };
+                Op::FusedConv { geometry, bias, residual, activation }
             }
             t => return Err(malformed(format!("op code {t} (a newer tensile wrote this file?)"))),
         })

@@ -11,8 +11,9 @@ use crate::error::{Error, Result};
 use crate::ops::{BinaryFn, CmpFn, ReduceKind, UnaryFn};
 
 /// The version of the op set and of its file encoding. A file written by a newer version is
-/// refused by name, not misread.
-pub const IR_VERSION: u32 = 1;
+/// refused by name, not misread; older versions are subsets and still load (2 added
+/// [`Op::FusedConv`]).
+pub const IR_VERSION: u32 = 2;
 
 /// A value's index in [`Graph::values`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -193,6 +194,19 @@ pub enum Op {
         /// The activation applied to the result, if any.
         activation: Option<UnaryFn>,
     },
+    /// `[x, w, b?, z?]`: `act(conv(x, w) + b + z)`, a convolution with its per-channel bias, a
+    /// residual `z` of the output's dims and an activation, each optional (made by the fusion
+    /// pass). `x` and `w` are as for [`Op::Conv`], `b` is `[out_channels]`.
+    FusedConv {
+        /// The sizes.
+        geometry: ConvGeometry,
+        /// Whether `b` is an input.
+        bias: bool,
+        /// Whether `z` is an input.
+        residual: bool,
+        /// The activation applied to the result, if any.
+        activation: Option<UnaryFn>,
+    },
 }
 
 impl Op {
@@ -228,6 +242,7 @@ impl Op {
             Op::Norm { center: false, .. } => "rms_norm".into(),
             Op::FusedElementwise { .. } => "fused_elementwise".into(),
             Op::FusedLinear { .. } => "linear".into(),
+            Op::FusedConv { .. } => "fused_conv2d".into(),
         }
     }
 
@@ -400,6 +415,19 @@ impl Op {
                 let mut dims = vec![inputs.len()];
                 dims.extend(&inputs[0].dims);
                 Ok(ValueInfo::new(&dims, inputs[0].dtype))
+            }
+            Op::FusedConv { geometry, bias, residual, .. } => {
+                arity(2 + *bias as usize + *residual as usize)?;
+                same_dtype(inputs)?;
+                let y = Op::Conv { geometry: *geometry }.infer(&inputs[..2], hint)?;
+                if *bias && inputs[2].dims != [geometry.out_channels] {
+                    return Err(format!("bias {:?} does not fit {} channels", inputs[2].dims, geometry.out_channels));
+                }
+                let z = &inputs.last().expect("arity checked").dims;
+                if *residual && *z != y.dims {
+                    return Err(format!("residual {z:?} does not fit the output {:?}", y.dims));
+                }
+                Ok(y)
             }
             Op::Conv { geometry: g } | Op::ConvTranspose { geometry: g } => {
                 arity(2)?;

@@ -385,7 +385,7 @@ impl Builder<'_> {
             Op::SoftmaxRows { log } => {
                 self.apply(if *log { "LogSoftmax" } else { "Softmax" }, &[&x], &[Attr::Int("axis", -1)])
             }
-            Op::Conv { geometry: gm } | Op::ConvTranspose { geometry: gm } => {
+            Op::Conv { geometry: gm } | Op::ConvTranspose { geometry: gm } | Op::FusedConv { geometry: gm, .. } => {
                 let transposed = matches!(node.op, Op::ConvTranspose { .. });
                 let (xin, yout) = if transposed {
                     (
@@ -416,6 +416,21 @@ impl Builder<'_> {
                         .collect();
                     attrs.push(Attr::Ints("output_padding", pad));
                     self.apply("ConvTranspose", &[&x4, &ins[1]], &attrs)
+                } else if let Op::FusedConv { bias, residual, activation, .. } = &node.op {
+                    let mut args = vec![x4.as_str(), ins[1].as_str()];
+                    if *bias {
+                        args.push(&ins[2]);
+                    }
+                    let mut y = self.apply("Conv", &args, &attrs);
+                    if *residual {
+                        let z = ins.last().expect("arity checked");
+                        let z4 = if in_dims(ins.len() - 1) == yout { z.clone() } else { self.reshape(z, &yout) };
+                        y = self.apply("Add", &[&y, &z4], &[]);
+                    }
+                    match activation {
+                        Some(f) => self.unary(f, &y, dtype)?,
+                        None => y,
+                    }
                 } else {
                     self.apply("Conv", &[&x4, &ins[1]], &attrs)
                 };

@@ -6,6 +6,7 @@
 //! - [`fold_conv_affine`]: folds per-channel scale and shift after a convolution (batch norm in
 //!   eval mode, and the convolution's own bias) into its weight and one bias add.
 //! - [`fuse_linear`]: `act(x wᵀ + b)` into one [`Op::FusedLinear`] node.
+//! - [`fuse_conv`]: `act(conv(x, w) + b + z)` into one [`Op::FusedConv`] node.
 //! - [`fuse_elementwise`]: chains of element-wise ops into one [`Op::FusedElementwise`] node.
 //! - [`memory_plan`]: the buffers a run needs when each is reused after its last reader.
 
@@ -34,6 +35,7 @@ pub fn optimize(g: &Graph) -> Result<Graph> {
     g = fold_conv_affine(&g)?;
     g = dead_code(&g);
     g = fuse_linear(&g);
+    g = fuse_conv(&g);
     g = fuse_elementwise(&g);
     g = dead_code(&g);
     g.validate()?;
@@ -122,20 +124,29 @@ fn constant_of(g: &Graph, v: ValueId) -> Option<usize> {
     g.constants.iter().position(|c| c.value == v)
 }
 
-/// A per-channel f32/f64 vector behind `v` = `broadcast(c)` with `c: [channels]` constant and
-/// the broadcast adding every axis but 1 of an NCHW value.
+/// The source of `v` = `broadcast(c)` when `v` is NCHW and `c` holds one value per channel:
+/// `c` is `[channels]` with every other axis new, or keeps size-1 axes (`[1, channels]` with
+/// new axes `[2, 3]`: a batch of one does not tell a broadcast batch axis from a real one).
+/// A `v` with one element per channel is its own source.
+fn channel_source(g: &Graph, producer: &HashMap<ValueId, usize>, v: ValueId, channels: usize) -> Option<ValueId> {
+    let out = &g.info(v).dims;
+    if out.len() != 4 || out[1] != channels {
+        return None;
+    }
+    let own = out.iter().product::<usize>() == channels; // `[1, channels, 1, 1]`
+    let broadcast = producer.get(&v).map(|&i| &g.nodes[i]).filter(|n| matches!(n.op, Op::Broadcast { .. }));
+    let Some(n) = broadcast else { return own.then_some(v) };
+    let Op::Broadcast { axes } = &n.op else { unreachable!("filtered") };
+    let src = n.inputs[0];
+    let kept = (0..4).filter(|a| !axes.contains(a));
+    let per_channel = kept.zip(&g.info(src).dims).all(|(a, &d)| d == if a == 1 { channels } else { 1 });
+    (per_channel && !axes.contains(&1)).then_some(src)
+}
+
+/// The per-channel f32/f64 constant behind `v` (see [`channel_source`]).
 fn channel_vector(g: &Graph, producer: &HashMap<ValueId, usize>, v: ValueId, channels: usize) -> Option<Vec<f64>> {
-    let n = &g.nodes[*producer.get(&v)?];
-    let Op::Broadcast { axes } = &n.op else { return None };
-    if axes != &[0, 2, 3] {
-        return None;
-    }
-    let c = &g.constants[constant_of(g, n.inputs[0])?];
-    let info = g.info(c.value);
-    if info.dims != [channels] {
-        return None;
-    }
-    decode_f64(info.dtype, &c.data)
+    let c = &g.constants[constant_of(g, channel_source(g, producer, v, channels)?)?];
+    decode_f64(g.info(c.value).dtype, &c.data)
 }
 
 fn decode_f64(dtype: DType, bytes: &[u8]) -> Option<Vec<f64>> {
@@ -313,6 +324,72 @@ pub fn fuse_linear(g: &Graph) -> Graph {
         }
         let last = g.nodes.iter().position(|n| n.output == end).expect("end");
         replaced.push((last, Node { op: Op::FusedLinear { bias, activation }, inputs, output: end }));
+    }
+    for (i, n) in replaced {
+        g.nodes[i] = n;
+    }
+    dead_code(&g)
+}
+
+/// `conv(x, w)`, then optionally `+ broadcast(b)` (a per-channel bias), `+ z` (a residual of the
+/// output's dims, either operand order) and an activation, into one [`Op::FusedConv`] node: the
+/// convolution adds onto the residual's buffer and the bias and activation run in one pass.
+pub fn fuse_conv(g: &Graph) -> Graph {
+    let mut g = g.clone();
+    let producer: HashMap<ValueId, usize> = g.nodes.iter().enumerate().map(|(i, n)| (n.output, i)).collect();
+    let count = readers(&g);
+    let single_reader = |g: &Graph, v: ValueId| {
+        if count[v.index()] != 1 || g.outputs.iter().any(|p| p.value == v) {
+            return None;
+        }
+        g.nodes.iter().position(|n| n.inputs.contains(&v))
+    };
+    let mut replaced: Vec<(usize, Node)> = Vec::new();
+    // Nodes already merged into an earlier convolution (two convolutions may meet at one add).
+    let mut claimed = vec![false; g.nodes.len()];
+    for ci in 0..g.nodes.len() {
+        let Op::Conv { geometry } = g.nodes[ci].op else { continue };
+        let free = |i: Option<usize>, claimed: &[bool]| i.filter(|&i| !claimed[i]);
+        let mut end = g.nodes[ci].output;
+        let mut inputs = g.nodes[ci].inputs.clone();
+        let (mut bias, mut residual, mut activation) = (false, false, None);
+        if let Some(ai) = free(single_reader(&g, end), &claimed)
+            && g.nodes[ai].op == Op::Binary(BinaryFn::Add)
+            && g.nodes[ai].inputs[0] == end
+            && let Some(b) = channel_source(&g, &producer, g.nodes[ai].inputs[1], geometry.out_channels)
+            && g.info(b).dims == [geometry.out_channels]
+        {
+            inputs.push(b);
+            bias = true;
+            end = g.nodes[ai].output;
+            claimed[ai] = true;
+        }
+        if let Some(ai) = free(single_reader(&g, end), &claimed)
+            && g.nodes[ai].op == Op::Binary(BinaryFn::Add)
+        {
+            let [a, b] = [g.nodes[ai].inputs[0], g.nodes[ai].inputs[1]];
+            let z = if a == end { b } else { a };
+            if z != end && g.info(z) == g.info(end) {
+                inputs.push(z);
+                residual = true;
+                end = g.nodes[ai].output;
+                claimed[ai] = true;
+            }
+        }
+        if let Some(ui) = free(single_reader(&g, end), &claimed)
+            && let Op::Unary(f) = &g.nodes[ui].op
+            && is_activation(f)
+        {
+            activation = Some(*f);
+            end = g.nodes[ui].output;
+            claimed[ui] = true;
+        }
+        if end == g.nodes[ci].output {
+            continue; // nothing to fuse
+        }
+        let last = g.nodes.iter().position(|n| n.output == end).expect("end");
+        let op = Op::FusedConv { geometry, bias, residual, activation };
+        replaced.push((last, Node { op, inputs, output: end }));
     }
     for (i, n) in replaced {
         g.nodes[i] = n;

@@ -8,7 +8,7 @@
 use super::ir::{Graph, Node, Op, Step, ValueInfo};
 use crate::compat::prelude::*;
 use crate::device::cpu::CpuStorage;
-use crate::device::{ConvGeometry, Cpu, Device, Layout};
+use crate::device::{Cpu, Device, Layout};
 use crate::dtypes::{DType, Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
 use crate::ops::{BinaryOp, BinaryVisitor, CmpOp, CmpVisitor, UnaryOp, UnaryVisitor};
@@ -259,6 +259,39 @@ impl Runtime {
     /// Runs the graph on `inputs` (in [`Graph::inputs`] order) and returns its outputs. `Err`
     /// when an input's dims or dtype differ from the graph's, or an index is out of range.
     pub fn run(&self, inputs: &[Value]) -> Result<Vec<Value>> {
+        self.run_observed(inputs, |_, _| {})
+    }
+
+    /// Runs the graph as [`Runtime::run`] does and times each node: `(node index, op name,
+    /// seconds)` in run order, beside the outputs. View nodes (reshape aside) take no time.
+    ///
+    /// ```
+    /// use tensile::prelude::*;
+    /// use tensile::nn;
+    /// use tensile::export::{Runtime, Value};
+    /// let dev = Cpu::seeded(0);
+    /// let model: (nn::Linear<3, 4>, nn::ReLU) = BuildOn::build(&dev);
+    /// let x: Tensor<Rank2<2, 3>, f32, Cpu> = dev.randn();
+    /// let rt = Runtime::new(&tensile::export::optimize(&tensile::export::trace(&model, &x).unwrap()).unwrap()).unwrap();
+    /// let (out, times) = rt.profile(&[Value::from_tensor(&x)]).unwrap();
+    /// assert_eq!(out[0].dims(), &[2, 4]);
+    /// assert_eq!(times.len(), rt.graph().nodes.len());
+    /// assert_eq!(times[0].1, "linear");
+    /// ```
+    #[cfg(feature = "std")]
+    pub fn profile(&self, inputs: &[Value]) -> Result<(Vec<Value>, Vec<(usize, String, f64)>)> {
+        let mut times = Vec::with_capacity(self.graph.nodes.len());
+        let mut start = std::time::Instant::now();
+        let out = self.run_observed(inputs, |i, node| {
+            let now = std::time::Instant::now();
+            times.push((i, node.op.name(), (now - start).as_secs_f64()));
+            start = now;
+        })?;
+        Ok((out, times))
+    }
+
+    /// [`Runtime::run`], calling `done(index, node)` after each node.
+    fn run_observed(&self, inputs: &[Value], mut done: impl FnMut(usize, &Node)) -> Result<Vec<Value>> {
         let g = &self.graph;
         if inputs.len() != g.inputs.len() {
             return Err(Error::InvalidSize {
@@ -300,6 +333,7 @@ impl Runtime {
                 other => other,
             })?;
             slots[node.output.index()] = Some(out);
+            done(i, node);
         }
         g.outputs
             .iter()
@@ -489,13 +523,32 @@ fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &Val
             let x = whole::<E>(dev, &ins[0])?;
             done(dev.softmax_rows(&x, &Layout::contiguous(ins[0].layout.dims), *log))
         }
-        Op::Conv { geometry } | Op::ConvTranspose { geometry } => {
+        Op::Conv { geometry } => {
             let (x, w) = (whole::<E>(dev, &ins[0])?, whole::<E>(dev, &ins[1])?);
-            let mut y = dev.alloc_zeros::<E>(out.numel());
-            conv(dev, op, geometry, &x, &w, &mut y);
+            let mut y = dev.alloc_for_overwrite::<E>(out.numel());
+            dev.conv2d(&x, &w, geometry, &mut y, false);
             done(y)
         }
-        Op::MaxPool { geometry } => done(dev.max_pool2d(&*whole::<E>(dev, &ins[0])?, geometry).0),
+        Op::ConvTranspose { geometry } => {
+            let (x, w) = (whole::<E>(dev, &ins[0])?, whole::<E>(dev, &ins[1])?);
+            let mut y = dev.alloc_zeros::<E>(out.numel());
+            dev.conv2d_input_grad(&x, &w, geometry, &mut y);
+            done(y)
+        }
+        Op::FusedConv { geometry, bias, residual, activation } => {
+            let (x, w) = (whole::<E>(dev, &ins[0])?, whole::<E>(dev, &ins[1])?);
+            let b = if *bias { Some(whole::<E>(dev, &ins[2])?) } else { None };
+            // The residual's buffer (when this node is its last reader) becomes the output, and
+            // the convolution adds onto it.
+            let mut y = match residual {
+                true => owned::<E>(dev, ins.into_iter().next_back().expect("arity checked"))?,
+                false => dev.alloc_for_overwrite::<E>(out.numel()),
+            };
+            dev.conv2d(&x, &w, geometry, &mut y, *residual);
+            bias_activation(&mut y, b.as_deref(), geometry.output_pixels(), *activation);
+            done(y)
+        }
+        Op::MaxPool { geometry } => done(dev.max_pool2d_values(&*whole::<E>(dev, &ins[0])?, geometry)),
         Op::AvgPool { geometry, count_include_pad } => {
             done(dev.avg_pool2d(&*whole::<E>(dev, &ins[0])?, geometry, *count_include_pad))
         }
@@ -516,7 +569,7 @@ fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &Val
             let wl = operand_t(&w.layout);
             let (mut y, ..) = crate::ops::matmul::forward3(dev, &*xs, &xl, &**w.storage::<E>()?, &wl);
             let b = if *bias { Some(whole::<E>(dev, &ins[2])?) } else { None };
-            bias_activation(&mut y, b.as_deref(), *activation);
+            bias_activation(&mut y, b.as_deref(), 1, *activation);
             done(y)
         }
         other => Err(invalid(format!("{} is not a float op of the runtime", other.name()))),
@@ -532,39 +585,67 @@ fn operand_t(l: &Layout) -> Layout {
     }
 }
 
-fn conv<E: Float>(dev: &Cpu, op: &Op, g: &ConvGeometry, x: &CpuStorage<E>, w: &CpuStorage<E>, y: &mut CpuStorage<E>) {
-    if matches!(op, Op::ConvTranspose { .. }) {
-        dev.conv2d_input_grad(x, w, g, y);
-    } else {
-        dev.conv2d(x, w, g, y, false);
-    }
+/// `v`'s elements in a buffer of its own: `v`'s buffer when this held its only reference and
+/// the layout covers it whole, a copy otherwise.
+fn owned<E: Element + Float>(dev: &Cpu, v: Value) -> Result<CpuStorage<E>> {
+    let s = whole::<E>(dev, &v)?;
+    drop(v);
+    Ok(Arc::try_unwrap(s).unwrap_or_else(|s| {
+        let mut copy = dev.alloc_for_overwrite::<E>(s.data.len());
+        copy.data.copy_from_slice(&s.data);
+        copy
+    }))
 }
 
-/// `y[r, j] = act(y[r, j] + b[j])` in place, rows of `b.len()`.
-fn bias_activation<E: Float>(y: &mut CpuStorage<E>, b: Option<&CpuStorage<E>>, act: Option<crate::ops::UnaryFn>) {
-    struct Apply<'a, E: Float>(&'a mut [E], Option<&'a [E]>);
+/// `y[r, j, i] = act(y[r, j, i] + b[j])` in place, with `y` as `[rows, b.len(), inner]`: a
+/// linear layer's bias (`inner` = 1) or a convolution's (`inner` = output pixels).
+fn bias_activation<E: Float>(
+    y: &mut CpuStorage<E>,
+    b: Option<&CpuStorage<E>>,
+    inner: usize,
+    act: Option<crate::ops::UnaryFn>,
+) {
+    struct Apply<'a, E: Float>(&'a mut [E], Option<&'a [E]>, usize);
     impl<E: Float> UnaryVisitor for Apply<'_, E> {
         type Out = ();
         fn visit<O: UnaryOp>(self, op: O) {
-            bias_then(self.0, self.1, |v| E::from_acc(op.f(v.to_acc())));
+            bias_then(self.0, self.1, self.2, |v| E::from_acc(op.f(v.to_acc())));
         }
     }
-    fn bias_then<E: Float>(y: &mut [E], b: Option<&[E]>, f: impl Fn(E) -> E + Sync) {
+    fn bias_then<E: Float>(y: &mut [E], b: Option<&[E]>, inner: usize, f: impl Fn(E) -> E + Sync) {
         use crate::par::*;
+        let parallel = y.len() >= crate::device::cpu::strided::PAR_THRESHOLD;
+        let row_of_bias = |row: &mut [E], b: &[E]| {
+            for (v, &bj) in row.iter_mut().zip(b) {
+                *v = f(E::from_acc(v.to_acc() + bj.to_acc()));
+            }
+        };
+        let plane = |(p, plane): (usize, &mut [E]), b: &[E]| {
+            let bj = b[p % b.len()].to_acc();
+            for v in plane {
+                *v = f(E::from_acc(v.to_acc() + bj));
+            }
+        };
         match b {
-            Some(b) if !b.is_empty() => y.par_chunks_mut(b.len()).for_each(|row| {
-                for (v, &bj) in row.iter_mut().zip(b) {
-                    *v = f(E::from_acc(v.to_acc() + bj.to_acc()));
-                }
-            }),
-            _ => y.par_iter_mut().for_each(|v| *v = f(*v)),
+            Some(b) if !b.is_empty() && inner == 1 => match parallel {
+                true => y.par_chunks_mut(b.len()).for_each(|row| row_of_bias(row, b)),
+                false => y.chunks_mut(b.len()).for_each(|row| row_of_bias(row, b)),
+            },
+            Some(b) if !b.is_empty() && inner > 0 => match parallel {
+                true => y.par_chunks_mut(inner).enumerate().for_each(|p| plane(p, b)),
+                false => y.chunks_mut(inner).enumerate().for_each(|p| plane(p, b)),
+            },
+            _ => match parallel {
+                true => y.par_iter_mut().for_each(|v| *v = f(*v)),
+                false => y.iter_mut().for_each(|v| *v = f(*v)),
+            },
         }
     }
     let data = &mut y.data[..];
     let b = b.map(|b| b.as_slice());
     match act {
-        Some(f) => f.visit(Apply(data, b)),
-        None if b.is_some() => bias_then(data, b, |v| v),
+        Some(f) => f.visit(Apply(data, b, inner)),
+        None if b.is_some() => bias_then(data, b, inner, |v| v),
         None => {}
     }
 }

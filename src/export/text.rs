@@ -26,18 +26,20 @@ fn attributes(op: &Op) -> String {
         Op::Narrow { axis, start, step } => format!("axis={axis} start={start} step={step}"),
         Op::Select { axis, index } => format!("axis={axis} index={index}"),
         Op::Concat { axis } => format!("axis={axis}"),
-        Op::Conv { geometry: g } | Op::ConvTranspose { geometry: g } => format!(
-            "kernel={}x{} stride={}x{} padding={}x{} dilation={}x{} groups={}",
-            g.kernel[0],
-            g.kernel[1],
-            g.stride[0],
-            g.stride[1],
-            g.padding[0],
-            g.padding[1],
-            g.dilation[0],
-            g.dilation[1],
-            g.groups
-        ),
+        Op::Conv { geometry: g } | Op::ConvTranspose { geometry: g } => conv(g),
+        Op::FusedConv { geometry: g, bias, residual, activation } => {
+            let mut s = conv(g);
+            if *bias {
+                s.push_str(" +bias");
+            }
+            if *residual {
+                s.push_str(" +residual");
+            }
+            if let Some(f) = activation {
+                s.push_str(&format!(" activation={}", f.name()));
+            }
+            s
+        }
         Op::MaxPool { geometry: g } | Op::AvgPool { geometry: g, .. } => match g.windows {
             PoolWindows::Sliding { kernel, stride, padding, dilation } => format!(
                 "kernel={}x{} stride={}x{} padding={}x{} dilation={}x{}",
@@ -61,6 +63,21 @@ fn attributes(op: &Op) -> String {
         Op::FusedLinear { activation: Some(f), .. } => format!("activation={}", f.name()),
         _ => String::new(),
     }
+}
+
+fn conv(g: &crate::device::ConvGeometry) -> String {
+    format!(
+        "kernel={}x{} stride={}x{} padding={}x{} dilation={}x{} groups={}",
+        g.kernel[0],
+        g.kernel[1],
+        g.stride[0],
+        g.stride[1],
+        g.padding[0],
+        g.padding[1],
+        g.dilation[0],
+        g.dilation[1],
+        g.groups
+    )
 }
 
 /// Prints the graph as a table: each value, what makes it, its inputs and its type.

@@ -87,18 +87,16 @@ fn per_image<T: GemmScalar, O: Send>(
     outputs: &mut [O],
     scratch_len: usize,
     parallel_images: bool,
-    f: impl Fn(usize, &mut O, &mut Vec<T>) + Sync + Send,
+    f: impl Fn(usize, &mut O, &mut [T]) + Sync + Send,
 ) {
     if parallel_images {
-        outputs
-            .par_iter_mut()
-            .enumerate()
-            .for_each_init(|| vec![T::ZERO; scratch_len], |scratch, (n, out)| f(n, out, scratch));
+        outputs.par_iter_mut().enumerate().for_each(|(n, out)| T::with_scratch(scratch_len, |s| f(n, out, s)));
     } else {
-        let mut scratch = vec![T::ZERO; scratch_len];
-        for (n, out) in outputs.iter_mut().enumerate() {
-            f(n, out, &mut scratch);
-        }
+        T::with_scratch(scratch_len, |s| {
+            for (n, out) in outputs.iter_mut().enumerate() {
+                f(n, out, s);
+            }
+        });
     }
 }
 

@@ -153,15 +153,45 @@ fn gemm_batched<T: 'static + Copy + Send + Sync>(
 pub(crate) trait GemmScalar: Copy + Default + Send + Sync + 'static + core::ops::Add<Output = Self> {
     const ONE: Self;
     const ZERO: Self;
+    /// Runs `f` on a scratch buffer of `len` elements with unspecified contents. With `std`,
+    /// each thread keeps one buffer per type for reuse: a convolution's unfold buffer is the
+    /// output times the patch, and a fresh one costs a page fault per 4 KiB.
+    fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R;
 }
-impl GemmScalar for f32 {
-    const ONE: Self = 1.0;
-    const ZERO: Self = 0.0;
+
+/// The largest scratch buffer a thread keeps (elements); larger ones are freed after use.
+#[cfg(feature = "std")]
+const SCRATCH_KEEP: usize = 1 << 22;
+
+macro_rules! gemm_scalar {
+    ($t:ty, $cell:ident) => {
+        #[cfg(feature = "std")]
+        std::thread_local! {
+            static $cell: core::cell::RefCell<Vec<$t>> = const { core::cell::RefCell::new(Vec::new()) };
+        }
+        impl GemmScalar for $t {
+            const ONE: Self = 1.0;
+            const ZERO: Self = 0.0;
+            fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Self]) -> R) -> R {
+                #[cfg(feature = "std")]
+                if len <= SCRATCH_KEEP {
+                    // The buffer is taken out while `f` runs: a second task rayon runs on this
+                    // thread while the first waits finds the cell empty and allocates its own.
+                    let kept = $cell.with(|c| c.try_borrow_mut().ok().map(|mut v| core::mem::take(&mut *v)));
+                    if let Some(mut v) = kept {
+                        v.resize(len, 0.0);
+                        let r = f(&mut v[..]);
+                        $cell.with(|c| *c.borrow_mut() = v);
+                        return r;
+                    }
+                }
+                f(&mut vec![0.0; len])
+            }
+        }
+    };
 }
-impl GemmScalar for f64 {
-    const ONE: Self = 1.0;
-    const ZERO: Self = 0.0;
-}
+gemm_scalar!(f32, SCRATCH_F32);
+gemm_scalar!(f64, SCRATCH_F64);
 
 /// A read-only matrix inside a slice: `rows x cols`, element `(i, j)` at `i * row_stride + j * col_stride`.
 #[derive(Clone, Copy)]
@@ -182,12 +212,20 @@ impl<'a, T> MatRef<'a, T> {
     pub fn t(self) -> Self {
         Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
+    /// Rows `first..first + rows` (no copy).
+    fn row_block(self, first: usize, rows: usize) -> Self {
+        Self { data: &self.data[(first * self.row_stride).min(self.data.len())..], rows, ..self }
+    }
     fn fits(&self) -> bool {
         self.rows == 0
             || self.cols == 0
             || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
     }
 }
+
+/// Row blocks a parallel [`gemm_into`] splits into are multiples of this (the f32 kernel's
+/// register tile height).
+const SPLIT_ROWS: usize = 16;
 
 /// `c (+)= a b` with `c` row-major (`a.rows x b.cols`, rows `c_row_stride` apart); on all
 /// threads when `parallel`.
@@ -206,7 +244,27 @@ pub(crate) fn gemm_into<T: GemmScalar>(
     if m == 0 || n == 0 {
         return;
     }
-    let par = if parallel { crate::par::gemm_parallelism(crate::par::threads()) } else { gemm::Parallelism::None };
+    let workers = crate::par::threads();
+    if parallel && workers > 1 && m >= 2 * SPLIT_ROWS {
+        // One single-threaded product per thread on a block of rows. Alone, at ResNet-18's
+        // convolution sizes (k of 147 to 4608, n of 49 to 12544), this measured 0-15 % faster
+        // than gemm's own threading on 2 threads, and never slower by more than the noise.
+        let per = m.div_ceil(workers).next_multiple_of(SPLIT_ROWS);
+        let mut blocks = Vec::with_capacity(workers);
+        let mut rest = c;
+        for first in (0..m).step_by(per) {
+            let rows = per.min(m - first);
+            let (block, tail) = rest.split_at_mut((rows * c_row_stride).min(rest.len()));
+            blocks.push((first, rows, block));
+            rest = tail;
+        }
+        use crate::par::*;
+        blocks.into_par_iter().for_each(|(first, rows, block)| {
+            gemm_into(a.row_block(first, rows), b, block, c_row_stride, accumulate, false)
+        });
+        return;
+    }
+    let par = if parallel { crate::par::gemm_parallelism(workers) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above check that every element each matrix addresses lies inside its
     // slice, and that distinct output elements do not alias (`c_row_stride >= n`, unit column
     // stride); `c` is borrowed mutably, so it overlaps neither `a` nor `b`.

@@ -91,6 +91,12 @@ impl Cpu {
     pub fn empty_cache(&self) {
         self.cache.clear();
     }
+    /// Max pooling without the indices a backward pass would need (the graph runtime's).
+    pub(crate) fn max_pool2d_values<E: Float>(&self, x: &CpuStorage<E>, g: &PoolGeometry) -> CpuStorage<E> {
+        let mut y = self.alloc_for_overwrite::<E>(g.planes * g.output[0] * g.output[1]);
+        pool::max_pool2d_values(&x.data, g, &mut y.data);
+        y
+    }
     fn wrap<E: Dtype>(&self, data: Vec<E>) -> CpuStorage<E> {
         CpuStorage { data, cache: Some(self.cache.clone()) }
     }

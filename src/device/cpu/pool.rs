@@ -82,6 +82,41 @@ pub(crate) fn max_pool2d<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E], indic
     }
 }
 
+/// The larger of `m` and `v`, NaN when either is (as PyTorch's max pooling).
+#[inline(always)]
+fn nan_max<E: Float>(m: E, v: E) -> E {
+    if v > m || v.is_nan() { v } else { m }
+}
+
+/// Max pooling without the indices (inference): each output row is the column-wise max of its
+/// window's input rows (a contiguous, vectorisable pass), then the max of each window's taps in
+/// that row.
+pub(crate) fn max_pool2d_values<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E]) {
+    let ([h, w], [oh, ow]) = (g.input, g.output);
+    assert!(x.len() == g.planes * h * w && y.len() == g.planes * oh * ow);
+    let (rows, cols) = windows(g);
+    planes(y, oh * ow, x.len(), |p, out| {
+        let x = &x[p * h * w..(p + 1) * h * w];
+        let mut column_max = vec![E::neg_infinity(); w];
+        for (&(r0, rn, rs), out_row) in rows.iter().zip(out.chunks_mut(ow)) {
+            column_max.fill(E::neg_infinity());
+            for r in 0..rn {
+                let row = &x[(r0 + r * rs) * w..][..w];
+                for (m, &v) in column_max.iter_mut().zip(row) {
+                    *m = nan_max(*m, v);
+                }
+            }
+            for (o, &(c0, cn, cs)) in out_row.iter_mut().zip(&cols) {
+                let mut m = E::neg_infinity();
+                for c in 0..cn {
+                    m = nan_max(m, column_max[c0 + c * cs]);
+                }
+                *o = m;
+            }
+        }
+    });
+}
+
 /// `gx[plane, indices] += gy`.
 pub(crate) fn max_pool2d_backward<E: Float>(indices: &[i64], gy: &[E], g: &PoolGeometry, gx: &mut [E]) {
     let (plane_in, plane_out) = (g.input[0] * g.input[1], g.output[0] * g.output[1]);
@@ -167,6 +202,33 @@ mod tests {
         assert_eq!(avg[0], (0.0 + 1.0 + 4.0 + 5.0) / 9.0);
         avg_pool2d(&x, &g, false, &mut avg);
         assert_eq!(avg[0], (0.0 + 1.0 + 4.0 + 5.0) / 4.0);
+    }
+
+    /// The index-free pooling gives the same values as the one that records indices, NaN and
+    /// dilated, padded and strided windows included.
+    #[test]
+    fn values_only_max_pool_matches() {
+        for (kernel, stride, padding, dilation) in [(3, 2, 1, 1), (2, 2, 0, 1), (3, 1, 1, 2), (2, 3, 1, 1)] {
+            let input = [7, 6];
+            let out = |a: usize| crate::shapes::window_out(input[a], kernel, stride, padding, dilation).unwrap();
+            let windows = PoolWindows::Sliding {
+                kernel: [kernel; 2],
+                stride: [stride; 2],
+                padding: [padding; 2],
+                dilation: [dilation; 2],
+            };
+            let g = PoolGeometry { planes: 3, input, output: [out(0), out(1)], windows };
+            let mut x: Vec<f32> = (0..3 * 42).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
+            x[50] = f32::NAN;
+            let n = 3 * g.output[0] * g.output[1];
+            let (mut y, mut idx, mut v) = (vec![0.0; n], vec![0; n], vec![0.0; n]);
+            max_pool2d(&x, &g, &mut y, &mut idx);
+            max_pool2d_values(&x, &g, &mut v);
+            let bits =
+                |s: &[f32]| s.iter().map(|f| if f.is_nan() { u32::MAX } else { f.to_bits() }).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&v), "{g:?}");
+            assert!(kernel < stride || v.iter().any(|f| f.is_nan()), "windows that cover the input see the NaN");
+        }
     }
 
     #[test]
