@@ -25,11 +25,15 @@ fn valid_outputs(out_len: usize, stride: usize, offset: isize, in_len: usize) ->
 
 /// Walks every (patch row, output row) pair of one group's unfolded input: `f(col row slice
 /// range start, input row start or None for padding, column range valid, column offset)`.
-fn for_each_patch_row(g: &ConvGeometry, mut f: impl FnMut(usize, Option<usize>, (usize, usize), isize)) {
+fn for_each_patch_row(
+    g: &ConvGeometry,
+    channels: core::ops::Range<usize>,
+    mut f: impl FnMut(usize, Option<usize>, (usize, usize), isize),
+) {
     let ([h, w], [kh, kw], [sh, sw], [ph, pw], [dh, dw], [oh, ow]) =
         (g.input, g.kernel, g.stride, g.padding, g.dilation, g.output);
-    let mut row = 0;
-    for c in 0..g.in_per_group() {
+    let mut row = channels.start * kh * kw;
+    for c in channels {
         for ki in 0..kh {
             for kj in 0..kw {
                 let col_offset = (kj * dw) as isize - pw as isize;
@@ -45,11 +49,34 @@ fn for_each_patch_row(g: &ConvGeometry, mut f: impl FnMut(usize, Option<usize>, 
     }
 }
 
-/// Unfolds one group of one image (`[in_per_group, h, w]`) into `col` (`[patch_len, oh * ow]`).
-fn im2col<T: GemmScalar>(x: &[T], g: &ConvGeometry, col: &mut [T]) {
+/// Unfolds one group of one image (`[in_per_group, h, w]`) into `col` (`[patch_len, oh * ow]`),
+/// on all threads when `parallel` (each unfolding a block of input channels).
+fn im2col<T: GemmScalar>(x: &[T], g: &ConvGeometry, col: &mut [T], parallel: bool) {
+    let per_channel = g.kernel[0] * g.kernel[1] * g.output_pixels();
+    let channels = g.in_per_group();
+    if parallel && channels > 1 && per_channel > 0 {
+        // blocks of at least PAR_MACS / 16 elements, so that a task outweighs its scheduling
+        let per_task = (PAR_MACS / 16).div_ceil(per_channel).clamp(1, channels.div_ceil(2));
+        col[..channels * per_channel].par_chunks_mut(per_task * per_channel).enumerate().for_each(|(t, block)| {
+            let first = t * per_task;
+            im2col_channels(x, g, first..first + block.len() / per_channel, block, first * per_channel);
+        });
+    } else {
+        im2col_channels(x, g, 0..channels, col, 0);
+    }
+}
+
+/// The rows of input `channels` of [`im2col`], into `col` (which starts at unfold element `base`).
+fn im2col_channels<T: GemmScalar>(
+    x: &[T],
+    g: &ConvGeometry,
+    channels: core::ops::Range<usize>,
+    col: &mut [T],
+    base: usize,
+) {
     let (ow, sw) = (g.output[1], g.stride[1]);
-    for_each_patch_row(g, |dst, src, (lo, hi), off| {
-        let out = &mut col[dst..dst + ow];
+    for_each_patch_row(g, channels, |dst, src, (lo, hi), off| {
+        let out = &mut col[dst - base..dst - base + ow];
         let Some(src) = src else {
             out.fill(T::ZERO);
             return;
@@ -71,7 +98,7 @@ fn im2col<T: GemmScalar>(x: &[T], g: &ConvGeometry, col: &mut [T]) {
 /// Adds the unfolded gradient `col` back onto one group of one image's input gradient.
 fn col2im_add<T: GemmScalar>(col: &[T], g: &ConvGeometry, gx: &mut [T]) {
     let sw = g.stride[1];
-    for_each_patch_row(g, |src_row, dst, (lo, hi), off| {
+    for_each_patch_row(g, 0..g.in_per_group(), |src_row, dst, (lo, hi), off| {
         let Some(dst) = dst else { return };
         let start = dst as isize + off;
         for o in lo..hi {
@@ -122,7 +149,7 @@ fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accum
             let cols = if g.is_pointwise() {
                 MatRef::rows(xg, cg, op)
             } else {
-                im2col(xg, g, col);
+                im2col(xg, g, col, gemm_par);
                 MatRef::rows(&col[..], patch, op)
             };
             let wg = MatRef::rows(&w[gi * og * patch..(gi + 1) * og * patch], og, patch);
@@ -165,7 +192,7 @@ fn weight_grad<T: GemmScalar>(x: &[T], gy: &[T], g: &ConvGeometry, gw: &mut [T])
             let cols_t = if g.is_pointwise() {
                 MatRef::rows(xg, cg, op).t()
             } else {
-                im2col(xg, g, col);
+                im2col(xg, g, col, gemm_par);
                 MatRef::rows(&col[..], patch, op).t()
             };
             let gyg = MatRef::rows(&gy[gi * og * op..(gi + 1) * og * op], og, op);
@@ -307,6 +334,20 @@ mod tests {
             conv2d_forward(&x, &w, &g, &mut y, false);
             assert_eq!(y, direct(&x, &w, &g), "{g:?}");
         }
+    }
+
+    /// A batch of one large enough for the threaded path (channel blocks unfolded in parallel,
+    /// the product split by rows) gives the definition's values too.
+    #[test]
+    #[cfg_attr(miri, ignore)] // millions of steps; the small cases above cover the unsafe call
+    fn threaded_single_image_matches_definition() {
+        let g = ConvGeometry::new(1, 8, 40, 1, [24, 24], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        assert!(g.macs() >= PAR_MACS && split(&g) == (false, true));
+        let x: Vec<f64> = (0..8 * 576).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+        let w: Vec<f64> = (0..40 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
+        let mut y = vec![0.0; 40 * g.output_pixels()];
+        conv2d_forward(&x, &w, &g, &mut y, false);
+        assert_eq!(y, direct(&x, &w, &g));
     }
 
     /// The gradients satisfy `<gy, conv(x, w)> = <input_grad(gy), x> = <weight_grad(gy), w>`

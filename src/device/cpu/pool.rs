@@ -94,27 +94,40 @@ fn nan_max<E: Float>(m: E, v: E) -> E {
 pub(crate) fn max_pool2d_values<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E]) {
     let ([h, w], [oh, ow]) = (g.input, g.output);
     assert!(x.len() == g.planes * h * w && y.len() == g.planes * oh * ow);
+    if y.is_empty() {
+        return;
+    }
     let (rows, cols) = windows(g);
-    planes(y, oh * ow, x.len(), |p, out| {
-        let x = &x[p * h * w..(p + 1) * h * w];
+    // Planes go to tasks in groups of about `PAR_LEN` input elements, each with one buffer.
+    let per_task = (PAR_LEN / (h * w).max(1)).max(1);
+    let group = |(t, out): (usize, &mut [E])| {
         let mut column_max = vec![E::neg_infinity(); w];
-        for (&(r0, rn, rs), out_row) in rows.iter().zip(out.chunks_mut(ow)) {
-            column_max.fill(E::neg_infinity());
-            for r in 0..rn {
-                let row = &x[(r0 + r * rs) * w..][..w];
-                for (m, &v) in column_max.iter_mut().zip(row) {
-                    *m = nan_max(*m, v);
+        for (i, out) in out.chunks_mut(oh * ow).enumerate() {
+            let p = t * per_task + i;
+            let x = &x[p * h * w..(p + 1) * h * w];
+            for (&(r0, rn, rs), out_row) in rows.iter().zip(out.chunks_mut(ow)) {
+                column_max.fill(E::neg_infinity());
+                for r in 0..rn {
+                    let row = &x[(r0 + r * rs) * w..][..w];
+                    for (m, &v) in column_max.iter_mut().zip(row) {
+                        *m = nan_max(*m, v);
+                    }
                 }
-            }
-            for (o, &(c0, cn, cs)) in out_row.iter_mut().zip(&cols) {
-                let mut m = E::neg_infinity();
-                for c in 0..cn {
-                    m = nan_max(m, column_max[c0 + c * cs]);
+                for (o, &(c0, cn, cs)) in out_row.iter_mut().zip(&cols) {
+                    let mut m = E::neg_infinity();
+                    for c in 0..cn {
+                        m = nan_max(m, column_max[c0 + c * cs]);
+                    }
+                    *o = m;
                 }
-                *o = m;
             }
         }
-    });
+    };
+    if x.len() >= 2 * PAR_LEN {
+        y.par_chunks_mut(per_task * oh * ow).enumerate().for_each(group);
+    } else {
+        group((0, y));
+    }
 }
 
 /// `gx[plane, indices] += gy`.
