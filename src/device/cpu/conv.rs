@@ -75,6 +75,9 @@ fn im2col_channels<T: GemmScalar>(
     base: usize,
 ) {
     let (ow, sw) = (g.output[1], g.stride[1]);
+    if g.stride == [1, 1] && g.input[1] == ow {
+        return im2col_same_width(x, g, channels, col, base);
+    }
     for_each_patch_row(g, channels, |dst, src, (lo, hi), off| {
         let out = &mut col[dst - base..dst - base + ow];
         let Some(src) = src else {
@@ -93,6 +96,52 @@ fn im2col_channels<T: GemmScalar>(
             }
         }
     });
+}
+
+/// [`im2col_channels`] for stride 1 with as many output columns as input columns (a "same"
+/// padded convolution): a tap's valid output rows then read consecutive input elements, so
+/// each patch row is one copy, and the columns that wrapped into the next input row are
+/// zeroed after. Small planes would otherwise pay a call per output row.
+fn im2col_same_width<T: GemmScalar>(
+    x: &[T],
+    g: &ConvGeometry,
+    channels: core::ops::Range<usize>,
+    col: &mut [T],
+    base: usize,
+) {
+    let ([h, w], [kh, kw], [ph, pw], [dh, dw], [oh, ow]) = (g.input, g.kernel, g.padding, g.dilation, g.output);
+    let op = oh * ow;
+    for c in channels {
+        for ki in 0..kh {
+            // output rows oi reading input row oi + ki * dh - ph inside 0..h
+            let shift = (ki * dh) as isize - ph as isize;
+            let (a, b) = valid_outputs(oh, 1, shift, h);
+            for kj in 0..kw {
+                let off = (kj * dw) as isize - pw as isize;
+                let (lo, hi) = valid_outputs(ow, 1, off, w);
+                let row = (c * kh + ki) * kw + kj;
+                let out = &mut col[row * op - base..][..op];
+                if a >= b || lo >= hi {
+                    out.fill(T::ZERO);
+                    continue;
+                }
+                out[..a * ow].fill(T::ZERO);
+                out[b * ow..].fill(T::ZERO);
+                let (first, last) = (a * ow + lo, (b - 1) * ow + hi);
+                let src = (c * h * w) as isize + (a as isize + shift) * w as isize + (lo as isize + off);
+                let src = src as usize;
+                out[first..last].copy_from_slice(&x[src..src + (last - first)]);
+                for r in a..b {
+                    for v in &mut out[r * ow..r * ow + lo] {
+                        *v = T::ZERO;
+                    }
+                    for v in &mut out[r * ow + hi..(r + 1) * ow] {
+                        *v = T::ZERO;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Adds the unfolded gradient `col` back onto one group of one image's input gradient.

@@ -97,7 +97,20 @@ pub(crate) fn max_pool2d_values<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E]
     if y.is_empty() {
         return;
     }
+    if let PoolWindows::Sliding { kernel: [kh, kw], stride, padding: [0, 0], dilation: [1, 1] } = g.windows
+        && stride == [kh, kw]
+        && h == oh * kh
+        && w == ow * kw
+    {
+        return max_pool_tiled(x, [kh, kw], w, ow, y);
+    }
     let (rows, cols) = windows(g);
+    // Windows along a row that are all whole and contiguous (no padding, no dilation) are read
+    // as `k` taps every `s` columns, without the per-window table.
+    let dense = cols.first().map(|&(_, k, _)| (k, cols.get(1).map_or(1, |c| c.0 - cols[0].0)));
+    let dense = dense.filter(|&(k, s)| {
+        k > 0 && cols.iter().enumerate().all(|(j, &(c0, cn, cs))| (c0, cn) == (j * s, k) && (cs == 1 || k == 1))
+    });
     // Planes go to tasks in groups of about `PAR_LEN` input elements, each with one buffer.
     let per_task = (PAR_LEN / (h * w).max(1)).max(1);
     let group = |(t, out): (usize, &mut [E])| {
@@ -106,19 +119,37 @@ pub(crate) fn max_pool2d_values<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E]
             let p = t * per_task + i;
             let x = &x[p * h * w..(p + 1) * h * w];
             for (&(r0, rn, rs), out_row) in rows.iter().zip(out.chunks_mut(ow)) {
-                column_max.fill(E::neg_infinity());
-                for r in 0..rn {
+                match rn {
+                    0 => column_max.fill(E::neg_infinity()),
+                    _ => column_max.copy_from_slice(&x[r0 * w..][..w]),
+                }
+                for r in 1..rn {
                     let row = &x[(r0 + r * rs) * w..][..w];
                     for (m, &v) in column_max.iter_mut().zip(row) {
                         *m = nan_max(*m, v);
                     }
                 }
-                for (o, &(c0, cn, cs)) in out_row.iter_mut().zip(&cols) {
-                    let mut m = E::neg_infinity();
-                    for c in 0..cn {
-                        m = nan_max(m, column_max[c0 + c * cs]);
+                match dense {
+                    Some((2, 2)) => {
+                        for (o, pair) in out_row.iter_mut().zip(column_max.chunks_exact(2)) {
+                            *o = nan_max(pair[0], pair[1]);
+                        }
                     }
-                    *o = m;
+                    Some((k, s)) => {
+                        for (j, o) in out_row.iter_mut().enumerate() {
+                            let taps = &column_max[j * s..j * s + k];
+                            *o = taps[1..].iter().fold(taps[0], |m, &v| nan_max(m, v));
+                        }
+                    }
+                    None => {
+                        for (o, &(c0, cn, cs)) in out_row.iter_mut().zip(&cols) {
+                            let mut m = E::neg_infinity();
+                            for c in 0..cn {
+                                m = nan_max(m, column_max[c0 + c * cs]);
+                            }
+                            *o = m;
+                        }
+                    }
                 }
             }
         }
@@ -127,6 +158,40 @@ pub(crate) fn max_pool2d_values<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E]
         y.par_chunks_mut(per_task * oh * ow).enumerate().for_each(group);
     } else {
         group((0, y));
+    }
+}
+
+/// Max pooling whose windows tile every plane exactly (`kernel == stride`, no padding or
+/// dilation, sizes divisible): planes stacked are one tall plane, so each output row reads the
+/// `kh` input rows below the previous one, with no per-plane work.
+fn max_pool_tiled<E: Float>(x: &[E], [kh, kw]: [usize; 2], w: usize, ow: usize, y: &mut [E]) {
+    let rows_per_task = (PAR_LEN / (kh * w).max(1)).max(1);
+    let rows = |(t, out): (usize, &mut [E])| {
+        for (i, out_row) in out.chunks_mut(ow).enumerate() {
+            let band = &x[(t * rows_per_task + i) * kh * w..][..kh * w];
+            if [kh, kw] == [2, 2] {
+                // the common 2x2 pool, without loops over taps
+                let (top, bottom) = band.split_at(w);
+                for ((o, a), b) in out_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
+                    *o = nan_max(nan_max(a[0], a[1]), nan_max(b[0], b[1]));
+                }
+                continue;
+            }
+            for (j, o) in out_row.iter_mut().enumerate() {
+                let mut m = band[j * kw];
+                for a in 0..kh {
+                    for &v in &band[a * w + j * kw..][..kw] {
+                        m = nan_max(m, v);
+                    }
+                }
+                *o = m;
+            }
+        }
+    };
+    if x.len() >= 2 * PAR_LEN {
+        y.par_chunks_mut(rows_per_task * ow).enumerate().for_each(rows);
+    } else {
+        rows((0, y));
     }
 }
 
@@ -221,8 +286,10 @@ mod tests {
     /// dilated, padded and strided windows included.
     #[test]
     fn values_only_max_pool_matches() {
-        for (kernel, stride, padding, dilation) in [(3, 2, 1, 1), (2, 2, 0, 1), (3, 1, 1, 2), (2, 3, 1, 1)] {
-            let input = [7, 6];
+        for (kernel, stride, padding, dilation) in
+            [(3, 2, 1, 1), (2, 2, 0, 1), (3, 3, 0, 1), (3, 1, 1, 2), (2, 3, 1, 1), (1, 2, 0, 1)]
+        {
+            let input = if padding == 0 && kernel == stride { [6, 6] } else { [7, 6] };
             let out = |a: usize| crate::shapes::window_out(input[a], kernel, stride, padding, dilation).unwrap();
             let windows = PoolWindows::Sliding {
                 kernel: [kernel; 2],
@@ -231,7 +298,7 @@ mod tests {
                 dilation: [dilation; 2],
             };
             let g = PoolGeometry { planes: 3, input, output: [out(0), out(1)], windows };
-            let mut x: Vec<f32> = (0..3 * 42).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
+            let mut x: Vec<f32> = (0..3 * input[0] * input[1]).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
             x[50] = f32::NAN;
             let n = 3 * g.output[0] * g.output[1];
             let (mut y, mut idx, mut v) = (vec![0.0; n], vec![0; n], vec![0.0; n]);
