@@ -107,7 +107,9 @@ pub(crate) fn max_pool2d_values<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E]
     let (rows, cols) = windows(g);
     // Windows along a row that are all whole and contiguous (no padding, no dilation) are read
     // as `k` taps every `s` columns, without the per-window table.
-    let dense = cols.first().map(|&(_, k, _)| (k, cols.get(1).map_or(1, |c| c.0 - cols[0].0)));
+    // (with padding or dilation the first window's first valid tap may lie past the second's)
+    let step = cols.get(1).map_or(Some(1), |c| c.0.checked_sub(cols[0].0));
+    let dense = cols.first().zip(step).map(|(&(_, k, _), s)| (k, s));
     let dense = dense.filter(|&(k, s)| {
         k > 0 && cols.iter().enumerate().all(|(j, &(c0, cn, cs))| (c0, cn) == (j * s, k) && (cs == 1 || k == 1))
     });
