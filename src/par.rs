@@ -20,6 +20,22 @@ pub(crate) fn threads() -> usize {
     }
 }
 
+/// Runs `f` on a worker of the thread pool, at once when already on one. A caller outside the
+/// pool hands each parallel kernel to the pool and sleeps until it ends, which costs two thread
+/// wake-ups per kernel: a graph of many small kernels pays that at every node, where a worker
+/// runs its kernels' first task itself and the other workers, still spinning from the last
+/// kernel, take the rest.
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "std")]
+    {
+        if rayon::current_thread_index().is_some() { f() } else { rayon::scope(|_| f()) }
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        f()
+    }
+}
+
 /// The `gemm` crate's parallelism for `threads` threads (always sequential without `std`).
 pub(crate) fn gemm_parallelism(threads: usize) -> gemm::Parallelism {
     #[cfg(feature = "std")]

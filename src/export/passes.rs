@@ -134,10 +134,10 @@ fn channel_source(g: &Graph, producer: &HashMap<ValueId, usize>, v: ValueId, cha
         return None;
     }
     let own = out.iter().product::<usize>() == channels; // `[1, channels, 1, 1]`
-    let broadcast = producer.get(&v).map(|&i| &g.nodes[i]).filter(|n| matches!(n.op, Op::Broadcast { .. }));
-    let Some(n) = broadcast else { return own.then_some(v) };
-    let Op::Broadcast { axes } = &n.op else { unreachable!("filtered") };
-    let src = n.inputs[0];
+    let (axes, src) = match producer.get(&v).map(|&i| &g.nodes[i]) {
+        Some(Node { op: Op::Broadcast { axes }, inputs, .. }) => (axes, inputs[0]),
+        _ => return own.then_some(v),
+    };
     let kept = (0..4).filter(|a| !axes.contains(a));
     let per_channel = kept.zip(&g.info(src).dims).all(|(a, &d)| d == if a == 1 { channels } else { 1 });
     (per_channel && !axes.contains(&1)).then_some(src)
@@ -487,9 +487,8 @@ fn inline(consumer: &Node, producer: &Node, v: ValueId) -> Option<Node> {
             other => steps.push(other.clone()),
         }
     }
-    let node = Node { op: Op::FusedElementwise { steps }, inputs, output: consumer.output };
-    let Op::FusedElementwise { steps } = &node.op else { unreachable!("built above") };
-    (node.inputs.len() <= MAX_FUSED_INPUTS && depth(steps) <= MAX_FUSED_DEPTH).then_some(node)
+    let fits = inputs.len() <= MAX_FUSED_INPUTS && depth(&steps) <= MAX_FUSED_DEPTH;
+    fits.then_some(Node { op: Op::FusedElementwise { steps }, inputs, output: consumer.output })
 }
 
 fn depth(steps: &[Step]) -> usize {

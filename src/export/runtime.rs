@@ -291,7 +291,11 @@ impl Runtime {
     }
 
     /// [`Runtime::run`], calling `done(index, node)` after each node.
-    fn run_observed(&self, inputs: &[Value], mut done: impl FnMut(usize, &Node)) -> Result<Vec<Value>> {
+    fn run_observed(&self, inputs: &[Value], done: impl FnMut(usize, &Node) + Send) -> Result<Vec<Value>> {
+        crate::par::on_pool(|| self.run_nodes(inputs, done))
+    }
+
+    fn run_nodes(&self, inputs: &[Value], mut done: impl FnMut(usize, &Node)) -> Result<Vec<Value>> {
         let g = &self.graph;
         if inputs.len() != g.inputs.len() {
             return Err(Error::InvalidSize {
@@ -544,8 +548,7 @@ fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &Val
                 true => owned::<E>(dev, ins.into_iter().next_back().expect("arity checked"))?,
                 false => dev.alloc_for_overwrite::<E>(out.numel()),
             };
-            dev.conv2d(&x, &w, geometry, &mut y, *residual);
-            bias_activation(&mut y, b.as_deref(), geometry.output_pixels(), *activation);
+            conv_bias_activation(dev, &x, &w, geometry, &mut y, *residual, b.as_deref(), *activation);
             done(y)
         }
         Op::MaxPool { geometry } => done(dev.max_pool2d_values(&*whole::<E>(dev, &ins[0])?, geometry)),
@@ -599,6 +602,54 @@ fn owned<E: Element + Float>(dev: &Cpu, v: Value) -> Result<CpuStorage<E>> {
 
 /// `y[r, j, i] = act(y[r, j, i] + b[j])` in place, with `y` as `[rows, b.len(), inner]`: a
 /// linear layer's bias (`inner` = 1) or a convolution's (`inner` = output pixels).
+/// `y (+)= x ⋆ w`, then `act(y + b)` per output channel, applied by the convolution to each
+/// part of its output while that part is in cache (the same arithmetic as [`bias_activation`]).
+#[allow(clippy::too_many_arguments)]
+fn conv_bias_activation<E: Float>(
+    dev: &Cpu,
+    x: &CpuStorage<E>,
+    w: &CpuStorage<E>,
+    g: &crate::device::ConvGeometry,
+    y: &mut CpuStorage<E>,
+    accumulate: bool,
+    b: Option<&CpuStorage<E>>,
+    act: Option<crate::ops::UnaryFn>,
+) {
+    struct Conv<'a, E: Float> {
+        dev: &'a Cpu,
+        x: &'a CpuStorage<E>,
+        w: &'a CpuStorage<E>,
+        g: &'a crate::device::ConvGeometry,
+        y: &'a mut CpuStorage<E>,
+        accumulate: bool,
+        b: Option<&'a [E]>,
+    }
+    impl<E: Float> Conv<'_, E> {
+        fn run(self, f: impl Fn(E) -> E + Sync) {
+            let b = self.b;
+            let then = |c: usize, seg: &mut [E]| {
+                let bj = b.map_or(<E::Acc as num_traits::Zero>::zero(), |b| b[c].to_acc());
+                for v in seg {
+                    *v = f(E::from_acc(v.to_acc() + bj));
+                }
+            };
+            self.dev.conv2d_then(self.x, self.w, self.g, self.y, self.accumulate, Some(&then));
+        }
+    }
+    impl<E: Float> UnaryVisitor for Conv<'_, E> {
+        type Out = ();
+        fn visit<O: UnaryOp>(self, op: O) {
+            self.run(|v| E::from_acc(op.f(v.to_acc())));
+        }
+    }
+    let conv = Conv { dev, x, w, g, y, accumulate, b: b.map(|b| b.as_slice()) };
+    match act {
+        Some(f) => f.visit(conv),
+        None if b.is_some() => conv.run(|v| v),
+        None => dev.conv2d_then(x, w, g, conv.y, accumulate, None),
+    }
+}
+
 fn bias_activation<E: Float>(
     y: &mut CpuStorage<E>,
     b: Option<&CpuStorage<E>>,

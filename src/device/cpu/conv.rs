@@ -6,11 +6,12 @@
 //! Half types are widened to f32 and rounded once at the end (f32 accumulation, as PyTorch does
 //! on CPU).
 
-use super::matmul::{GemmScalar, MatRef, downcast, downcast_mut, gemm_into};
+use super::matmul::{GemmScalar, MatRef, downcast, downcast_mut, gemm_into, gemm_into_raw};
 use crate::compat::prelude::*;
 use crate::device::ConvGeometry;
 use crate::dtypes::Float;
 use crate::par::*;
+use core::ops::Range;
 
 /// Below this many multiply-adds a convolution runs on one thread.
 const PAR_MACS: usize = 1 << 18;
@@ -23,25 +24,37 @@ fn valid_outputs(out_len: usize, stride: usize, offset: isize, in_len: usize) ->
     (lo.min(out_len), hi.min(out_len).max(lo.min(out_len)))
 }
 
-/// Walks every (patch row, output row) pair of one group's unfolded input: `f(col row slice
-/// range start, input row start or None for padding, column range valid, column offset)`.
+/// Walks one group's unfold buffer for output pixels `pixels` (`[patch rows of channels,
+/// pixels.len()]`): for every patch row and every output row the range touches,
+/// `f(dst, src, seg, valid, off)`, where column `j` of that output row sits at `dst + j` in the
+/// buffer, `src` is the input row's first element (`None` in the padding), `seg` the output
+/// row's columns inside the range, `valid` the part of `seg` whose taps land in the input row,
+/// and `off` the column offset of the tap (column `j` reads input column `j * stride + off`).
 fn for_each_patch_row(
     g: &ConvGeometry,
-    channels: core::ops::Range<usize>,
-    mut f: impl FnMut(usize, Option<usize>, (usize, usize), isize),
+    channels: Range<usize>,
+    pixels: Range<usize>,
+    mut f: impl FnMut(isize, Option<usize>, (usize, usize), (usize, usize), isize),
 ) {
-    let ([h, w], [kh, kw], [sh, sw], [ph, pw], [dh, dw], [oh, ow]) =
+    let ([h, w], [kh, kw], [sh, sw], [ph, pw], [dh, dw], [_, ow]) =
         (g.input, g.kernel, g.stride, g.padding, g.dilation, g.output);
-    let mut row = channels.start * kh * kw;
+    if pixels.is_empty() {
+        return;
+    }
+    let (np, first_row, last_row) = (pixels.len(), pixels.start / ow, (pixels.end - 1) / ow);
+    let mut row = 0;
     for c in channels {
         for ki in 0..kh {
             for kj in 0..kw {
                 let col_offset = (kj * dw) as isize - pw as isize;
-                let cols = valid_outputs(ow, sw, col_offset, w);
-                for oi in 0..oh {
+                let (lo, hi) = valid_outputs(ow, sw, col_offset, w);
+                for oi in first_row..=last_row {
+                    let seg = (pixels.start.saturating_sub(oi * ow), (pixels.end - oi * ow).min(ow));
+                    let valid = (lo.clamp(seg.0, seg.1), hi.clamp(seg.0, seg.1));
                     let ii = (oi * sh + ki * dh) as isize - ph as isize;
                     let src = (0..h as isize).contains(&ii).then(|| c * h * w + ii as usize * w);
-                    f((row * oh + oi) * ow, src, cols, col_offset);
+                    let dst = (row * np + oi * ow) as isize - pixels.start as isize;
+                    f(dst, src, seg, valid, col_offset);
                 }
                 row += 1;
             }
@@ -49,49 +62,54 @@ fn for_each_patch_row(
     }
 }
 
-/// Unfolds one group of one image (`[in_per_group, h, w]`) into `col` (`[patch_len, oh * ow]`),
-/// on all threads when `parallel` (each unfolding a block of input channels).
-fn im2col<T: GemmScalar>(x: &[T], g: &ConvGeometry, col: &mut [T], parallel: bool) {
-    let per_channel = g.kernel[0] * g.kernel[1] * g.output_pixels();
+/// Unfolds output pixels `pixels` of one group of one image (`[in_per_group, h, w]`) into `col`
+/// (`[patch_len, pixels.len()]`), on all threads when `parallel` (each unfolding a block of
+/// input channels).
+fn im2col<T: GemmScalar>(x: &[T], g: &ConvGeometry, pixels: Range<usize>, col: &mut [T], parallel: bool) {
+    let per_channel = g.kernel[0] * g.kernel[1] * pixels.len();
     let channels = g.in_per_group();
     if parallel && channels > 1 && per_channel > 0 {
         // blocks of at least PAR_MACS / 16 elements, so that a task outweighs its scheduling
         let per_task = (PAR_MACS / 16).div_ceil(per_channel).clamp(1, channels.div_ceil(2));
         col[..channels * per_channel].par_chunks_mut(per_task * per_channel).enumerate().for_each(|(t, block)| {
             let first = t * per_task;
-            im2col_channels(x, g, first..first + block.len() / per_channel, block, first * per_channel);
+            im2col_channels(x, g, first..first + block.len() / per_channel, pixels.clone(), block);
         });
     } else {
-        im2col_channels(x, g, 0..channels, col, 0);
+        im2col_channels(x, g, 0..channels, pixels, col);
     }
 }
 
-/// The rows of input `channels` of [`im2col`], into `col` (which starts at unfold element `base`).
+/// The rows of input `channels` of [`im2col`], into `col`.
 fn im2col_channels<T: GemmScalar>(
     x: &[T],
     g: &ConvGeometry,
-    channels: core::ops::Range<usize>,
+    channels: Range<usize>,
+    pixels: Range<usize>,
     col: &mut [T],
-    base: usize,
 ) {
-    let (ow, sw) = (g.output[1], g.stride[1]);
-    if g.stride == [1, 1] && g.input[1] == ow {
-        return im2col_same_width(x, g, channels, col, base);
+    if g.stride == [1, 1] && g.input[1] == g.output[1] {
+        return im2col_same_width(x, g, channels, pixels, col);
     }
-    for_each_patch_row(g, channels, |dst, src, (lo, hi), off| {
-        let out = &mut col[dst - base..dst - base + ow];
+    let sw = g.stride[1];
+    for_each_patch_row(g, channels, pixels, |dst, src, (j0, j1), (lo, hi), off| {
+        let at = |j: usize| (dst + j as isize) as usize;
         let Some(src) = src else {
-            out.fill(T::ZERO);
+            col[at(j0)..at(j1)].fill(T::ZERO);
             return;
         };
-        out[..lo].fill(T::ZERO);
-        out[hi..].fill(T::ZERO);
+        col[at(j0)..at(lo)].fill(T::ZERO);
+        col[at(hi)..at(j1)].fill(T::ZERO);
+        if lo >= hi {
+            return; // (clamped to `seg`, `lo` may lie past the taps' row: compute no index)
+        }
         let start = src as isize + off;
+        let out = &mut col[at(lo)..at(hi)];
         if sw == 1 {
             let s = (start + lo as isize) as usize;
-            out[lo..hi].copy_from_slice(&x[s..s + (hi - lo)]);
+            out.copy_from_slice(&x[s..s + (hi - lo)]);
         } else {
-            for (v, o) in out[lo..hi].iter_mut().zip(lo..) {
+            for (v, o) in out.iter_mut().zip(lo..) {
                 *v = x[(start + (o * sw) as isize) as usize];
             }
         }
@@ -99,60 +117,65 @@ fn im2col_channels<T: GemmScalar>(
 }
 
 /// [`im2col_channels`] for stride 1 with as many output columns as input columns (a "same"
-/// padded convolution): a tap's valid output rows then read consecutive input elements, so
-/// each patch row is one copy, and the columns that wrapped into the next input row are
+/// padded convolution): output pixel `p` of a tap then reads input element `p + shift`, so each
+/// patch row is one copy, and the columns that wrapped into the neighbouring input row are
 /// zeroed after. Small planes would otherwise pay a call per output row.
 fn im2col_same_width<T: GemmScalar>(
     x: &[T],
     g: &ConvGeometry,
-    channels: core::ops::Range<usize>,
+    channels: Range<usize>,
+    pixels: Range<usize>,
     col: &mut [T],
-    base: usize,
 ) {
     let ([h, w], [kh, kw], [ph, pw], [dh, dw], [oh, ow]) = (g.input, g.kernel, g.padding, g.dilation, g.output);
-    let op = oh * ow;
+    let (p0, np) = (pixels.start, pixels.len());
+    let mut row = 0;
     for c in channels {
         for ki in 0..kh {
-            // output rows oi reading input row oi + ki * dh - ph inside 0..h
+            // output rows oi reading input row oi + shift inside 0..h
             let shift = (ki * dh) as isize - ph as isize;
             let (a, b) = valid_outputs(oh, 1, shift, h);
             for kj in 0..kw {
                 let off = (kj * dw) as isize - pw as isize;
                 let (lo, hi) = valid_outputs(ow, 1, off, w);
-                let row = (c * kh + ki) * kw + kj;
-                let out = &mut col[row * op - base..][..op];
-                if a >= b || lo >= hi {
+                let out = &mut col[row * np..(row + 1) * np];
+                row += 1;
+                // the pixels whose tap lies inside the input, wrapped columns aside
+                let (first, last) = ((a * ow + lo).max(p0), ((b.max(1) - 1) * ow + hi).min(pixels.end));
+                if a >= b || lo >= hi || first >= last {
                     out.fill(T::ZERO);
                     continue;
                 }
-                out[..a * ow].fill(T::ZERO);
-                out[b * ow..].fill(T::ZERO);
-                let (first, last) = (a * ow + lo, (b - 1) * ow + hi);
-                let src = (c * h * w) as isize + (a as isize + shift) * w as isize + (lo as isize + off);
+                out[..first - p0].fill(T::ZERO);
+                out[last - p0..].fill(T::ZERO);
+                let src = (c * h * w) as isize + first as isize + shift * w as isize + off;
                 let src = src as usize;
-                out[first..last].copy_from_slice(&x[src..src + (last - first)]);
-                for r in a..b {
-                    for v in &mut out[r * ow..r * ow + lo] {
-                        *v = T::ZERO;
-                    }
-                    for v in &mut out[r * ow + hi..(r + 1) * ow] {
-                        *v = T::ZERO;
-                    }
+                out[first - p0..last - p0].copy_from_slice(&x[src..src + (last - first)]);
+                for r in first / ow..=(last - 1) / ow {
+                    let zero = |from: usize, to: usize, out: &mut [T]| {
+                        let (from, to) = (from.max(first), to.min(last));
+                        if from < to {
+                            out[from - p0..to - p0].fill(T::ZERO);
+                        }
+                    };
+                    zero(r * ow, r * ow + lo, out);
+                    zero(r * ow + hi, (r + 1) * ow, out);
                 }
             }
         }
     }
 }
 
-/// Adds the unfolded gradient `col` back onto one group of one image's input gradient.
-fn col2im_add<T: GemmScalar>(col: &[T], g: &ConvGeometry, gx: &mut [T]) {
+/// Adds the unfolded gradient `col` of output pixels `pixels` back onto one group of one
+/// image's input gradient.
+fn col2im_add<T: GemmScalar>(col: &[T], g: &ConvGeometry, pixels: Range<usize>, gx: &mut [T]) {
     let sw = g.stride[1];
-    for_each_patch_row(g, 0..g.in_per_group(), |src_row, dst, (lo, hi), off| {
+    for_each_patch_row(g, 0..g.in_per_group(), pixels, |base, dst, _, (lo, hi), off| {
         let Some(dst) = dst else { return };
         let start = dst as isize + off;
         for o in lo..hi {
             let i = (start + (o * sw) as isize) as usize;
-            gx[i] = gx[i] + col[src_row + o];
+            gx[i] = gx[i] + col[(base + o as isize) as usize];
         }
     });
 }
@@ -176,6 +199,96 @@ fn per_image<T: GemmScalar, O: Send>(
     }
 }
 
+/// What a forward convolution does to each row segment of its output right after computing it
+/// (`then(output channel, segment)`), while the segment is in cache: a bias and an activation
+/// cost no pass of their own over the output.
+pub(crate) type Then<'a, T> = Option<&'a (dyn Fn(usize, &mut [T]) + Sync)>;
+
+/// A tile's unfold buffer holds about this many elements at most, so that it is still in the
+/// core's L2 cache when its product reads it (ResNet-18's first 3x3 unfold is 7 MB an image).
+const TILE_ELEMS: usize = 1 << 16;
+
+/// Tiles are at least this many output pixels wide: each tile's product repacks the weights.
+const MIN_TILE_PIXELS: usize = 128;
+
+/// The output pixels a forward unfold tile holds (all of them: no tiling).
+fn tile_pixels(g: &ConvGeometry) -> usize {
+    let op = g.output_pixels().max(1);
+    let want = (TILE_ELEMS / g.patch_len().max(1)).max(MIN_TILE_PIXELS);
+    if g.is_pointwise() || want >= op {
+        return op;
+    }
+    // equal tiles, as many as a multiple of the threads (a batch of one keeps them all busy)
+    op.div_ceil(op.div_ceil(want).next_multiple_of(crate::par::threads()))
+}
+
+/// A destination that tasks on several threads write through, each to elements of its own.
+#[derive(Clone, Copy)]
+struct SharedOut<T>(*mut T);
+
+// SAFETY: the pointer is only written through by tasks that write disjoint elements (see each
+// use), while the buffer it points into is borrowed mutably by the function that runs them.
+unsafe impl<T: Send> Send for SharedOut<T> {}
+// SAFETY: as for `Send`: shared between tasks that each write their own elements.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// The element `offset` past the start (a method, so that closures capture the whole
+    /// `SharedOut`, not its non-`Sync` field).
+    fn at(self, offset: usize) -> *mut T {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// [`forward`] a tile of `tile` output pixels at a time: each (image, tile) task unfolds its
+/// pixels into its thread's scratch buffer and multiplies the weights by them straight into its
+/// columns of `y`, while the unfolded tile is still in cache.
+fn forward_tiled<T: GemmScalar>(
+    x: &[T],
+    w: &[T],
+    g: &ConvGeometry,
+    y: &mut [T],
+    accumulate: bool,
+    tile: usize,
+    then: Then<'_, T>,
+) {
+    let (cg, og, patch, ip, op) =
+        (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
+    assert!(y.len() == g.batch * g.out_channels * op && tile > 0, "conv2d kernel: output does not fit {g:?}");
+    let tiles = op.div_ceil(tile);
+    let out = SharedOut(y.as_mut_ptr());
+    let task = |item: usize| {
+        let (n, t) = (item / tiles, item % tiles);
+        let pixels = t * tile..(t * tile + tile).min(op);
+        let x = &x[n * g.in_channels * ip..(n + 1) * g.in_channels * ip];
+        T::with_scratch(patch * pixels.len(), |col| {
+            for gi in 0..g.groups {
+                im2col(&x[gi * cg * ip..(gi + 1) * cg * ip], g, pixels.clone(), col, false);
+                let wg = MatRef::rows(&w[gi * og * patch..(gi + 1) * og * patch], og, patch);
+                let first = (n * g.out_channels + gi * og) * op + pixels.start;
+                // SAFETY: `y` holds `batch x out_channels x op` elements (asserted above) and is
+                // borrowed mutably until every task has ended; this task writes rows
+                // `gi * og..(gi + 1) * og` of image `n` at columns `pixels`, which no other
+                // task (another image, group or tile) writes; the rows are `op >= pixels.len()`
+                // apart.
+                unsafe { gemm_into_raw(wg, MatRef::rows(col, patch, pixels.len()), out.at(first), op, accumulate) };
+                let Some(then) = then else { continue };
+                for r in 0..og {
+                    // SAFETY: as for the product: this row segment of `y` is this task's alone,
+                    // and nothing else refers to it while the slice lives.
+                    let seg = unsafe { core::slice::from_raw_parts_mut(out.at(first + r * op), pixels.len()) };
+                    then(gi * og + r, seg);
+                }
+            }
+        });
+    };
+    if g.macs() >= PAR_MACS {
+        (0..g.batch * tiles).into_par_iter().for_each(task);
+    } else {
+        (0..g.batch * tiles).for_each(task);
+    }
+}
+
 /// How the work is split: (images in parallel, gemm on all threads).
 fn split(g: &ConvGeometry) -> (bool, bool) {
     if g.macs() < PAR_MACS {
@@ -185,9 +298,13 @@ fn split(g: &ConvGeometry) -> (bool, bool) {
     (images, !images)
 }
 
-fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accumulate: bool) {
+fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accumulate: bool, then: Then<'_, T>) {
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
+    let tile = tile_pixels(g);
+    if tile < op {
+        return forward_tiled(x, w, g, y, accumulate, tile, then);
+    }
     let (images, gemm_par) = split(g);
     let mut ys: Vec<&mut [T]> = y.chunks_mut(g.out_channels * op).collect();
     let scratch = if g.is_pointwise() { 0 } else { patch * op };
@@ -198,69 +315,92 @@ fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accum
             let cols = if g.is_pointwise() {
                 MatRef::rows(xg, cg, op)
             } else {
-                im2col(xg, g, col, gemm_par);
+                im2col(xg, g, 0..op, col, gemm_par);
                 MatRef::rows(&col[..], patch, op)
             };
             let wg = MatRef::rows(&w[gi * og * patch..(gi + 1) * og * patch], og, patch);
-            gemm_into(wg, cols, &mut y[gi * og * op..(gi + 1) * og * op], op, accumulate, gemm_par);
-        }
-    });
-}
-
-fn input_grad<T: GemmScalar>(gy: &[T], w: &[T], g: &ConvGeometry, gx: &mut [T]) {
-    let (cg, og, patch, ip, op) =
-        (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
-    let (images, gemm_par) = split(g);
-    let mut gxs: Vec<&mut [T]> = gx.chunks_mut(g.in_channels * ip).collect();
-    let scratch = if g.is_pointwise() { 0 } else { patch * op };
-    per_image(&mut gxs, scratch, images, |n, gx, col| {
-        let gy = &gy[n * g.out_channels * op..(n + 1) * g.out_channels * op];
-        for gi in 0..g.groups {
-            let wg_t = MatRef::rows(&w[gi * og * patch..(gi + 1) * og * patch], og, patch).t();
-            let gyg = MatRef::rows(&gy[gi * og * op..(gi + 1) * og * op], og, op);
-            let gxg = &mut gx[gi * cg * ip..(gi + 1) * cg * ip];
-            if g.is_pointwise() {
-                gemm_into(wg_t, gyg, gxg, op, true, gemm_par);
-            } else {
-                gemm_into(wg_t, gyg, col, op, false, gemm_par);
-                col2im_add(col, g, gxg);
+            let yg = &mut y[gi * og * op..(gi + 1) * og * op];
+            gemm_into(wg, cols, yg, op, accumulate, gemm_par);
+            if let Some(then) = then {
+                let row = |(r, seg): (usize, &mut [T])| then(gi * og + r, seg);
+                match gemm_par {
+                    true => yg.par_chunks_mut(op).enumerate().for_each(row),
+                    false => yg.chunks_mut(op).enumerate().for_each(row),
+                }
             }
         }
     });
 }
 
-fn weight_grad<T: GemmScalar>(x: &[T], gy: &[T], g: &ConvGeometry, gw: &mut [T]) {
+/// `gx += ∂(x ⋆ w)/∂x applied to gy`, unfolding `tile` output pixels at a time.
+fn input_grad<T: GemmScalar>(gy: &[T], w: &[T], g: &ConvGeometry, gx: &mut [T], tile: usize) {
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
     let (images, gemm_par) = split(g);
-    let one_image = |n: usize, gw: &mut [T], col: &mut Vec<T>| {
+    let mut gxs: Vec<&mut [T]> = gx.chunks_mut(g.in_channels * ip).collect();
+    let scratch = if g.is_pointwise() { 0 } else { patch * tile };
+    per_image(&mut gxs, scratch, images, |n, gx, col| {
+        let gy = &gy[n * g.out_channels * op..(n + 1) * g.out_channels * op];
+        for gi in 0..g.groups {
+            let wg_t = MatRef::rows(&w[gi * og * patch..(gi + 1) * og * patch], og, patch).t();
+            let gyg = &gy[gi * og * op..(gi + 1) * og * op];
+            let gxg = &mut gx[gi * cg * ip..(gi + 1) * cg * ip];
+            if g.is_pointwise() {
+                gemm_into(wg_t, MatRef::rows(gyg, og, op), gxg, op, true, gemm_par);
+                continue;
+            }
+            // a tile of output pixels at a time: its unfolded gradient is folded back in cache
+            for first in (0..op).step_by(tile) {
+                let pixels = first..(first + tile).min(op);
+                let col = &mut col[..patch * pixels.len()];
+                let gy_tile = MatRef::strided_rows(&gyg[first..], og, pixels.len(), op);
+                gemm_into(wg_t, gy_tile, col, pixels.len(), false, gemm_par);
+                col2im_add(col, g, pixels, gxg);
+            }
+        }
+    });
+}
+
+/// `gw += ∂(x ⋆ w)/∂w applied to gy`, unfolding `tile` output pixels at a time.
+fn weight_grad<T: GemmScalar>(x: &[T], gy: &[T], g: &ConvGeometry, gw: &mut [T], tile: usize) {
+    let (cg, og, patch, ip, op) =
+        (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
+    let (images, gemm_par) = split(g);
+    let one_image = |n: usize, gw: &mut [T], col: &mut [T]| {
         let x = &x[n * g.in_channels * ip..(n + 1) * g.in_channels * ip];
         let gy = &gy[n * g.out_channels * op..(n + 1) * g.out_channels * op];
         for gi in 0..g.groups {
             let xg = &x[gi * cg * ip..(gi + 1) * cg * ip];
-            let cols_t = if g.is_pointwise() {
-                MatRef::rows(xg, cg, op).t()
-            } else {
-                im2col(xg, g, col, gemm_par);
-                MatRef::rows(&col[..], patch, op).t()
-            };
-            let gyg = MatRef::rows(&gy[gi * og * op..(gi + 1) * og * op], og, op);
-            gemm_into(gyg, cols_t, &mut gw[gi * og * patch..(gi + 1) * og * patch], patch, true, gemm_par);
+            let gyg = &gy[gi * og * op..(gi + 1) * og * op];
+            let gwg = &mut gw[gi * og * patch..(gi + 1) * og * patch];
+            if g.is_pointwise() {
+                gemm_into(MatRef::rows(gyg, og, op), MatRef::rows(xg, cg, op).t(), gwg, patch, true, gemm_par);
+                continue;
+            }
+            // a tile of output pixels at a time, multiplied while its unfold is in cache
+            for first in (0..op).step_by(tile) {
+                let pixels = first..(first + tile).min(op);
+                let col = &mut col[..patch * pixels.len()];
+                im2col(xg, g, pixels.clone(), col, gemm_par);
+                let cols_t = MatRef::rows(&col[..], patch, pixels.len()).t();
+                let gy_tile = MatRef::strided_rows(&gyg[first..], og, pixels.len(), op);
+                gemm_into(gy_tile, cols_t, gwg, patch, true, gemm_par);
+            }
         }
     };
-    let scratch = if g.is_pointwise() { 0 } else { patch * op };
+    let scratch = if g.is_pointwise() { 0 } else { patch * tile };
     if images {
-        // Each thread sums its images' gradients into its own buffer; the buffers are added at the end.
+        // Each task sums its images' gradients into a buffer of its own; the buffers are added
+        // at the end.
         let partial = (0..g.batch)
             .into_par_iter()
             .fold(
-                || (vec![T::ZERO; gw.len()], vec![T::ZERO; scratch]),
-                |(mut acc, mut col), n| {
-                    one_image(n, &mut acc, &mut col);
-                    (acc, col)
+                || vec![T::ZERO; gw.len()],
+                |mut acc, n| {
+                    T::with_scratch(scratch, |col| one_image(n, &mut acc, col));
+                    acc
                 },
             )
-            .map(|(acc, _)| acc)
             .reduce_with(|mut a, b| {
                 a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
                 a
@@ -269,10 +409,7 @@ fn weight_grad<T: GemmScalar>(x: &[T], gy: &[T], g: &ConvGeometry, gw: &mut [T])
             gw.iter_mut().zip(p).for_each(|(a, b)| *a = *a + b);
         }
     } else {
-        let mut col = vec![T::ZERO; scratch];
-        for n in 0..g.batch {
-            one_image(n, gw, &mut col);
-        }
+        T::with_scratch(scratch, |col| (0..g.batch).for_each(|n| one_image(n, gw, col)));
     }
 }
 
@@ -307,29 +444,64 @@ fn check_lens(g: &ConvGeometry, x: usize, w: usize, y: usize) {
     );
 }
 
-/// `y (+)= x ⋆ w` over contiguous buffers.
-pub(crate) fn conv2d_forward<E: Float>(x: &[E], w: &[E], g: &ConvGeometry, y: &mut [E], accumulate: bool) {
+/// `y (+)= x ⋆ w` over contiguous buffers, then `then(output channel, segment)` on every row
+/// segment of `y` (see [`Then`]).
+pub(crate) fn conv2d_forward<E: Float>(
+    x: &[E],
+    w: &[E],
+    g: &ConvGeometry,
+    y: &mut [E],
+    accumulate: bool,
+    then: Then<'_, E>,
+) {
     check_lens(g, x.len(), w.len(), y.len());
+    // f32 and f64 run `then` inside the kernel; half types (computed in f32, then rounded)
+    // after it, on the rounded output.
+    let native = downcast::<E, f32>(x).is_some() || downcast::<E, f64>(x).is_some();
+    let in_kernel = if native { then } else { None };
+    let then32 = in_kernel.map(|f| move |c: usize, s: &mut [f32]| f(c, downcast_mut::<f32, E>(s).expect("E is f32")));
+    let then64 = in_kernel.map(|f| move |c: usize, s: &mut [f64]| f(c, downcast_mut::<f64, E>(s).expect("E is f64")));
     in_gemm_type(
         x,
         w,
         y,
         accumulate,
-        |x, w, y| forward(x, w, g, y, accumulate),
-        |x, w, y| forward(x, w, g, y, accumulate),
+        |x, w, y| forward(x, w, g, y, accumulate, then32.as_ref().map(|f| f as _)),
+        |x, w, y| forward(x, w, g, y, accumulate, then64.as_ref().map(|f| f as _)),
     );
+    if let (false, Some(then)) = (native, then) {
+        for (row, seg) in y.chunks_mut(g.output_pixels().max(1)).enumerate() {
+            then(row % g.out_channels, seg);
+        }
+    }
 }
 
 /// `gx += ∂(x ⋆ w)/∂x applied to gy`.
 pub(crate) fn conv2d_input_grad<E: Float>(gy: &[E], w: &[E], g: &ConvGeometry, gx: &mut [E]) {
     check_lens(g, gx.len(), w.len(), gy.len());
-    in_gemm_type(gy, w, gx, true, |gy, w, gx| input_grad(gy, w, g, gx), |gy, w, gx| input_grad(gy, w, g, gx));
+    let tile = tile_pixels(g);
+    in_gemm_type(
+        gy,
+        w,
+        gx,
+        true,
+        |gy, w, gx| input_grad(gy, w, g, gx, tile),
+        |gy, w, gx| input_grad(gy, w, g, gx, tile),
+    );
 }
 
 /// `gw += ∂(x ⋆ w)/∂w applied to gy`.
 pub(crate) fn conv2d_weight_grad<E: Float>(x: &[E], gy: &[E], g: &ConvGeometry, gw: &mut [E]) {
     check_lens(g, x.len(), gw.len(), gy.len());
-    in_gemm_type(x, gy, gw, true, |x, gy, gw| weight_grad(x, gy, g, gw), |x, gy, gw| weight_grad(x, gy, g, gw));
+    let tile = tile_pixels(g);
+    in_gemm_type(
+        x,
+        gy,
+        gw,
+        true,
+        |x, gy, gw| weight_grad(x, gy, g, gw, tile),
+        |x, gy, gw| weight_grad(x, gy, g, gw, tile),
+    );
 }
 
 #[cfg(test)]
@@ -380,8 +552,49 @@ mod tests {
             let x: Vec<f64> = (0..2 * 2 * 20).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
             let w: Vec<f64> = (0..4 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
             let mut y = vec![0.0; 2 * 4 * g.output_pixels()];
-            conv2d_forward(&x, &w, &g, &mut y, false);
+            conv2d_forward(&x, &w, &g, &mut y, false, None);
             assert_eq!(y, direct(&x, &w, &g), "{g:?}");
+            // an epilogue that adds the channel index, in f64 and (rounded first) in f16
+            let then = |c: usize, seg: &mut [f64]| seg.iter_mut().for_each(|v| *v += c as f64);
+            conv2d_forward(&x, &w, &g, &mut y, false, Some(&then));
+            let op = g.output_pixels();
+            let want: Vec<f64> =
+                direct(&x, &w, &g).iter().enumerate().map(|(i, v)| v + ((i / op) % 4) as f64).collect();
+            assert_eq!(y, want, "{g:?}, with an epilogue");
+            let half = |v: &[f64]| v.iter().map(|&v| half::f16::from_f64(v)).collect::<Vec<_>>();
+            let then16 = |c: usize, seg: &mut [half::f16]| {
+                seg.iter_mut().for_each(|v| *v = half::f16::from_f64(v.to_f64() + c as f64))
+            };
+            let mut y16 = half(&y);
+            conv2d_forward(&half(&x), &half(&w), &g, &mut y16, false, Some(&then16));
+            assert_eq!(y16, half(&want), "{g:?}, f16 with an epilogue");
+        }
+    }
+
+    /// Tiles of every width, which start and end inside output rows, give the untiled values
+    /// (same-width and strided unfolds, padding, dilation, groups). Miri runs this: it covers
+    /// the tasks' shared writes into `y`.
+    #[test]
+    fn tiles_match_definition() {
+        let cases = [(1, 1, 1, 1, 3), (2, 2, 1, 1, 2), (1, 1, 2, 2, 3), (2, 1, 0, 1, 2), (1, 1, 1, 1, 2)];
+        for (groups, stride, padding, dilation, kw) in cases {
+            let g =
+                ConvGeometry::new(2, 2, 4, groups, [4, 5], [3, kw], [stride; 2], [padding; 2], [dilation; 2]).unwrap();
+            let x: Vec<f64> = (0..2 * 2 * 20).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+            let w: Vec<f64> = (0..4 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
+            let want = direct(&x, &w, &g);
+            let tiles: &[usize] = if cfg!(miri) { &[2, 3] } else { &[1, 2, 3, 4, 5, 7] };
+            for &tile in tiles {
+                let mut y = vec![0.0; 2 * 4 * g.output_pixels()];
+                forward_tiled(&x, &w, &g, &mut y, false, tile, None);
+                assert_eq!(y, want, "{g:?}, tiles of {tile}");
+                // accumulated, then an epilogue that adds the channel index
+                let then = |c: usize, seg: &mut [f64]| seg.iter_mut().for_each(|v| *v += c as f64);
+                forward_tiled(&x, &w, &g, &mut y, true, tile, Some(&then));
+                let op = g.output_pixels();
+                let twice: Vec<f64> = want.iter().enumerate().map(|(i, v)| 2.0 * v + ((i / op) % 4) as f64).collect();
+                assert_eq!(y, twice, "{g:?}, tiles of {tile}, accumulated");
+            }
         }
     }
 
@@ -395,7 +608,7 @@ mod tests {
         let x: Vec<f64> = (0..8 * 576).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
         let w: Vec<f64> = (0..40 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
         let mut y = vec![0.0; 40 * g.output_pixels()];
-        conv2d_forward(&x, &w, &g, &mut y, false);
+        conv2d_forward(&x, &w, &g, &mut y, false, None);
         assert_eq!(y, direct(&x, &w, &g));
     }
 
@@ -403,16 +616,27 @@ mod tests {
     /// (the convolution is bilinear).
     #[test]
     fn gradients_are_adjoint() {
-        let g = ConvGeometry::new(2, 4, 2, 2, [5, 4], [3, 2], [2, 1], [1, 1], [1, 2]).unwrap();
-        let x: Vec<f64> = (0..2 * 4 * 20).map(|i| ((i * 3) % 13) as f64 - 6.0).collect();
-        let w: Vec<f64> = (0..2 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
-        let gy: Vec<f64> = (0..2 * 2 * g.output_pixels()).map(|i| ((i * 11) % 5) as f64 - 2.0).collect();
-        let y = direct(&x, &w, &g);
-        let (mut gx, mut gw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
-        conv2d_input_grad(&gy, &w, &g, &mut gx);
-        conv2d_weight_grad(&x, &gy, &g, &mut gw);
-        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
-        assert_eq!(dot(&gy, &y), dot(&gx, &x));
-        assert_eq!(dot(&gy, &y), dot(&gw, &w));
+        let strided = ConvGeometry::new(2, 4, 2, 2, [5, 4], [3, 2], [2, 1], [1, 1], [1, 2]).unwrap();
+        let same_width = ConvGeometry::new(2, 4, 2, 1, [5, 4], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        for g in [strided, same_width] {
+            let x: Vec<f64> = (0..2 * 4 * 20).map(|i| ((i * 3) % 13) as f64 - 6.0).collect();
+            let w: Vec<f64> = (0..2 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
+            let gy: Vec<f64> = (0..2 * 2 * g.output_pixels()).map(|i| ((i * 11) % 5) as f64 - 2.0).collect();
+            let y = direct(&x, &w, &g);
+            let (mut gx, mut gw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+            conv2d_input_grad(&gy, &w, &g, &mut gx);
+            conv2d_weight_grad(&x, &gy, &g, &mut gw);
+            let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
+            assert_eq!(dot(&gy, &y), dot(&gx, &x), "{g:?}");
+            assert_eq!(dot(&gy, &y), dot(&gw, &w), "{g:?}");
+            // a tile of output pixels at a time: the same gradients (small integers: exact sums)
+            let tiles: Vec<usize> = if cfg!(miri) { vec![3] } else { (1..=g.output_pixels()).collect() };
+            for tile in tiles {
+                let (mut tgx, mut tgw) = (vec![0.0; x.len()], vec![0.0; w.len()]);
+                input_grad(&gy, &w, &g, &mut tgx, tile);
+                weight_grad(&x, &gy, &g, &mut tgw, tile);
+                assert_eq!((&tgx, &tgw), (&gx, &gw), "{g:?}, tiles of {tile}");
+            }
+        }
     }
 }

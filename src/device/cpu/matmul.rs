@@ -208,6 +208,11 @@ impl<'a, T> MatRef<'a, T> {
     pub fn rows(data: &'a [T], rows: usize, cols: usize) -> Self {
         Self { data, rows, cols, row_stride: cols, col_stride: 1 }
     }
+    /// A row-major block of `rows x cols` whose rows lie `row_stride` apart (columns of a wider
+    /// matrix).
+    pub fn strided_rows(data: &'a [T], rows: usize, cols: usize, row_stride: usize) -> Self {
+        Self { data, rows, cols, row_stride, col_stride: 1 }
+    }
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
@@ -265,15 +270,55 @@ pub(crate) fn gemm_into<T: GemmScalar>(
         return;
     }
     let par = if parallel { crate::par::gemm_parallelism(workers) } else { gemm::Parallelism::None };
-    // SAFETY: the asserts above check that every element each matrix addresses lies inside its
-    // slice, and that distinct output elements do not alias (`c_row_stride >= n`, unit column
-    // stride); `c` is borrowed mutably, so it overlaps neither `a` nor `b`.
+    // SAFETY: the asserts above check that every element `c`'s block addresses lies inside `c`
+    // and that `c_row_stride >= n`; `c` is borrowed mutably, so nothing else touches it.
+    unsafe { gemm_raw(a, b, c.as_mut_ptr(), c_row_stride, accumulate, par) }
+}
+
+/// [`gemm_into`] on one thread into a raw destination: `c` points at element (0, 0) of the
+/// `a.rows x b.cols` outputs, rows `c_row_stride` apart. For tasks on several threads that
+/// write disjoint blocks of one matrix (which slices cannot express when the blocks are
+/// columns).
+///
+/// # Safety
+/// Every output element is valid for reads and writes and nothing else accesses it during the
+/// call, and `c_row_stride >= b.cols`.
+pub(crate) unsafe fn gemm_into_raw<T: GemmScalar>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: *mut T,
+    c_row_stride: usize,
+    accumulate: bool,
+) {
+    assert!(b.rows == a.cols, "gemm: inner dims {} and {} differ", a.cols, b.rows);
+    assert!(a.fits() && b.fits() && c_row_stride >= b.cols, "gemm: a matrix exceeds its slice");
+    if a.rows == 0 || b.cols == 0 {
+        return;
+    }
+    // SAFETY: the caller vouches for `c`; the asserts above for `a` and `b`.
+    unsafe { gemm_raw(a, b, c, c_row_stride, accumulate, gemm::Parallelism::None) }
+}
+
+/// The one call into the `gemm` crate for [`MatRef`] operands.
+///
+/// # Safety
+/// `a` and `b` fit their slices, `a.cols == b.rows`, and `c` is as [`gemm_into_raw`] asks.
+unsafe fn gemm_raw<T: GemmScalar>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: *mut T,
+    c_row_stride: usize,
+    accumulate: bool,
+    par: gemm::Parallelism,
+) {
+    // SAFETY: the caller's contract: every element each matrix addresses is valid, the output
+    // elements are distinct (unit column stride, `c_row_stride >= n`) and overlap no input.
     unsafe {
         gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
+            a.rows,
+            b.cols,
+            a.cols,
+            c,
             1,
             c_row_stride as isize,
             accumulate,

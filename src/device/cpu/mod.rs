@@ -97,6 +97,19 @@ impl Cpu {
         pool::max_pool2d_values(&x.data, g, &mut y.data);
         y
     }
+    /// `y (+)= x ⋆ w`, then `then(output channel, row segment)` on each part of the output
+    /// right after it is computed (the graph runtime's fused bias and activation).
+    pub(crate) fn conv2d_then<E: Float>(
+        &self,
+        x: &CpuStorage<E>,
+        w: &CpuStorage<E>,
+        g: &ConvGeometry,
+        y: &mut CpuStorage<E>,
+        accumulate: bool,
+        then: conv::Then<'_, E>,
+    ) {
+        conv::conv2d_forward(&x.data, &w.data, g, &mut y.data, accumulate, then);
+    }
     fn wrap<E: Dtype>(&self, data: Vec<E>) -> CpuStorage<E> {
         CpuStorage { data, cache: Some(self.cache.clone()) }
     }
@@ -409,7 +422,7 @@ impl Device for Cpu {
         y: &mut CpuStorage<E>,
         accumulate: bool,
     ) {
-        conv::conv2d_forward(&x.data, &w.data, g, &mut y.data, accumulate);
+        conv::conv2d_forward(&x.data, &w.data, g, &mut y.data, accumulate, None);
     }
 
     fn conv2d_input_grad<E: Float>(

@@ -2,6 +2,7 @@
 //! statistics in one pass over the row, the normalised and scaled output in a second, and the
 //! backward in two more. The statistics are kept for the backward.
 
+#[cfg(target_arch = "x86_64")]
 use super::fast_math::has_avx2;
 use super::softmax::lane_sum;
 use super::strided::{PAR_THRESHOLD, store};
@@ -42,6 +43,7 @@ pub(crate) fn norm_rows<E: Float>(
     let (wv, bv) = affine(row, w, b);
     let n = E::Acc::cast_f64(row as f64);
     let rule = Forward { wv: &wv, bv: &bv, n, eps: E::Acc::cast_f64(eps), center };
+    #[cfg(target_arch = "x86_64")]
     let avx2 = has_avx2();
     let one_row = |r: usize, yr: &mut [E], st: &mut (f64, f64)| {
         let xr = &x[r * row..(r + 1) * row];
@@ -195,6 +197,7 @@ pub(crate) fn norm_rows_backward<E: Float>(
     let want_params = gw.is_some() || gb.is_some();
     type Partial<A> = (Vec<A>, Vec<A>);
     let rule = Backward { wv: &wv, n, center, want_params, accumulate: accumulate[0] };
+    #[cfg(target_arch = "x86_64")]
     let avx2 = has_avx2();
     let one_row = |r: usize, gxr: &mut [E], acc: &mut Partial<E::Acc>| {
         let (xr, gyr) = (&x[r * row..(r + 1) * row], &gy[r * row..(r + 1) * row]);
