@@ -2,7 +2,7 @@
 //! only each row's log-sum-exp (no log-probability matrix), and the backward writes
 //! `softmax(x) - onehot(target)` straight into the gradient.
 
-use super::fast_math::has_avx2;
+use super::fast_math::{Simd, has_avx2};
 use super::softmax::{exp_into, lane_sum, row_max};
 use super::strided::{PAR_THRESHOLD, store};
 use crate::compat::prelude::*;
@@ -64,15 +64,25 @@ fn row_backward_avx2<E: Float>(
     row_backward(x, t, lse, g, gx, scratch, accumulate)
 }
 
-fn forward_dispatch<E: Float>(x: &[E], t: usize, scratch: &mut Vec<E::Acc>, avx2: bool) -> (E::Acc, E::Acc) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: `avx2` is true only when the CPU supports AVX2 and FMA (`has_avx2`), the one
-        // requirement of a `target_feature` function.
-        return unsafe { row_forward_avx2(x, t, scratch) };
-    }
-    let _ = avx2;
+/// [`row_forward`] compiled for AVX-512F: 16-wide vectors.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn row_forward_avx512<E: Float>(x: &[E], t: usize, scratch: &mut Vec<E::Acc>) -> (E::Acc, E::Acc) {
     row_forward(x, t, scratch)
+}
+
+fn forward_dispatch<E: Float>(x: &[E], t: usize, scratch: &mut Vec<E::Acc>, simd: Simd) -> (E::Acc, E::Acc) {
+    match simd {
+        // SAFETY: `Simd::detect` gives `Avx512` only when the CPU supports AVX-512F, AVX2 and
+        // FMA, and `Avx2` only with AVX2 and FMA: the requirement of a `target_feature`
+        // function.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { row_forward_avx512(x, t, scratch) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { row_forward_avx2(x, t, scratch) },
+        _ => row_forward(x, t, scratch),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -119,9 +129,9 @@ pub(crate) fn forward<E: Float, I: IndexDtype>(
     if row == 0 {
         return Ok(());
     }
-    let avx2 = has_avx2();
+    let simd = Simd::detect();
     let one = |scratch: &mut Vec<E::Acc>, (r, (l, s)): (usize, (&mut E, &mut f64))| {
-        let (v, m) = forward_dispatch(&x[r * row..(r + 1) * row], t[r], scratch, avx2);
+        let (v, m) = forward_dispatch(&x[r * row..(r + 1) * row], t[r], scratch, simd);
         (*l, *s) = (E::from_acc(v), m.as_f64());
     };
     if x.len() >= PAR_THRESHOLD {

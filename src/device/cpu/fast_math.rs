@@ -14,6 +14,32 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
+/// The widest vector build of a hot loop this CPU runs (the builds that have one).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Simd {
+    /// The baseline build (SSE2 on x86-64, or another architecture).
+    Baseline,
+    /// AVX2 + FMA: 8-wide f32 vectors.
+    Avx2,
+    /// AVX-512F besides AVX2 + FMA: 16-wide f32 vectors.
+    Avx512,
+}
+
+impl Simd {
+    /// What this CPU supports (with `std` detected at run time, once; without it, what the
+    /// build targets).
+    pub(crate) fn detect() -> Self {
+        if !has_avx2() {
+            return Simd::Baseline;
+        }
+        #[cfg(all(target_arch = "x86_64", feature = "std"))]
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        #[cfg(not(all(target_arch = "x86_64", feature = "std")))]
+        let avx512 = cfg!(all(target_arch = "x86_64", target_feature = "avx512f"));
+        if avx512 { Simd::Avx512 } else { Simd::Avx2 }
+    }
+}
+
 /// `e^x` in f32 to about 2 ulp, without a libm call: `x = k ln 2 + r`, a degree-6 polynomial
 /// for `e^r` on `[-ln2/2, ln2/2]`, and `2^k` built in the exponent bits. Below the smallest
 /// normal result it returns 0 (as `exp(-inf)`), above the largest it returns infinity.
