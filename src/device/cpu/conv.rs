@@ -1,7 +1,9 @@
 //! 2-D convolution as im2col + gemm: each image's windows are unfolded into a
 //! `[patch, output pixels]` matrix (skipped for 1x1 convolutions), and one matrix product per
-//! group does the arithmetic. Images run in parallel, each thread with its own unfold buffer;
-//! a single image runs gemm on all threads instead.
+//! group does the arithmetic. Large images are unfolded a tile of output pixels at a time, so
+//! that the tile is still in cache when its product reads it; (image, tile) tasks run in
+//! parallel, each thread with its own unfold buffer. An untiled single image runs gemm on all
+//! threads instead.
 //!
 //! Half types are widened to f32 and rounded once at the end (f32 accumulation, as PyTorch does
 //! on CPU).
