@@ -572,7 +572,7 @@ fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &Val
             let wl = operand_t(&w.layout);
             let (mut y, ..) = crate::ops::matmul::forward3(dev, &*xs, &xl, &**w.storage::<E>()?, &wl);
             let b = if *bias { Some(whole::<E>(dev, &ins[2])?) } else { None };
-            bias_activation(&mut y, b.as_deref(), 1, *activation);
+            bias_activation(&mut y, b.as_deref(), *activation);
             done(y)
         }
         other => Err(invalid(format!("{} is not a float op of the runtime", other.name()))),
@@ -600,8 +600,8 @@ fn owned<E: Element + Float>(dev: &Cpu, v: Value) -> Result<CpuStorage<E>> {
     }))
 }
 
-/// `y[r, j, i] = act(y[r, j, i] + b[j])` in place, with `y` as `[rows, b.len(), inner]`: a
-/// linear layer's bias (`inner` = 1) or a convolution's (`inner` = output pixels).
+/// `y[r, j] = act(y[r, j] + b[j])` in place, with `y` as `[rows, b.len()]`: a linear layer's
+/// bias and activation (a convolution applies its own inside the kernel).
 /// `y (+)= x ⋆ w`, then `act(y + b)` per output channel, applied by the convolution to each
 /// part of its output while that part is in cache (the same arithmetic as [`bias_activation`]).
 #[allow(clippy::too_many_arguments)]
@@ -650,20 +650,15 @@ fn conv_bias_activation<E: Float>(
     }
 }
 
-fn bias_activation<E: Float>(
-    y: &mut CpuStorage<E>,
-    b: Option<&CpuStorage<E>>,
-    inner: usize,
-    act: Option<crate::ops::UnaryFn>,
-) {
-    struct Apply<'a, E: Float>(&'a mut [E], Option<&'a [E]>, usize);
+fn bias_activation<E: Float>(y: &mut CpuStorage<E>, b: Option<&CpuStorage<E>>, act: Option<crate::ops::UnaryFn>) {
+    struct Apply<'a, E: Float>(&'a mut [E], Option<&'a [E]>);
     impl<E: Float> UnaryVisitor for Apply<'_, E> {
         type Out = ();
         fn visit<O: UnaryOp>(self, op: O) {
-            bias_then(self.0, self.1, self.2, |v| E::from_acc(op.f(v.to_acc())));
+            bias_then(self.0, self.1, |v| E::from_acc(op.f(v.to_acc())));
         }
     }
-    fn bias_then<E: Float>(y: &mut [E], b: Option<&[E]>, inner: usize, f: impl Fn(E) -> E + Sync) {
+    fn bias_then<E: Float>(y: &mut [E], b: Option<&[E]>, f: impl Fn(E) -> E + Sync) {
         use crate::par::*;
         let parallel = y.len() >= crate::device::cpu::strided::PAR_THRESHOLD;
         let row_of_bias = |row: &mut [E], b: &[E]| {
@@ -671,20 +666,10 @@ fn bias_activation<E: Float>(
                 *v = f(E::from_acc(v.to_acc() + bj.to_acc()));
             }
         };
-        let plane = |(p, plane): (usize, &mut [E]), b: &[E]| {
-            let bj = b[p % b.len()].to_acc();
-            for v in plane {
-                *v = f(E::from_acc(v.to_acc() + bj));
-            }
-        };
         match b {
-            Some(b) if !b.is_empty() && inner == 1 => match parallel {
+            Some(b) if !b.is_empty() => match parallel {
                 true => y.par_chunks_mut(b.len()).for_each(|row| row_of_bias(row, b)),
                 false => y.chunks_mut(b.len()).for_each(|row| row_of_bias(row, b)),
-            },
-            Some(b) if !b.is_empty() && inner > 0 => match parallel {
-                true => y.par_chunks_mut(inner).enumerate().for_each(|p| plane(p, b)),
-                false => y.chunks_mut(inner).enumerate().for_each(|p| plane(p, b)),
             },
             _ => match parallel {
                 true => y.par_iter_mut().for_each(|v| *v = f(*v)),
@@ -695,8 +680,8 @@ fn bias_activation<E: Float>(
     let data = &mut y.data[..];
     let b = b.map(|b| b.as_slice());
     match act {
-        Some(f) => f.visit(Apply(data, b, inner)),
-        None if b.is_some() => bias_then(data, b, inner, |v| v),
+        Some(f) => f.visit(Apply(data, b)),
+        None if b.is_some() => bias_then(data, b, |v| v),
         None => {}
     }
 }

@@ -422,7 +422,7 @@ impl Device for Cpu {
         y: &mut CpuStorage<E>,
         accumulate: bool,
     ) {
-        conv::conv2d_forward(&x.data, &w.data, g, &mut y.data, accumulate, None);
+        self.conv2d_then(x, w, g, y, accumulate, None);
     }
 
     fn conv2d_input_grad<E: Float>(
