@@ -2,9 +2,11 @@
 //! only each row's log-sum-exp (no log-probability matrix), and the backward writes
 //! `softmax(x) - onehot(target)` straight into the gradient.
 
-use super::fast_math::{Simd, has_avx2};
+use super::fast_math::Simd;
+use super::matmul::{downcast, downcast_mut};
 use super::softmax::{exp_into, lane_sum, row_max};
 use super::strided::{PAR_THRESHOLD, store};
+use super::vector;
 use crate::compat::prelude::*;
 use crate::dtypes::{Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
@@ -72,6 +74,10 @@ fn row_forward_avx512<E: Float>(x: &[E], t: usize, scratch: &mut Vec<E::Acc>) ->
 }
 
 fn forward_dispatch<E: Float>(x: &[E], t: usize, scratch: &mut Vec<E::Acc>, simd: Simd) -> (E::Acc, E::Acc) {
+    if let Some(lse) = downcast::<E, f32>(x).and_then(|x| vector::logsumexp(simd, x)) {
+        let lse = E::Acc::cast_f32(lse);
+        return (lse - x[t].to_acc(), lse);
+    }
     match simd {
         // SAFETY: `Simd::detect` gives `Avx512` only when the CPU supports AVX-512F, AVX2 and
         // FMA, and `Avx2` only with AVX2 and FMA: the requirement of a `target_feature`
@@ -94,15 +100,20 @@ fn backward_dispatch<E: Float>(
     gx: &mut [E],
     scratch: &mut Vec<E::Acc>,
     accumulate: bool,
-    avx2: bool,
+    simd: Simd,
 ) {
+    if let (Some(x32), Some(gx32)) = (downcast::<E, f32>(x), downcast_mut::<E, f32>(&mut *gx))
+        && vector::scaled_softmax(simd, x32, lse.as_f32(), g.as_f32(), gx32, accumulate).is_some()
+    {
+        gx[t] = E::from_acc(gx[t].to_acc() - g);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
-    if avx2 {
+    if simd != Simd::Baseline {
         // SAFETY: as in `forward_dispatch`: the CPU has AVX2 and FMA.
         unsafe { row_backward_avx2(x, t, lse, g, gx, scratch, accumulate) };
         return;
     }
-    let _ = avx2;
     row_backward(x, t, lse, g, gx, scratch, accumulate)
 }
 
@@ -158,10 +169,10 @@ pub(crate) fn backward<E: Float, I: IndexDtype>(
     if row == 0 {
         return Ok(());
     }
-    let avx2 = has_avx2();
+    let simd = Simd::detect();
     let one = |scratch: &mut Vec<E::Acc>, (r, gx): (usize, &mut [E])| {
         let (lse, g) = (E::Acc::cast_f64(lse[r]), gy[r].to_acc());
-        backward_dispatch(&x[r * row..(r + 1) * row], t[r], lse, g, gx, scratch, accumulate, avx2);
+        backward_dispatch(&x[r * row..(r + 1) * row], t[r], lse, g, gx, scratch, accumulate, simd);
     };
     if x.len() >= PAR_THRESHOLD {
         gx.par_chunks_mut(row).enumerate().for_each_init(Vec::new, one);

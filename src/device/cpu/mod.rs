@@ -12,6 +12,7 @@ mod pool;
 mod reduce;
 mod softmax;
 pub(crate) mod strided;
+mod vector;
 
 use crate::compat::prelude::*;
 pub use index::ScanKind;

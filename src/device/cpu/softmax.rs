@@ -2,7 +2,9 @@
 //! path of every classifier and attention layer.
 
 use super::fast_math::{Simd, exp_f32};
+use super::matmul::{downcast, downcast_mut};
 use super::strided::{PAR_THRESHOLD, store};
+use super::vector;
 use crate::compat::prelude::*;
 use crate::dtypes::Float;
 use crate::par::*;
@@ -106,7 +108,8 @@ fn row_backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], log: bool, accumulate
     }
 }
 
-/// [`row_forward`] compiled for AVX2 + FMA, so that its loops use 8-wide vectors.
+/// [`row_forward`] compiled for AVX2 + FMA, so that its loops use 8-wide vectors (f32 rows take
+/// the hand-written loops of `vector.rs` instead; these builds serve f64 and the half types).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn row_forward_avx2<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: bool) {
@@ -122,6 +125,11 @@ fn row_forward_avx512<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>,
 }
 
 fn row_forward_dispatch<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: bool, simd: Simd) {
+    if let (Some(x), Some(y)) = (downcast::<E, f32>(x), downcast_mut::<E, f32>(&mut *y))
+        && vector::softmax(simd, x, y, log).is_some()
+    {
+        return;
+    }
     match simd {
         // SAFETY: `Simd::detect` gives `Avx512` only when the CPU supports AVX-512F, AVX2 and
         // FMA, and `Avx2` only with AVX2 and FMA: the requirement of a `target_feature`
