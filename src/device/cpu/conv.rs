@@ -210,6 +210,9 @@ pub(crate) type Then<'a, T> = Option<&'a (dyn Fn(usize, &mut [T]) + Sync)>;
 /// core's L2 cache when its product reads it (ResNet-18's first 3x3 unfold is 7 MB an image).
 const TILE_ELEMS: usize = 1 << 16;
 
+/// The weight gradient's unfold tiles hold about this many elements at most (8 MB of f32).
+const WEIGHT_GRAD_TILE_ELEMS: usize = 1 << 21;
+
 /// Tiles are at least this many output pixels wide: each tile's product repacks the weights.
 const MIN_TILE_PIXELS: usize = 128;
 
@@ -334,8 +337,56 @@ fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accum
     });
 }
 
-/// `gx += ∂(x ⋆ w)/∂x applied to gy`, unfolding `tile` output pixels at a time.
+/// With stride 1 the input gradient is itself a convolution: of `gy`, padded by
+/// `dilation * (kernel - 1) - padding`, with the kernel flipped and each group's channel axes
+/// swapped. This is its geometry (`None` for other strides, 1x1 kernels and paddings wider than
+/// the kernel's reach). Run as one, it takes the forward's unfold + gemm with its long inner
+/// dimension, instead of a product over only the output channels and a scatter-add (measured
+/// 29-34 ms down to 25 ms for 32x64x56x56 with a 3x3 kernel).
+fn input_grad_as_convolution(g: &ConvGeometry) -> Option<ConvGeometry> {
+    if g.stride != [1, 1] || g.is_pointwise() {
+        return None;
+    }
+    let pad = |i: usize| (g.dilation[i] * (g.kernel[i] - 1)).checked_sub(g.padding[i]);
+    let t = ConvGeometry::new(
+        g.batch,
+        g.out_channels,
+        g.in_channels,
+        g.groups,
+        g.output,
+        g.kernel,
+        [1, 1],
+        [pad(0)?, pad(1)?],
+        g.dilation,
+    )?;
+    (t.output == g.input).then_some(t)
+}
+
+/// The weights of [`input_grad_as_convolution`]: `[out, in/groups, kh, kw]` becomes
+/// `[in, out/groups, kh, kw]`, each window turned by 180 degrees.
+fn flipped_transposed<T: GemmScalar>(w: &[T], g: &ConvGeometry) -> Vec<T> {
+    let (cg, og, [kh, kw]) = (g.in_per_group(), g.out_per_group(), g.kernel);
+    let mut out = vec![T::ZERO; w.len()];
+    for gi in 0..g.groups {
+        for o in 0..og {
+            for c in 0..cg {
+                let src = ((gi * og + o) * cg + c) * kh * kw;
+                let dst = ((gi * cg + c) * og + o) * kh * kw;
+                for i in 0..kh * kw {
+                    out[dst + i] = w[src + kh * kw - 1 - i];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `gx += ∂(x ⋆ w)/∂x applied to gy`: for stride 1 as a convolution of `gy`, otherwise
+/// unfolding `tile` output pixels at a time and folding them back.
 fn input_grad<T: GemmScalar>(gy: &[T], w: &[T], g: &ConvGeometry, gx: &mut [T], tile: usize) {
+    if let Some(t) = input_grad_as_convolution(g) {
+        return forward(gy, &flipped_transposed(w, g), &t, gx, true, None);
+    }
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
     let (images, gemm_par) = split(g);
@@ -495,7 +546,9 @@ pub(crate) fn conv2d_input_grad<E: Float>(gy: &[E], w: &[E], g: &ConvGeometry, g
 /// `gw += ∂(x ⋆ w)/∂w applied to gy`.
 pub(crate) fn conv2d_weight_grad<E: Float>(x: &[E], gy: &[E], g: &ConvGeometry, gw: &mut [E]) {
     check_lens(g, x.len(), gw.len(), gy.len());
-    let tile = tile_pixels(g);
+    // The pixels are this product's inner dimension, so long tiles pay (measured: a whole
+    // 56x56 image 2-5 % faster than the forward's tiles); bounded to keep the scratch modest.
+    let tile = (WEIGHT_GRAD_TILE_ELEMS / g.patch_len().max(1)).max(tile_pixels(g)).min(g.output_pixels().max(1));
     in_gemm_type(
         x,
         gy,
@@ -620,7 +673,10 @@ mod tests {
     fn gradients_are_adjoint() {
         let strided = ConvGeometry::new(2, 4, 2, 2, [5, 4], [3, 2], [2, 1], [1, 1], [1, 2]).unwrap();
         let same_width = ConvGeometry::new(2, 4, 2, 1, [5, 4], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
-        for g in [strided, same_width] {
+        // stride 1 with dilation, groups and unequal paddings: the input gradient as a convolution
+        let dilated = ConvGeometry::new(2, 4, 2, 2, [5, 4], [3, 2], [1, 1], [2, 1], [1, 2]).unwrap();
+        assert!(input_grad_as_convolution(&strided).is_none() && input_grad_as_convolution(&dilated).is_some());
+        for g in [strided, same_width, dilated] {
             let x: Vec<f64> = (0..2 * 4 * 20).map(|i| ((i * 3) % 13) as f64 - 6.0).collect();
             let w: Vec<f64> = (0..2 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
             let gy: Vec<f64> = (0..2 * 2 * g.output_pixels()).map(|i| ((i * 11) % 5) as f64 - 2.0).collect();

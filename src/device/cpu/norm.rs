@@ -2,10 +2,11 @@
 //! statistics in one pass over the row, the normalised and scaled output in a second, and the
 //! backward in two more. The statistics are kept for the backward.
 
-#[cfg(target_arch = "x86_64")]
-use super::fast_math::has_avx2;
+use super::fast_math::Simd;
+use super::matmul::{downcast, downcast_mut};
 use super::softmax::lane_sum;
 use super::strided::{PAR_THRESHOLD, store};
+use super::vector::{self, RowNorm, RowNormGrad};
 use crate::compat::prelude::*;
 use crate::dtypes::{Dtype, Float};
 use crate::par::*;
@@ -43,14 +44,24 @@ pub(crate) fn norm_rows<E: Float>(
     let (wv, bv) = affine(row, w, b);
     let n = E::Acc::cast_f64(row as f64);
     let rule = Forward { wv: &wv, bv: &bv, n, eps: E::Acc::cast_f64(eps), center };
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = has_avx2();
+    let simd = Simd::detect();
+    // f32 rows take the hand-written vector loops (`vector.rs`)
+    let rule32 = match (downcast::<E::Acc, f32>(&wv), downcast::<E::Acc, f32>(&bv)) {
+        (Some(w), Some(b)) => Some(RowNorm { w, b, center, eps: eps as f32 }),
+        _ => None,
+    };
     let one_row = |r: usize, yr: &mut [E], st: &mut (f64, f64)| {
         let xr = &x[r * row..(r + 1) * row];
+        if let (Some(p), Some(x32), Some(y32)) = (&rule32, downcast::<E, f32>(xr), downcast_mut::<E, f32>(&mut *yr))
+            && let Some((mean, rstd)) = vector::norm(simd, p, x32, y32)
+        {
+            *st = (mean as f64, rstd as f64);
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: `avx2` is true only when the CPU has AVX2 and FMA (`has_avx2`), the one
-            // requirement of a `target_feature` function.
+        if simd != Simd::Baseline {
+            // SAFETY: `Simd::detect` gives a level above the baseline only when the CPU has AVX2
+            // and FMA, the one requirement of a `target_feature` function.
             *st = unsafe { rule.row_avx2(xr, yr) };
             return;
         }
@@ -197,13 +208,26 @@ pub(crate) fn norm_rows_backward<E: Float>(
     let want_params = gw.is_some() || gb.is_some();
     type Partial<A> = (Vec<A>, Vec<A>);
     let rule = Backward { wv: &wv, n, center, want_params, accumulate: accumulate[0] };
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = has_avx2();
+    let simd = Simd::detect();
+    let rule32 = downcast::<E::Acc, f32>(&wv).map(|w| RowNormGrad { w, center, accumulate: accumulate[0] });
     let one_row = |r: usize, gxr: &mut [E], acc: &mut Partial<E::Acc>| {
         let (xr, gyr) = (&x[r * row..(r + 1) * row], &gy[r * row..(r + 1) * row]);
+        if let (Some(p), Some(x32), Some(gy32), Some(gx32)) =
+            (&rule32, downcast::<E, f32>(xr), downcast::<E, f32>(gyr), downcast_mut::<E, f32>(&mut *gxr))
+        {
+            let params =
+                match (want_params, downcast_mut::<E::Acc, f32>(&mut acc.0), downcast_mut::<E::Acc, f32>(&mut acc.1)) {
+                    (true, Some(aw), Some(ab)) => Some((aw, ab)),
+                    _ => None,
+                };
+            let stats = (stats[r] as f32, stats[rows + r] as f32);
+            if vector::norm_backward(simd, p, (x32, gy32), stats, gx32, params).is_some() {
+                return;
+            }
+        }
         let (mean, rstd) = (E::Acc::cast_f64(stats[r]), E::Acc::cast_f64(stats[rows + r]));
         #[cfg(target_arch = "x86_64")]
-        if avx2 {
+        if simd != Simd::Baseline {
             // SAFETY: as in `norm_rows`: the CPU has AVX2 and FMA.
             return unsafe { rule.row_avx2(xr, gyr, mean, rstd, gxr, acc) };
         }

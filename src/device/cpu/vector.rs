@@ -1,4 +1,5 @@
-//! Hand-written f32 vector loops for the row kernels of softmax and cross-entropy.
+//! Hand-written f32 vector loops for the row kernels of softmax, cross-entropy and the row
+//! norms (layer norm, RMS norm).
 //!
 //! The compiler's own vectorisation of those loops (the generic code in `softmax.rs` compiled
 //! for AVX-512F) ran a 4096x1024 softmax about 3x slower than these: it kept the exponential's
@@ -31,6 +32,8 @@ trait F32Simd: Copy {
     fn sub(self, a: Self::V, b: Self::V) -> Self::V;
     fn mul(self, a: Self::V, b: Self::V) -> Self::V;
     fn max(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b + c`, rounded once.
+    fn mul_add(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     fn sum(self, v: Self::V) -> f32;
     fn hmax(self, v: Self::V) -> f32;
     /// `e^v` lane by lane, as [`exp_f32`] (NaN stays NaN).
@@ -103,6 +106,10 @@ impl F32Simd for Avx512 {
         unsafe { _mm512_max_ps(a, b) }
     }
     #[inline(always)]
+    fn mul_add(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
     fn sum(self, v: __m512) -> f32 {
         unsafe { _mm512_reduce_add_ps(v) }
     }
@@ -162,6 +169,10 @@ impl F32Simd for Avx2 {
     #[inline(always)]
     fn max(self, a: __m256, b: __m256) -> __m256 {
         unsafe { _mm256_max_ps(a, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        unsafe { _mm256_fmadd_ps(a, b, c) }
     }
     #[inline(always)]
     fn sum(self, v: __m256) -> f32 {
@@ -254,18 +265,17 @@ fn exp_sum<S: F32Simd>(s: S, x: &[f32], shift: f32, mut out: Option<&mut [f32]>)
     total
 }
 
-/// `y[i] = f(x[i])` for a lane-wise `f`, with `g` its scalar form for the tail.
+/// `y = x - offset`.
 #[inline(always)]
-fn map<S: F32Simd>(s: S, x: &[f32], y: &mut [f32], f: impl Fn(S::V) -> S::V, g: impl Fn(f32) -> f32) {
-    let w = S::LANES;
-    let n = x.len().min(y.len());
+fn sub_scalar<S: F32Simd>(s: S, x: &[f32], offset: f32, y: &mut [f32]) {
+    let (w, n, o) = (S::LANES, x.len().min(y.len()), s.splat(offset));
     let mut i = 0;
     while i + w <= n {
-        s.store(&mut y[i..], f(s.load(&x[i..])));
+        s.store(&mut y[i..], s.sub(s.load(&x[i..]), o));
         i += w;
     }
     for j in i..n {
-        y[j] = g(x[j]);
+        y[j] = x[j] - offset;
     }
 }
 
@@ -281,8 +291,7 @@ fn softmax_row<S: F32Simd>(s: S, x: &[f32], y: &mut [f32], log: bool) {
     let shift = finite_or_zero(row_max(s, x));
     if log {
         let offset = shift + Float::ln(exp_sum(s, x, shift, None));
-        let o = s.splat(offset);
-        map(s, x, y, |v| s.sub(v, o), |v| v - offset);
+        sub_scalar(s, x, offset, y);
     } else {
         let inv = exp_sum(s, x, shift, Some(&mut *y)).recip();
         let k = s.splat(inv);
@@ -321,6 +330,155 @@ fn scaled_softmax_row<S: F32Simd>(s: S, x: &[f32], lse: f32, g: f32, gx: &mut [f
     for j in i..n {
         let v = g * exp_f32(x[j] - lse);
         gx[j] = if accumulate { gx[j] + v } else { v };
+    }
+}
+
+/// `Σ_i term(i)` over `0..n` with four running vector sums (so that the additions do not wait
+/// on one another): `$vector` gives the terms `$i..$i + LANES`, `$scalar` one term of the tail.
+/// A macro, not a function taking closures: a closure does not inherit the `target_feature`s
+/// of the build it is inlined into, so the intrinsics inside it would not inline (measured:
+/// a layer-norm backward 6x slower).
+macro_rules! sum_by {
+    ($s:ident, $n:expr, |$i:ident| $vector:expr, |$j:ident| $scalar:expr) => {{
+        let (w, n) = (S::LANES, $n);
+        let mut acc = [$s.splat(0.0); 4];
+        let mut $i = 0;
+        while $i + 4 * w <= n {
+            let base = $i;
+            for (k, a) in acc.iter_mut().enumerate() {
+                $i = base + k * w;
+                *a = $s.add(*a, $vector);
+            }
+            $i = base + 4 * w;
+        }
+        while $i + w <= n {
+            acc[0] = $s.add(acc[0], $vector);
+            $i += w;
+        }
+        let mut total = $s.sum($s.add($s.add(acc[0], acc[1]), $s.add(acc[2], acc[3])));
+        for $j in $i..n {
+            total += $scalar;
+        }
+        total
+    }};
+}
+
+/// What every row of a layer norm (or, without centring, an RMS norm) shares: the per-column
+/// scale and shift (ones and zeros when the norm has none).
+pub(crate) struct RowNorm<'a> {
+    pub(crate) w: &'a [f32],
+    pub(crate) b: &'a [f32],
+    pub(crate) center: bool,
+    pub(crate) eps: f32,
+}
+
+/// `y = (x - mean) * rstd * w + b`; returns `(mean, rstd)` (mean 0 without centring).
+#[inline(always)]
+fn norm_row<S: F32Simd>(s: S, p: &RowNorm<'_>, x: &[f32], y: &mut [f32]) -> (f32, f32) {
+    let (n, w) = (x.len(), S::LANES);
+    let (wv, bv) = (&p.w[..n], &p.b[..n]);
+    let mean = if p.center { sum_by!(s, n, |i| s.load(&x[i..]), |j| x[j]) / n as f32 } else { 0.0 };
+    let m = s.splat(mean);
+    let var = sum_by!(
+        s,
+        n,
+        |i| {
+            let d = s.sub(s.load(&x[i..]), m);
+            s.mul(d, d)
+        },
+        |j| (x[j] - mean) * (x[j] - mean)
+    ) / n as f32;
+    let rstd = Float::sqrt(var + p.eps).recip();
+    let r = s.splat(rstd);
+    let mut i = 0;
+    while i + w <= n {
+        let xhat = s.mul(s.sub(s.load(&x[i..]), m), r);
+        s.store(&mut y[i..], s.mul_add(xhat, s.load(&wv[i..]), s.load(&bv[i..])));
+        i += w;
+    }
+    for j in i..n {
+        y[j] = (x[j] - mean) * rstd * wv[j] + bv[j];
+    }
+    (mean, rstd)
+}
+
+/// What every row of a row norm's backward shares.
+pub(crate) struct RowNormGrad<'a> {
+    pub(crate) w: &'a [f32],
+    pub(crate) center: bool,
+    /// Add the input gradient into `gx` (else write it).
+    pub(crate) accumulate: bool,
+}
+
+/// With `g = gy * w` and `xhat = (x - mean) * rstd`: `gx (+)= rstd * (g - mean(g) - xhat *
+/// mean(g * xhat))` (no `mean(g)` without centring), and when `params` is given, this row's
+/// terms `gy * xhat` and `gy` added into the scale's and the shift's gradient sums.
+#[inline(always)]
+fn norm_row_backward<S: F32Simd>(
+    s: S,
+    p: &RowNormGrad<'_>,
+    (x, gy): (&[f32], &[f32]),
+    (mean, rstd): (f32, f32),
+    gx: &mut [f32],
+    params: Option<(&mut [f32], &mut [f32])>,
+) {
+    let (n, w) = (x.len(), S::LANES);
+    let (wv, gy, gx) = (&p.w[..n], &gy[..n], &mut gx[..n]);
+    let m = s.splat(mean);
+    let sum_g = sum_by!(s, n, |i| s.mul(s.load(&gy[i..]), s.load(&wv[i..])), |j| gy[j] * wv[j]);
+    let sum_gx = sum_by!(s, n, |i| s.mul(s.mul(s.load(&gy[i..]), s.load(&wv[i..])), s.sub(s.load(&x[i..]), m)), |j| gy
+        [j]
+        * wv[j]
+        * (x[j] - mean))
+        * rstd;
+    let mean_g = if p.center { sum_g / n as f32 } else { 0.0 };
+    let mean_gx = sum_gx / n as f32;
+    let (r, mg, mgx) = (s.splat(rstd), s.splat(mean_g), s.splat(mean_gx));
+    // (macros rather than closures: see `sum_by`)
+    macro_rules! input_grad {
+        ($i:expr, $xhat:expr, $gyv:expr) => {{
+            // rstd * (g - mean_g - xhat * mean_gx)
+            let inner = s.sub(s.sub(s.mul($gyv, s.load(&wv[$i..])), mg), s.mul($xhat, mgx));
+            let v = if p.accumulate { s.mul_add(r, inner, s.load(&gx[$i..])) } else { s.mul(r, inner) };
+            s.store(&mut gx[$i..], v);
+        }};
+    }
+    macro_rules! scalar_grad {
+        ($j:expr) => {{
+            let xhat = (x[$j] - mean) * rstd;
+            let v = rstd * (gy[$j] * wv[$j] - mean_g - xhat * mean_gx);
+            gx[$j] = if p.accumulate { gx[$j] + v } else { v };
+            xhat
+        }};
+    }
+    let mut i = 0;
+    match params {
+        Some((aw, ab)) => {
+            let (aw, ab) = (&mut aw[..n], &mut ab[..n]);
+            while i + w <= n {
+                let (gyv, xhat) = (s.load(&gy[i..]), s.mul(s.sub(s.load(&x[i..]), m), r));
+                input_grad!(i, xhat, gyv);
+                let (new_w, new_b) = (s.mul_add(gyv, xhat, s.load(&aw[i..])), s.add(gyv, s.load(&ab[i..])));
+                s.store(&mut aw[i..], new_w);
+                s.store(&mut ab[i..], new_b);
+                i += w;
+            }
+            for j in i..n {
+                let xhat = scalar_grad!(j);
+                aw[j] += gy[j] * xhat;
+                ab[j] += gy[j];
+            }
+        }
+        None => {
+            while i + w <= n {
+                let (gyv, xhat) = (s.load(&gy[i..]), s.mul(s.sub(s.load(&x[i..]), m), r));
+                input_grad!(i, xhat, gyv);
+                i += w;
+            }
+            for j in i..n {
+                scalar_grad!(j);
+            }
+        }
     }
 }
 
@@ -372,6 +530,22 @@ builds! {
     /// `gx (+)= g softmax(x)` for the f32 row `x` whose log-sum-exp is `lse`.
     fn scaled_softmax / scaled_softmax_avx512 / scaled_softmax_avx2 =>
         scaled_softmax_row(x: &[f32], lse: f32, g: f32, gx: &mut [f32], accumulate: bool) -> ()
+}
+
+builds! {
+    /// A layer-norm (or RMS-norm) row of f32 into `y`; returns its `(mean, rstd)`.
+    fn norm / norm_avx512 / norm_avx2 => norm_row(p: &RowNorm<'_>, x: &[f32], y: &mut [f32]) -> (f32, f32)
+}
+
+builds! {
+    /// The backward of [`norm`] for one f32 row (see [`norm_row_backward`]).
+    fn norm_backward / norm_backward_avx512 / norm_backward_avx2 => norm_row_backward(
+        p: &RowNormGrad<'_>,
+        inputs: (&[f32], &[f32]),
+        stats: (f32, f32),
+        gx: &mut [f32],
+        params: Option<(&mut [f32], &mut [f32])>
+    ) -> ()
 }
 
 #[cfg(test)]
@@ -428,6 +602,69 @@ mod tests {
                     assert!(e as f64 <= 1e-37 || e == f32::INFINITY || (e as f64 - want).abs() < 1e-6 * want);
                 } else {
                     assert!((e as f64 - want).abs() < 4e-7 * want, "{simd:?} {v}: {e} vs {want}");
+                }
+            }
+        }
+    }
+
+    /// The row norms' f32 builds against the generic f64 kernel (layer norm and RMS norm,
+    /// written and added, with and without the parameter gradients).
+    #[test]
+    fn norm_rows_match_the_f64_kernel() {
+        use super::super::norm::{norm_rows, norm_rows_backward};
+        for simd in levels() {
+            for n in [1usize, 7, 16, 17, 64, 65, 100] {
+                let rows = 3;
+                let x: Vec<f64> = (0..n * rows).map(|i| ((i * 7) % 13) as f64 / 4.0 - 1.5).collect();
+                let gy: Vec<f64> = (0..n * rows).map(|i| ((i * 5) % 7) as f64 / 3.0 - 1.0).collect();
+                let w: Vec<f64> = (0..n).map(|j| 0.5 + j as f64 / 10.0).collect();
+                let b: Vec<f64> = (0..n).map(|j| j as f64 / 20.0).collect();
+                let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+                let (x32, gy32, w32, b32) = (f32s(&x), f32s(&gy), f32s(&w), f32s(&b));
+                let close = |a: f32, b: f64| (a as f64 - b).abs() < 2e-4 * b.abs().max(1.0);
+                for center in [true, false] {
+                    let (mut y, mut stats) = (vec![0.0; x.len()], vec![0.0; 2 * rows]);
+                    norm_rows(&x, n, 1e-5, center, Some(&w), Some(&b), &mut y, &mut stats);
+                    let p = RowNorm { w: &w32, b: &b32, center, eps: 1e-5 };
+                    for r in 0..rows {
+                        let mut y32 = vec![0f32; n];
+                        let (mean, rstd) = norm(simd, &p, &x32[r * n..(r + 1) * n], &mut y32).expect("a build");
+                        assert!(close(mean, stats[r]) && close(rstd, stats[rows + r]), "{simd:?} {n} {center}");
+                        assert!(y32.iter().zip(&y[r * n..]).all(|(&a, &b)| close(a, b)), "{simd:?} {n} {center}");
+                    }
+                    for accumulate in [false, true] {
+                        let (mut gx, mut gw, mut gb) = (vec![0.5; x.len()], vec![0.0; n], vec![0.0; n]);
+                        let flags = [accumulate, false, false];
+                        norm_rows_backward(
+                            &x,
+                            n,
+                            center,
+                            &stats,
+                            Some(&w),
+                            &gy,
+                            &mut gx,
+                            flags,
+                            Some(&mut gw),
+                            Some(&mut gb),
+                        );
+                        let p = RowNormGrad { w: &w32, center, accumulate };
+                        let (mut gw32, mut gb32) = (vec![0f32; n], vec![0f32; n]);
+                        let mut gx32 = vec![0.5f32; x.len()];
+                        for r in 0..rows {
+                            let (rows_in, st) = (
+                                (&x32[r * n..(r + 1) * n], &gy32[r * n..(r + 1) * n]),
+                                (stats[r] as f32, stats[rows + r] as f32),
+                            );
+                            let params = Some((&mut gw32[..], &mut gb32[..]));
+                            norm_backward(simd, &p, rows_in, st, &mut gx32[r * n..(r + 1) * n], params)
+                                .expect("a build");
+                        }
+                        let all_close = |a: &[f32], b: &[f64]| a.iter().zip(b).all(|(&a, &b)| close(a, b));
+                        assert!(
+                            all_close(&gx32, &gx) && all_close(&gw32, &gw) && all_close(&gb32, &gb),
+                            "{simd:?} {n} {center}"
+                        );
+                    }
                 }
             }
         }
