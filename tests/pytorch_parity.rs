@@ -90,6 +90,12 @@ fn forward<E: Float, D: Device>(name: &str, c: &Case<E, D>) -> Taped<(usize,), E
             let (a, b) = (x2(), y2());
             flat(a.gt(&b).choose(a, b))
         }
+        "compare" => {
+            let (a, b) = (x2(), y2());
+            let pick = |m: Tensor<M, bool, D>| m.choose(a.clone(), b.clone() * E::cast_f64(2.0));
+            let masks = [a.eq(&b), a.ne(&b), a.lt(&b), a.le(&b), a.gt(&b), a.ge(&b)];
+            flat(Tensor::stack(masks.map(pick)))
+        }
         "sum_axis1" => flat(x2().sum::<(usize,), Axis<1>>()),
         "sum_all" => flat(x2().sum::<Rank0, _>()),
         "sum_axes02" => flat(c.input::<B3>(0).sum::<(usize,), Axes2<0, 2>>()),
@@ -336,22 +342,22 @@ fn check_all(dtype: &str, tol: f64, run: impl Fn(&Value) -> Outcome) -> usize {
 
 #[test]
 fn float64_matches_pytorch() {
-    assert!(check_all("float64", 1e-6, run::<f64>) >= 114);
+    assert!(check_all("float64", 1e-6, run::<f64>) >= 115);
 }
 
 #[test]
 fn float32_matches_pytorch() {
-    assert!(check_all("float32", 1e-4, run::<f32>) >= 114);
+    assert!(check_all("float32", 1e-4, run::<f32>) >= 115);
 }
 
 #[test]
 fn float16_matches_pytorch() {
-    assert!(check_all("float16", 1e-2, run::<f16>) >= 48);
+    assert!(check_all("float16", 1e-2, run::<f16>) >= 49);
 }
 
 #[test]
 fn bfloat16_matches_pytorch() {
-    assert!(check_all("bfloat16", 4e-2, run::<bf16>) >= 48);
+    assert!(check_all("bfloat16", 4e-2, run::<bf16>) >= 49);
 }
 
 /// The same fixtures on a GPU: the whole suite, written once, run on every device there is.
@@ -372,28 +378,28 @@ mod cuda {
     #[test]
     fn float64_on_cuda_matches_pytorch() {
         if let Some(d) = gpu() {
-            assert!(check_all("float64", 1e-6, |c| run_on::<f64, Cuda>(c, d.clone())) >= 114);
+            assert!(check_all("float64", 1e-6, |c| run_on::<f64, Cuda>(c, d.clone())) >= 115);
         }
     }
 
     #[test]
     fn float32_on_cuda_matches_pytorch() {
         if let Some(d) = gpu() {
-            assert!(check_all("float32", 1e-4, |c| run_on::<f32, Cuda>(c, d.clone())) >= 114);
+            assert!(check_all("float32", 1e-4, |c| run_on::<f32, Cuda>(c, d.clone())) >= 115);
         }
     }
 
     #[test]
     fn float16_on_cuda_matches_pytorch() {
         if let Some(d) = gpu() {
-            assert!(check_all("float16", 1e-2, |c| run_on::<f16, Cuda>(c, d.clone())) >= 48);
+            assert!(check_all("float16", 1e-2, |c| run_on::<f16, Cuda>(c, d.clone())) >= 49);
         }
     }
 
     #[test]
     fn bfloat16_on_cuda_matches_pytorch() {
         if let Some(d) = gpu() {
-            assert!(check_all("bfloat16", 4e-2, |c| run_on::<bf16, Cuda>(c, d.clone())) >= 48);
+            assert!(check_all("bfloat16", 4e-2, |c| run_on::<bf16, Cuda>(c, d.clone())) >= 49);
         }
     }
 

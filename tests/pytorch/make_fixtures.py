@@ -212,6 +212,16 @@ case("attention_masked", lambda q, k, v: F.scaled_dot_product_attention(q, k, v,
 case("attention_causal", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
      [rand(2, 2, 3, 4), rand(2, 2, 3, 4), rand(2, 2, 3, 5)], WIDE)
 
+# comparisons (bool results, no gradient of their own): each picks between a and 2b, so the value
+# and the gradient's route both show the mask. Half of b's elements tie with a's. Drawn from their
+# own generator, so that the inputs and weights of the cases above stay as they were.
+GEN = torch.Generator().manual_seed(1)
+CMP_A = (torch.rand((3, 4), generator=GEN, dtype=torch.float64) * 4 - 2).to(torch.bfloat16).to(torch.float64)
+CMP_B = torch.where(torch.rand((3, 4), generator=GEN) < 0.5, CMP_A,
+                    (torch.rand((3, 4), generator=GEN, dtype=torch.float64) * 4 - 2).to(torch.bfloat16).to(torch.float64))
+case("compare", lambda a, b: torch.stack([torch.where(m, a, 2 * b) for m in
+                                          (a == b, a != b, a < b, a <= b, a > b, a >= b)]), [CMP_A, CMP_B])
+
 
 def run(fn, inputs, indices, dtype):
     dt = getattr(torch, dtype)
