@@ -40,6 +40,17 @@ impl Simd {
     }
 }
 
+/// `e^x` in the accumulator type: [`exp_f32`] for f32 (the compiler vectorises it, where
+/// libm's `expf` is a call per element), the library's otherwise.
+#[inline(always)]
+pub(crate) fn exp_acc<A: crate::dtypes::Float>(x: A) -> A {
+    if core::any::TypeId::of::<A>() == core::any::TypeId::of::<f32>() {
+        A::cast_f32(exp_f32(x.as_f32()))
+    } else {
+        num_traits::Float::exp(x)
+    }
+}
+
 /// `e^x` in f32 to about 2 ulp, without a libm call: `x = k ln 2 + r`, a degree-6 polynomial
 /// for `e^r` on `[-ln2/2, ln2/2]`, and `2^k` built in the exponent bits. Below the smallest
 /// normal result it returns 0 (as `exp(-inf)`), above the largest it returns infinity.

@@ -3,7 +3,7 @@
 mod cache;
 mod conv;
 mod cross_entropy;
-mod fast_math;
+pub(crate) mod fast_math;
 mod index;
 mod matmul;
 mod norm;

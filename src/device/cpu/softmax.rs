@@ -1,7 +1,7 @@
 //! Softmax and log-softmax over rows in one pass each way (max, exp-sum, normalise), the hot
 //! path of every classifier and attention layer.
 
-use super::fast_math::{Simd, exp_f32};
+use super::fast_math::{Simd, exp_acc};
 use super::matmul::{downcast, downcast_mut};
 use super::strided::{PAR_THRESHOLD, store};
 use super::vector;
@@ -10,12 +10,6 @@ use crate::dtypes::Float;
 use crate::par::*;
 use core::any::TypeId;
 use num_traits::{Float as _, Zero as _};
-
-/// `e^x` in the accumulator type: the vectorised approximation for f32, the library's otherwise.
-#[inline(always)]
-pub(crate) fn exp_acc<A: Float>(x: A) -> A {
-    if TypeId::of::<A>() == TypeId::of::<f32>() { A::cast_f32(exp_f32(x.as_f32())) } else { x.exp() }
-}
 
 /// Maximum of a row with eight lanes (vectorises); NaN wins, as in PyTorch.
 #[inline(always)]
