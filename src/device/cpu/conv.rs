@@ -267,6 +267,37 @@ fn per_image<T: GemmScalar, O: Send>(
     }
 }
 
+/// `out += Σ_n f(n)` over the batch's images, where `f(n, sum, scratch)` adds image `n`'s share
+/// into `sum`: in parallel, each task sums its images into a buffer of its own and the buffers
+/// are added at the end; serially, straight into `out`.
+fn sum_over_images<T: GemmScalar>(
+    batch: usize,
+    scratch_len: usize,
+    parallel_images: bool,
+    out: &mut [T],
+    f: impl Fn(usize, &mut [T], &mut [T]) + Sync + Send,
+) {
+    if !parallel_images {
+        return T::with_scratch(scratch_len, |s| (0..batch).for_each(|n| f(n, out, s)));
+    }
+    let partial = (0..batch)
+        .into_par_iter()
+        .fold(
+            || vec![T::ZERO; out.len()],
+            |mut sum, n| {
+                T::with_scratch(scratch_len, |s| f(n, &mut sum, s));
+                sum
+            },
+        )
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
+            a
+        });
+    if let Some(p) = partial {
+        out.iter_mut().zip(p).for_each(|(a, b)| *a = *a + b);
+    }
+}
+
 /// What a forward convolution does to each row segment of its output right after computing it
 /// (`then(output channel, segment)`), while the segment is in cache: a bias and an activation
 /// cost no pass of their own over the output.
@@ -720,7 +751,7 @@ fn weight_grad_shifted<T: GemmScalar>(x: &[T], gy: &[T], g: &ConvGeometry, s: &S
     let one_image = |n: usize, acc: &mut [T], scratch: &mut [T]| {
         let (xp, wide) = scratch.split_at_mut(xp_len);
         s.pad_input(g, &x[n * g.in_channels * ip..(n + 1) * g.in_channels * ip], xp);
-        s.widen_output(g, &gy[n * g.out_channels * op..(n + 1) * g.out_channels * op], &mut wide[..wide_len]);
+        s.widen_output(g, &gy[n * g.out_channels * op..(n + 1) * g.out_channels * op], wide);
         for gi in 0..g.groups {
             let a = MatRef::rows(&wide[gi * og * s.wide..(gi + 1) * og * s.wide], og, s.wide);
             for t in 0..kk {
@@ -731,27 +762,8 @@ fn weight_grad_shifted<T: GemmScalar>(x: &[T], gy: &[T], g: &ConvGeometry, s: &S
             }
         }
     };
-    let scratch = xp_len + wide_len;
-    let acc = if images {
-        (0..g.batch)
-            .into_par_iter()
-            .fold(
-                || vec![T::ZERO; gw.len()],
-                |mut acc, n| {
-                    T::with_scratch(scratch, |sc| one_image(n, &mut acc, sc));
-                    acc
-                },
-            )
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
-                a
-            })
-    } else {
-        let mut acc = vec![T::ZERO; gw.len()];
-        T::with_scratch(scratch, |sc| (0..g.batch).for_each(|n| one_image(n, &mut acc, sc)));
-        Some(acc)
-    };
-    let Some(acc) = acc else { return };
+    let mut acc = vec![T::ZERO; gw.len()];
+    sum_over_images(g.batch, xp_len + wide_len, images, &mut acc, one_image);
     // [groups, taps, out, in] -> [groups, out, in, taps]
     for gi in 0..g.groups {
         for t in 0..kk {
@@ -792,28 +804,7 @@ fn weight_grad<T: GemmScalar>(x: &[T], gy: &[T], g: &ConvGeometry, gw: &mut [T],
         }
     };
     let scratch = if g.is_pointwise() { 0 } else { patch * tile };
-    if images {
-        // Each task sums its images' gradients into a buffer of its own; the buffers are added
-        // at the end.
-        let partial = (0..g.batch)
-            .into_par_iter()
-            .fold(
-                || vec![T::ZERO; gw.len()],
-                |mut acc, n| {
-                    T::with_scratch(scratch, |col| one_image(n, &mut acc, col));
-                    acc
-                },
-            )
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a = *a + b);
-                a
-            });
-        if let Some(p) = partial {
-            gw.iter_mut().zip(p).for_each(|(a, b)| *a = *a + b);
-        }
-    } else {
-        T::with_scratch(scratch, |col| (0..g.batch).for_each(|n| one_image(n, gw, col)));
-    }
+    sum_over_images(g.batch, scratch, images, gw, one_image);
 }
 
 /// Calls `f` on the buffers as gemm's element type: f32 and f64 in place, half types through
