@@ -6,7 +6,7 @@
 //! cargo bench --bench export
 //! ```
 
-#[allow(dead_code)] // this bench uses only the timing helper
+#[allow(dead_code)] // the timing helpers and the reference process, not the PyTorch table
 mod common;
 #[path = "../examples/common/digits_cnn.rs"]
 mod digits_cnn;
@@ -16,20 +16,20 @@ mod resnet18;
 
 use digits_cnn::DigitsCnn;
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 use tensile::export::{Runtime, optimize, trace};
 use tensile::prelude::*;
 
-struct Row {
+/// One model at one batch size: its eager forward and its graph runtime, both ready to run.
+struct Case<'a> {
     name: String,
-    eager: Duration,
-    runtime: Duration,
+    reps: usize,
+    eager: Box<dyn FnMut() + 'a>,
+    runtime: Box<dyn FnMut() + 'a>,
 }
 
-/// Times `model` on `x` eagerly and through its optimised graph, and writes the graph as ONNX
-/// (with the input) for onnxruntime.
-fn measure<S, M, Y>(dir: &Path, name: &str, model: &M, x: &Tensor<S, f32, Cpu>, reps: usize) -> Row
+/// Prepares `model` on `x`: traces and optimises its graph, and writes the graph as ONNX (with
+/// the input) for onnxruntime.
+fn prepare<'a, S, M, Y>(dir: &Path, name: &str, model: &'a M, x: Tensor<S, f32, Cpu>, reps: usize) -> Case<'a>
 where
     S: Shape,
     M: tensile::nn::Params<Cpu>
@@ -37,7 +37,7 @@ where
         + Module<Tensor<S, f32, Cpu, tensile::export::TraceTape<Cpu>>, Output = Y>,
     Y: tensile::export::TracedOutputs,
 {
-    let graph = optimize(&trace(model, x).expect("traces")).expect("optimises");
+    let graph = optimize(&trace(model, &x).expect("traces")).expect("optimises");
     graph.save_onnx(dir.join(format!("{name}.onnx"))).expect("writes ONNX");
     let mut bytes = Vec::new();
     for v in x.to_vec() {
@@ -47,81 +47,92 @@ where
     let dims: Vec<String> = x.dims().as_slice().iter().map(|d| d.to_string()).collect();
     std::fs::write(dir.join(format!("{name}.dims")), dims.join(" ")).expect("writes the dims");
     let rt = Runtime::new(&graph).expect("loads");
-    let eager = common::median(
-        || {
+    let x2 = x.clone();
+    Case {
+        name: name.into(),
+        reps,
+        eager: Box::new(move || {
             let _ = model.try_forward(x.clone()).expect("runs");
-        },
-        reps,
-    );
-    let runtime = common::median(
-        || {
-            let _ = rt.run_one(x).expect("runs");
-        },
-        reps,
-    );
-    Row { name: name.into(), eager, runtime }
+        }),
+        runtime: Box::new(move || {
+            let _ = rt.run_one(&x2).expect("runs");
+        }),
+    }
 }
 
+/// Loads every ONNX file in the folder (argument 1) into an onnxruntime session with 2 threads,
+/// under the file's stem, then serves timing requests (`common::SERVE`).
 const ORT: &str = r#"
 import sys, time, pathlib
 import numpy as np, onnxruntime as ort
-folder, reps = pathlib.Path(sys.argv[1]), int(sys.argv[2])
-opts = ort.SessionOptions(); opts.intra_op_num_threads = 2; opts.inter_op_num_threads = 1
-for model in sorted(folder.glob("*.onnx")):
-    name = model.stem
-    dims = [int(d) for d in (folder / f"{name}.dims").read_text().split()]
-    x = np.fromfile(folder / f"{name}.bin", dtype=np.float32).reshape(dims)
-    s = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-    feed = {s.get_inputs()[0].name: x}
-    r = reps if dims[0] == 1 else max(3, reps // 4)
-    s.run(None, feed); s.run(None, feed)
+def median(f, reps):
+    f(); f()
     ts = []
-    for _ in range(r):
-        t = time.perf_counter(); s.run(None, feed); ts.append(time.perf_counter() - t)
-    ts.sort(); print(name, ts[len(ts) // 2])
+    for _ in range(reps):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    ts.sort(); return ts[reps // 2]
+folder = pathlib.Path(sys.argv[1])
+opts = ort.SessionOptions(); opts.intra_op_num_threads = 2; opts.inter_op_num_threads = 1
+work = {}
+for model in sorted(folder.glob("*.onnx")):
+    dims = [int(d) for d in (folder / f"{model.stem}.dims").read_text().split()]
+    x = np.fromfile(folder / f"{model.stem}.bin", dtype=np.float32).reshape(dims)
+    s = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    work[model.stem] = lambda s=s, feed={s.get_inputs()[0].name: x}: s.run(None, feed)
 "#;
 
 fn main() {
-    let quick = std::env::var("TENSILE_BENCH_QUICK").is_ok();
-    let reps = if quick { 5 } else { 21 };
+    let (reps, rounds) = common::reps_and_rounds();
     let dir = std::env::temp_dir().join(format!("tensile-bench-export-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a temporary folder");
     let dev = Cpu::seeded(0);
     let cnn = DigitsCnn::build(&dev);
     let resnet = resnet18::ResNet18::build(&dev);
-    let mut rows = Vec::new();
+    let mut cases = Vec::new();
     for batch in [1usize, 32] {
         let x: Tensor<(usize, Const<1>, Const<8>, Const<8>), f32, Cpu> = dev.randn_like(&(batch, Const, Const, Const));
-        rows.push(measure(&dir, &format!("digits_cnn_b{batch:02}"), &cnn, &x, reps));
+        cases.push(prepare(
+            &dir,
+            &format!("digits_cnn_b{batch:02}"),
+            &cnn,
+            x,
+            if batch == 1 { reps } else { (reps / 4).max(3) },
+        ));
     }
     for batch in [1usize, 32] {
         let x: resnet18::Pixels<NoTape> = dev.randn_like(&(batch, Const, Const, Const));
-        let r = if batch == 1 { reps.min(11) } else { 3 };
-        rows.push(measure(&dir, &format!("resnet18_b{batch:02}"), &resnet, &x, r));
+        cases.push(prepare(
+            &dir,
+            &format!("resnet18_b{batch:02}"),
+            &resnet,
+            x,
+            if batch == 1 { reps.min(11) } else { 3 },
+        ));
     }
-    let ort: Vec<(String, f64)> = Command::new("python3")
-        .args(["-c", ORT, &dir.display().to_string(), &reps.to_string()])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .filter_map(|l| l.rsplit_once(' ').and_then(|(n, t)| Some((n.to_string(), t.parse().ok()?))))
-                .collect()
-        })
-        .unwrap_or_default();
-    println!("threads: {} (rayon)", rayon::current_num_threads());
+    let mut ort = common::Reference::start(&format!("{ORT}{}", common::SERVE), &[dir.display().to_string()]);
+    println!(
+        "threads: {} (rayon); best median of {rounds} alternating round(s) per side",
+        rayon::current_num_threads()
+    );
     println!("{:<18} {:>12} {:>12} {:>14} {:>18}", "workload", "eager", "runtime", "onnxruntime", "runtime vs ort");
-    for row in &rows {
-        let (e, r) = (row.eager.as_secs_f64() * 1e3, row.runtime.as_secs_f64() * 1e3);
-        match ort.iter().find(|(n, _)| *n == row.name) {
-            Some((_, t)) => {
-                let o = t * 1e3;
-                println!("{:<18} {e:>9.3} ms {r:>9.3} ms {o:>11.3} ms {:>17.2}x", row.name, r / o);
+    for mut case in cases {
+        let eager = (0..rounds).map(|_| common::median(&mut case.eager, case.reps)).min().expect("one round");
+        let (runtime, theirs) = common::interleave(
+            rounds,
+            || common::median(&mut case.runtime, case.reps),
+            || ort.as_mut().and_then(|o| o.time(&case.name, case.reps)),
+        );
+        let (e, r) = (eager.as_secs_f64() * 1e3, runtime.as_secs_f64() * 1e3);
+        match theirs {
+            Some(t) => {
+                let o = t.as_secs_f64() * 1e3;
+                println!("{:<18} {e:>9.3} ms {r:>9.3} ms {o:>11.3} ms {:>17.2}x", case.name, r / o);
             }
-            None => println!("{:<18} {e:>9.3} ms {r:>9.3} ms {:>14} {:>18}", row.name, "-", "-"),
+            None => println!("{:<18} {e:>9.3} ms {r:>9.3} ms {:>14} {:>18}", case.name, "-", "-"),
         }
+    }
+    if ort.is_none() {
+        println!("(onnxruntime not importable: `pip install onnxruntime` to see its times beside these)");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::median;
-use std::time::Duration;
+use common::Row;
 use tensile::nn::{self, Linear};
 use tensile::optim::{Adam, Optimizer};
 use tensile::prelude::*;
@@ -17,25 +16,22 @@ type Model = Linear<1000, 10_000>;
 const PARAMS: f64 = 10_000_000.0;
 const BYTES_PER_PARAM: f64 = 28.0;
 
-fn tensile_times(reps: usize) -> Vec<(String, Duration)> {
+fn main() {
+    let (reps, _) = common::reps_and_rounds();
     let dev = Cpu::seeded(0);
     let mut model = Model::build(&dev);
     let scale: Tensor<Rank2<10_000, 1000>, f32, Cpu> = dev.randn();
     let grads = (model.weight.trace(nn::alloc_grads(&model)) * scale).sum::<Rank0, _>().backward();
     let mut opt = Optimizer::new(Adam::new(1e-3));
-    let t = median(|| opt.step(&mut model, &grads).unwrap(), reps);
-    vec![("Adam step, 10M f32".into(), t)]
+    let mut step = || opt.step(&mut model, &grads).unwrap();
+    let t = common::median(&mut step, 5).as_secs_f64();
+    common::compare(vec![Row::new("Adam step, 10M f32", reps, step)], TORCH);
+    println!("tensile: {:.1} GB/s ({BYTES_PER_PARAM} bytes per parameter)", PARAMS * BYTES_PER_PARAM / t / 1e9);
 }
 
 const TORCH: &str = r#"
 p = torch.nn.Parameter(torch.randn(10_000, 1000))
 p.grad = torch.randn(10_000, 1000)
 opt = torch.optim.Adam([p], lr=1e-3, foreach=True)
-print("Adam step, 10M f32", median(opt.step, reps))
+work["Adam step, 10M f32"] = opt.step
 "#;
-
-fn main() {
-    common::compare(tensile_times, &format!("{}{TORCH}", common::TORCH_PRELUDE));
-    let t = tensile_times(5)[0].1.as_secs_f64();
-    println!("tensile: {:.1} GB/s ({BYTES_PER_PARAM} bytes per parameter)", PARAMS * BYTES_PER_PARAM / t / 1e9);
-}

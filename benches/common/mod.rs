@@ -1,7 +1,13 @@
-//! The harness both benchmark binaries share: medians of repeated runs, PyTorch's times for the
-//! same workloads from a Python script, and the side-by-side table.
+//! The harness the benchmark binaries share: medians of repeated runs, a Python process that
+//! times the same workloads in PyTorch (or onnxruntime) on request, and the side-by-side table.
+//!
+//! The two sides are timed row by row, alternately: tensile's median for a workload, then the
+//! reference's median for the same workload, a few rounds each, keeping each side's best median.
+//! On a shared machine whose speed drifts by tens of percent within a minute, timing all of one
+//! side and then all of the other compared different minutes; interleaving compares the same one.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The median time of `reps` runs of `f`, after two warm-up runs (which page buffers in and fill
@@ -20,67 +26,148 @@ pub fn median(mut f: impl FnMut(), reps: usize) -> Duration {
     times[reps / 2]
 }
 
-/// The start of every PyTorch script: 2 threads, the repetition count from the command line, and
-/// the same median as [`median`].
+/// Repetitions per median and rounds per row: `TENSILE_BENCH_QUICK` asks for fewer of both.
+pub fn reps_and_rounds() -> (usize, usize) {
+    if std::env::var("TENSILE_BENCH_QUICK").is_ok() { (5, 1) } else { (21, 3) }
+}
+
+/// The start of every PyTorch script: 2 threads, the same median as [`median`], and `work`, the
+/// table of workloads by name that the script fills (`work["name"] = lambda: ...`).
 pub const TORCH_PRELUDE: &str = r#"
 import sys, time, torch
 torch.set_num_threads(2)
-reps = int(sys.argv[1])
 def median(f, reps):
     f(); f()
     ts = []
     for _ in range(reps):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     ts.sort(); return ts[reps // 2]
+work = {}
 "#;
 
-/// PyTorch's time per workload, from `script` run with `reps` as its argument (each output line
-/// is `name seconds`); `None` when PyTorch is not importable.
-pub fn torch_times(script: &str, reps: usize) -> Option<Vec<(String, f64)>> {
-    let out = Command::new("python3").args(["-c", script, &reps.to_string()]).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(out.stdout).ok()?;
-    text.lines()
-        .map(|l| {
-            let (name, secs) = l.rsplit_once(' ')?;
-            Some((name.to_string(), secs.parse().ok()?))
-        })
-        .collect()
+/// The end of every reference script: say `ready`, then answer each request line `name reps`
+/// with the median seconds of `work[name]`.
+pub const SERVE: &str = r#"
+print("ready", flush=True)
+for line in sys.stdin:
+    name, reps = line.rstrip("\n").rsplit(" ", 1)
+    print(median(work[name], int(reps)), flush=True)
+"#;
+
+/// A Python process holding the reference side's workloads, timing one on each request.
+pub struct Reference {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
 }
 
-/// Runs both sides (alternately, twice unless `TENSILE_BENCH_QUICK` is set, keeping each side's
-/// better median: the machine is shared and noisy) and prints the table.
-pub fn compare(tensile: impl Fn(usize) -> Vec<(String, Duration)>, torch_script: &str) {
-    let quick = std::env::var("TENSILE_BENCH_QUICK").is_ok();
-    let reps = if quick { 5 } else { 21 };
-    println!("threads: {} (rayon)", rayon::current_num_threads());
-    let rounds = if quick { 1 } else { 2 };
-    let mut ours = tensile(reps);
-    let mut theirs = torch_times(torch_script, reps);
-    for _ in 1..rounds {
-        for ((_, best), (_, t)) in ours.iter_mut().zip(tensile(reps)) {
-            *best = (*best).min(t);
+impl Reference {
+    /// Starts `python3 -c script args..`; `None` when it fails or does not reach `ready` (the
+    /// reference library is not installed, for one).
+    pub fn start(script: &str, args: &[String]) -> Option<Reference> {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let input = child.stdin.take()?;
+        let mut output = BufReader::new(child.stdout.take()?);
+        let mut line = String::new();
+        if output.read_line(&mut line).ok()? == 0 || line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
         }
-        if let (Some(best), Some(again)) = (theirs.as_mut(), torch_times(torch_script, reps)) {
-            for ((_, b), (_, t)) in best.iter_mut().zip(again) {
-                *b = b.min(t);
-            }
+        Some(Reference { child, input, output })
+    }
+
+    /// The reference's median over `reps` runs of the workload `name`.
+    pub fn time(&mut self, name: &str, reps: usize) -> Option<Duration> {
+        writeln!(self.input, "{name} {reps}").ok()?;
+        self.input.flush().ok()?;
+        let mut line = String::new();
+        self.output.read_line(&mut line).ok()?;
+        line.trim().parse::<f64>().ok().map(Duration::from_secs_f64)
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One workload: its name (the key of the reference script's `work` table), how many runs make
+/// its median, and tensile's run.
+pub struct Row<'a> {
+    pub name: String,
+    pub reps: usize,
+    pub run: Box<dyn FnMut() + 'a>,
+}
+
+impl<'a> Row<'a> {
+    pub fn new(name: &str, reps: usize, run: impl FnMut() + 'a) -> Row<'a> {
+        Row { name: name.into(), reps, run: Box::new(run) }
+    }
+}
+
+/// Best median of each side over `rounds` alternating rounds (the side that goes first
+/// alternates too); the reference's time is `None` when it has no answer.
+pub fn interleave(
+    rounds: usize,
+    mut ours: impl FnMut() -> Duration,
+    mut theirs: impl FnMut() -> Option<Duration>,
+) -> (Duration, Option<Duration>) {
+    let (mut best, mut best_ref) = (Duration::MAX, None::<Duration>);
+    let keep_ref = |t: Option<Duration>, best_ref: &mut Option<Duration>| {
+        if let Some(t) = t {
+            *best_ref = Some(best_ref.map_or(t, |b| b.min(t)));
+        }
+    };
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            best = best.min(ours());
+            keep_ref(theirs(), &mut best_ref);
+        } else {
+            keep_ref(theirs(), &mut best_ref);
+            best = best.min(ours());
         }
     }
+    (best, best_ref)
+}
+
+/// Times every row on both sides, interleaved (see the module's comment), and prints the table.
+/// `torch_script` fills `work` after [`TORCH_PRELUDE`]; [`SERVE`] is appended here.
+pub fn compare(rows: Vec<Row<'_>>, torch_script: &str) {
+    let (_, rounds) = reps_and_rounds();
+    println!(
+        "threads: {} (rayon); best median of {rounds} alternating round(s) per side",
+        rayon::current_num_threads()
+    );
+    let mut torch = Reference::start(&format!("{TORCH_PRELUDE}{torch_script}{SERVE}"), &[]);
+    let had_torch = torch.is_some();
     println!("{:<34} {:>12} {:>12} {:>16}", "workload", "tensile", "pytorch", "speed vs pytorch");
-    for (name, t) in &ours {
-        let ms = t.as_secs_f64() * 1e3;
-        match theirs.as_ref().and_then(|v| v.iter().find(|(n, _)| n == name)) {
-            Some((_, secs)) => {
-                let pt = secs * 1e3;
-                println!("{name:<34} {ms:>9.3} ms {pt:>9.3} ms {:>15.2}x", pt / ms);
+    for mut row in rows {
+        let (ours, theirs) = interleave(
+            rounds,
+            || median(&mut row.run, row.reps),
+            || torch.as_mut().and_then(|t| t.time(&row.name, row.reps)),
+        );
+        let ms = ours.as_secs_f64() * 1e3;
+        match theirs {
+            Some(t) => {
+                let pt = t.as_secs_f64() * 1e3;
+                println!("{:<34} {ms:>9.3} ms {pt:>9.3} ms {:>15.2}x", row.name, pt / ms);
             }
-            None => println!("{name:<34} {ms:>9.3} ms {:>12} {:>16}", "-", "-"),
+            None => println!("{:<34} {ms:>9.3} ms {:>12} {:>16}", row.name, "-", "-"),
         }
     }
-    if theirs.is_none() {
+    if !had_torch {
         println!("(PyTorch not importable: `pip install torch` to see its times beside these)");
     }
 }
