@@ -187,6 +187,11 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
     /// Max pooling: the output and, per output, the index of the chosen tap in its flattened
     /// input plane; `x` contiguous.
     fn max_pool2d<E: Float>(&self, x: &Self::Storage<E>, g: &PoolGeometry) -> (Self::Storage<E>, Self::Storage<i64>);
+    /// [`Device::max_pool2d`]'s output alone (inference, where no backward pass needs the
+    /// indices); a device without a faster kernel computes both and drops the indices.
+    fn max_pool2d_values<E: Float>(&self, x: &Self::Storage<E>, g: &PoolGeometry) -> Self::Storage<E> {
+        self.max_pool2d(x, g).0
+    }
     /// `gx[plane, indices] += gy` (the gradient of [`Device::max_pool2d`]).
     fn max_pool2d_backward<E: Float>(
         &self,

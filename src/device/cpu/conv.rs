@@ -104,6 +104,7 @@ fn im2col_channels<T: GemmScalar>(
         return im2col_same_width(x, g, channels, pixels, col);
     }
     let sw = g.stride[1];
+    let phases = (sw > 1).then(|| ColumnPhases::new(x, g, channels.clone(), pixels.clone()));
     for_each_patch_row(g, channels, pixels, |dst, src, (j0, j1), (lo, hi), off| {
         let at = |j: usize| (dst + j as isize) as usize;
         let Some(src) = src else {
@@ -115,17 +116,73 @@ fn im2col_channels<T: GemmScalar>(
         if lo >= hi {
             return; // (clamped to `seg`, `lo` may lie past the taps' row: compute no index)
         }
-        let start = src as isize + off;
         let out = &mut col[at(lo)..at(hi)];
-        if sw == 1 {
-            let s = (start + lo as isize) as usize;
-            out.copy_from_slice(&x[s..s + (hi - lo)]);
-        } else {
-            for (v, o) in out.iter_mut().zip(lo..) {
-                *v = x[(start + (o * sw) as isize) as usize];
+        match &phases {
+            None => {
+                let s = (src as isize + off + lo as isize) as usize;
+                out.copy_from_slice(&x[s..s + (hi - lo)]);
             }
+            Some(phases) => out.copy_from_slice(phases.taps(src, off, lo..hi)),
         }
     });
+}
+
+/// The input rows a strided unfold reads, each split by column phase: phase `p` of a row holds
+/// its columns `p, p + stride, p + 2 stride, ..` side by side. Output column `o` of a tap at
+/// column offset `off` reads input column `o * stride + off`, so a run of outputs reads a run of
+/// one phase: a copy, where the row itself would be a gather (it was most of the stride-2 7x7
+/// stem convolution's unfold time, which reads each input element about 12 times).
+struct ColumnPhases<T> {
+    phases: Vec<T>,
+    /// Input rows `rows.start..rows.end` of each channel from `first_channel` are held.
+    rows: Range<usize>,
+    first_channel: usize,
+    /// Elements per phase: `ceil(width / stride)`.
+    phase_len: usize,
+    stride: usize,
+    plane: usize,
+    width: usize,
+}
+
+impl<T: GemmScalar> ColumnPhases<T> {
+    /// The rows of `channels` that output pixels `pixels` read.
+    fn new(x: &[T], g: &ConvGeometry, channels: Range<usize>, pixels: Range<usize>) -> Self {
+        let ([h, w], [kh, _], [sh, sw], [ph, _], [dh, _], [_, ow]) =
+            (g.input, g.kernel, g.stride, g.padding, g.dilation, g.output);
+        let (first, last) = (pixels.start / ow, pixels.end.saturating_sub(1) / ow);
+        let lo = (first * sh).saturating_sub(ph).min(h);
+        let hi = (last * sh + (kh - 1) * dh + 1).saturating_sub(ph).clamp(lo, h);
+        let phase_len = w.div_ceil(sw);
+        let mut phases = vec![T::ZERO; channels.len() * (hi - lo) * sw * phase_len];
+        let input_rows = channels.clone().flat_map(|c| (lo..hi).map(move |r| c * h * w + r * w));
+        for (row, out) in input_rows.zip(phases.chunks_exact_mut(sw * phase_len)) {
+            let row = &x[row..row + w];
+            for (p, out) in out.chunks_exact_mut(phase_len).enumerate() {
+                out.iter_mut().zip(row[p..].iter().step_by(sw)).for_each(|(o, &v)| *o = v);
+            }
+        }
+        ColumnPhases {
+            phases,
+            rows: lo..hi,
+            first_channel: channels.start,
+            phase_len,
+            stride: sw,
+            plane: h * w,
+            width: w,
+        }
+    }
+
+    /// The taps of outputs `outputs` on the input row starting at `row_start` (an index into
+    /// `x`), at column offset `off`; every tap must lie inside the row.
+    fn taps(&self, row_start: usize, off: isize, outputs: Range<usize>) -> &[T] {
+        let (c, r) = (row_start / self.plane, row_start % self.plane / self.width);
+        let held = (c - self.first_channel) * self.rows.len() + (r - self.rows.start);
+        let p = off.rem_euclid(self.stride as isize);
+        // output `o` reads column `o * stride + off`, element `o + (off - p) / stride` of phase `p`
+        let first = (outputs.start as isize + (off - p) / self.stride as isize) as usize;
+        let phase = (held * self.stride + p as usize) * self.phase_len;
+        &self.phases[phase + first..phase + first + outputs.len()]
+    }
 }
 
 /// Output planes of at most this many pixels unfold through a zero-padded copy of each input
@@ -393,9 +450,11 @@ fn forward_tiled<T: GemmScalar>(
 
 /// A product should have at least this many output columns: below it, gemm's fixed cost per call
 /// (packing the weights) outweighs a small image's arithmetic, so small images are unfolded side
-/// by side and multiplied together (measured on the digits CNN's 32->64 conv of 4x4 images at
-/// batch 32: 4 images a product 83 us, 16 images 100 us, one at a time 130 us).
-const MIN_PRODUCT_COLUMNS: usize = 64;
+/// by side and multiplied together. Measured at batch 32, alternating the settings in one
+/// process: ResNet-18's 512->512 conv of 7x7 images, one image a product 35-53 ms, 3 images
+/// (this value) 34-38 ms; the digits CNN's 32->64 conv of 4x4 images, 4 images a product
+/// 0.20-0.26 ms, 8 (this value) 0.21-0.25 ms, 16 images 0.22-0.28 ms.
+const MIN_PRODUCT_COLUMNS: usize = 128;
 
 /// How many images one product of [`forward_side_by_side`] takes (1: each image alone).
 fn images_per_product(g: &ConvGeometry) -> usize {
@@ -978,7 +1037,15 @@ mod tests {
     /// the tasks' shared writes into `y`.
     #[test]
     fn tiles_match_definition() {
-        let cases = [(1, 1, 1, 1, 3), (2, 2, 1, 1, 2), (1, 1, 2, 2, 3), (2, 1, 0, 1, 2), (1, 1, 1, 1, 2)];
+        let cases = [
+            (1, 1, 1, 1, 3),
+            (2, 2, 1, 1, 2),
+            (1, 1, 2, 2, 3),
+            (2, 1, 0, 1, 2),
+            (1, 1, 1, 1, 2),
+            (1, 2, 2, 2, 3),
+            (1, 3, 1, 1, 3),
+        ];
         for (groups, stride, padding, dilation, kw) in cases {
             let g =
                 ConvGeometry::new(2, 2, 4, groups, [4, 5], [3, kw], [stride; 2], [padding; 2], [dilation; 2]).unwrap();
@@ -996,6 +1063,25 @@ mod tests {
                 let op = g.output_pixels();
                 let twice: Vec<f64> = want.iter().enumerate().map(|(i, v)| 2.0 * v + ((i / op) % 4) as f64).collect();
                 assert_eq!(y, twice, "{g:?}, tiles of {tile}, accumulated");
+            }
+        }
+    }
+
+    /// Strided unfolds read the input by column phase ([`ColumnPhases`]): a stem-like 7x7
+    /// stride-2 kernel and a dilated stride-3 one, over planes wider than a row of taps, in
+    /// tiles that start and end anywhere, give the definition's values.
+    #[test]
+    fn strided_unfolds_match_definition() {
+        for (kernel, stride, padding, dilation) in [(7, 2, 3, 1), (3, 3, 1, 2), (2, 2, 0, 1)] {
+            let (input, k) = ([9, 13], [kernel; 2]);
+            let g = ConvGeometry::new(1, 3, 2, 1, input, k, [stride; 2], [padding; 2], [dilation; 2]).unwrap();
+            let x: Vec<f64> = (0..3 * 9 * 13).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+            let w: Vec<f64> = (0..2 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
+            let want = direct(&x, &w, &g);
+            for tile in [1, 3, 7, g.output_pixels()] {
+                let mut y = vec![0.0; 2 * g.output_pixels()];
+                forward_tiled(&x, &w, &g, &mut y, false, tile, None);
+                assert_eq!(y, want, "{g:?}, tiles of {tile}");
             }
         }
     }

@@ -92,12 +92,6 @@ impl Cpu {
     pub fn empty_cache(&self) {
         self.cache.clear();
     }
-    /// Max pooling without the indices a backward pass would need (the graph runtime's).
-    pub(crate) fn max_pool2d_values<E: Float>(&self, x: &CpuStorage<E>, g: &PoolGeometry) -> CpuStorage<E> {
-        let mut y = self.alloc_for_overwrite::<E>(g.planes * g.output[0] * g.output[1]);
-        pool::max_pool2d_values(&x.data, g, &mut y.data);
-        y
-    }
     /// `y (+)= x ⋆ w`, then `then(output channel, row segment)` on each part of the output
     /// right after it is computed (the graph runtime's fused bias and activation).
     pub(crate) fn conv2d_then<E: Float>(
@@ -451,6 +445,12 @@ impl Device for Cpu {
         let (mut y, mut idx) = (self.alloc_for_overwrite::<E>(len), self.alloc_for_overwrite::<i64>(len));
         pool::max_pool2d(&x.data, g, &mut y.data, &mut idx.data);
         (y, idx)
+    }
+
+    fn max_pool2d_values<E: Float>(&self, x: &CpuStorage<E>, g: &PoolGeometry) -> CpuStorage<E> {
+        let mut y = self.alloc_for_overwrite::<E>(g.planes * g.output[0] * g.output[1]);
+        pool::max_pool2d_values(&x.data, g, &mut y.data);
+        y
     }
 
     fn max_pool2d_backward<E: Float>(

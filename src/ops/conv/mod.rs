@@ -179,12 +179,16 @@ where
     let (w, tw) = w.split_tape();
     let tape = tx.merge(tw);
     let dev = x.device.clone();
-    let mut y = dev.alloc_zeros::<E>(shape.numel());
-    if transposed {
+    // (the transposed forward adds into its output; the plain one overwrites all of it)
+    let y = if transposed {
+        let mut y = dev.alloc_zeros::<E>(shape.numel());
         dev.conv2d_input_grad(&xd, &wd, &g, &mut y);
+        y
     } else {
+        let mut y = dev.alloc_for_overwrite::<E>(shape.numel());
         dev.conv2d(&xd, &wd, &g, &mut y, false);
-    }
+        y
+    };
     let out = Tensor::from_storage(dev.clone(), y, shape);
     if <<L as Merge<D, R>>::Output as Tape<D>>::TAPED {
         crate::autograd::capture(&tape, &x);

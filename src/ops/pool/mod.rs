@@ -64,22 +64,25 @@ fn out_len(op: &'static str, input: usize, k: usize, s: usize, p: usize, l: usiz
 /// Max pooling's indices, kept for the backward pass.
 type Indices<D> = Option<Arc<<D as Device>::Storage<i64>>>;
 
-/// The differentiable pooling primitive. Returns the output and, for max pooling, the indices.
+/// The differentiable pooling primitive. Returns the output and, for max pooling on a tape or
+/// when `want_indices`, the indices (without either, max pooling skips computing them).
 fn pool_op<S1: Shape, S2: Shape, E: Float, D: Device, T: Tape<D>>(
     x: Tensor<S1, E, D, T>,
     g: PoolGeometry,
     shape: S2,
     kind: Kind,
     name: &'static str,
+    want_indices: bool,
 ) -> (Tensor<S2, E, D, T>, Indices<D>) {
     let xd = x.device.contiguous(x.data.clone(), &x.layout());
     let (x, tape) = x.split_tape();
     let dev = x.device.clone();
     let (y, indices) = match kind {
-        Kind::Max => {
+        Kind::Max if T::TAPED || want_indices => {
             let (y, i) = dev.max_pool2d(&xd, &g);
             (y, Some(Arc::new(i)))
         }
+        Kind::Max => (dev.max_pool2d_values(&xd, &g), None),
         Kind::Avg { count_include_pad } => (dev.avg_pool2d(&xd, &g, count_include_pad), None),
     };
     let out = Tensor::from_storage(dev.clone(), y, shape);
@@ -108,12 +111,13 @@ impl<B: Dim, C: Dim, H: Dim, W: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
         self,
         kind: Kind,
         name: &'static str,
+        want_indices: bool,
     ) -> Result<(Tensor<Pool2dShape<B, C, H, W, K, S, P, L>, E, D, T>, Indices<D>)> {
         let (b, c, h, w) = self.shape;
         let (oh, ow) = (out_len(name, h.size(), K, S, P, L)?, out_len(name, w.size(), K, S, P, L)?);
         let windows = PoolWindows::Sliding { kernel: [K; 2], stride: [S; 2], padding: [P; 2], dilation: [L; 2] };
         let g = PoolGeometry { planes: b.size() * c.size(), input: [h.size(), w.size()], output: [oh, ow], windows };
-        Ok(pool_op(self, g, (b, c, ConvOut::new(oh), ConvOut::new(ow)), kind, name))
+        Ok(pool_op(self, g, (b, c, ConvOut::new(oh), ConvOut::new(ow)), kind, name, want_indices))
     }
 
     /// 2-D max pooling (PyTorch's `F.max_pool2d`); padding counts as -inf.
@@ -149,7 +153,7 @@ impl<B: Dim, C: Dim, H: Dim, W: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
         const {
             static_checks!("max_pool2d", K, S, P, L);
         }
-        Ok(self.pool2d::<K, S, P, L>(Kind::Max, "max_pool2d")?.0)
+        Ok(self.pool2d::<K, S, P, L>(Kind::Max, "max_pool2d", false)?.0)
     }
 
     /// [`Tensor::max_pool2d`] with the index of each maximum in its flattened input plane
@@ -171,7 +175,7 @@ impl<B: Dim, C: Dim, H: Dim, W: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
             let _ = <PoolLen<H, K, S, P, L> as Dim>::STATIC;
             let _ = <PoolLen<W, K, S, P, L> as Dim>::STATIC;
         }
-        let (y, idx) = self.pool2d::<K, S, P, L>(Kind::Max, "max_pool2d").unwrap_or_else(|e| panic!("{e}"));
+        let (y, idx) = self.pool2d::<K, S, P, L>(Kind::Max, "max_pool2d", true).unwrap_or_else(|e| panic!("{e}"));
         let idx = Tensor::from_arc(y.device.clone(), idx.expect("max pooling returns indices"), y.shape);
         (y, idx)
     }
@@ -213,7 +217,7 @@ impl<B: Dim, C: Dim, H: Dim, W: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
         const {
             static_checks!("avg_pool2d", K, S, P, 1);
         }
-        Ok(self.pool2d::<K, S, P, 1>(Kind::Avg { count_include_pad }, "avg_pool2d")?.0)
+        Ok(self.pool2d::<K, S, P, 1>(Kind::Avg { count_include_pad }, "avg_pool2d", false)?.0)
     }
 
     /// Average pooling to an `OH x OW` output whatever the input size (PyTorch's
@@ -237,7 +241,7 @@ impl<B: Dim, C: Dim, H: Dim, W: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
             output: [OH, OW],
             windows: PoolWindows::Adaptive,
         };
-        pool_op(self, g, (b, c, Const, Const), Kind::Avg { count_include_pad: false }, "adaptive_avg_pool2d").0
+        pool_op(self, g, (b, c, Const, Const), Kind::Avg { count_include_pad: false }, "adaptive_avg_pool2d", false).0
     }
 
     /// The mean over each channel's plane: `(B, C, H, W)` to `(B, C)`.
@@ -273,7 +277,7 @@ impl<B: Dim, C: Dim, N: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B, C, N), 
         let on = out_len(name, n.size(), K, S, P, L)?;
         let windows = PoolWindows::Sliding { kernel: [1, K], stride: [1, S], padding: [0, P], dilation: [1, L] };
         let g = PoolGeometry { planes: b.size() * c.size(), input: [1, n.size()], output: [1, on], windows };
-        Ok(pool_op(self, g, (b, c, ConvOut::new(on)), kind, name).0)
+        Ok(pool_op(self, g, (b, c, ConvOut::new(on)), kind, name, false).0)
     }
 
     /// 1-D max pooling (PyTorch's `F.max_pool1d`).
