@@ -203,7 +203,7 @@ impl Runtime {
     pub fn new(graph: &Graph) -> Result<Self> {
         graph.validate()?;
         let dev = Cpu::default();
-        let constants = graph
+        let mut constants = graph
             .constants
             .iter()
             .map(|c| {
@@ -211,6 +211,24 @@ impl Runtime {
                 with_any!(info.dtype, E => Ok::<Value, Error>(decode::<E>(&dev, info, &c.data)))
             })
             .collect::<Result<Vec<_>>>()?;
+        // A linear layer multiplies by its `[n, k]` weight's transpose, which `gemm` reads
+        // strided at about half speed (the digits CNN's 256->128 layer at batch 32: 30-38 us
+        // against 14-19 us row-major). A weight read by nothing else is held transposed once
+        // here: the same logical value, column-major, so the product's operand is row-major.
+        let mut only_linear_weight = vec![true; graph.values.len()];
+        for n in &graph.nodes {
+            for (k, v) in n.inputs.iter().enumerate() {
+                only_linear_weight[v.index()] &= matches!(n.op, Op::FusedLinear { .. }) && k == 1;
+            }
+        }
+        for p in &graph.outputs {
+            only_linear_weight[p.value.index()] = false;
+        }
+        for (c, v) in graph.constants.iter().zip(&mut constants) {
+            if only_linear_weight[c.value.index()] && v.dims().len() == 2 {
+                *v = with_float!(v.dtype, E => column_major::<E>(&dev, v))?;
+            }
+        }
         // A value is released after its last reader unless it is a graph output or a constant.
         let mut keep = vec![false; graph.values.len()];
         for p in &graph.outputs {
@@ -412,6 +430,21 @@ impl Runtime {
             _ => with_float!(dtype, E => exec_float::<E>(dev, &node.op, ins, out, out_layout)),
         }
     }
+}
+
+/// A contiguous matrix's value held column-major (a transposed copy, seen through swapped
+/// strides).
+fn column_major<E: Element + Float>(dev: &Cpu, v: &Value) -> Result<Value> {
+    let (rows, cols) = (v.dims()[0], v.dims()[1]);
+    let s = whole::<E>(dev, v)?;
+    let mut t = dev.alloc_for_overwrite::<E>(rows * cols);
+    for (c, out) in t.data.chunks_exact_mut(rows.max(1)).enumerate().take(cols) {
+        for (r, o) in out.iter_mut().enumerate() {
+            *o = s.data[r * cols + c];
+        }
+    }
+    let layout = Layout { dims: Dims::from_slice(&[rows, cols]), strides: Dims::from_slice(&[1, rows]), offset: 0 };
+    Ok(Value::new(Arc::new(t), layout))
 }
 
 fn decode<E: Element>(dev: &Cpu, info: &ValueInfo, bytes: &[u8]) -> Value {

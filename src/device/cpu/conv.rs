@@ -523,6 +523,13 @@ fn forward_side_by_side<T: GemmScalar>(
                 }
                 let wg = MatRef::rows(&w[gi * og * patch..(gi + 1) * og * patch], og, patch);
                 gemm_into(wg, MatRef::rows(wide, patch, cols), product, cols, false, false);
+                // Overwriting, the epilogue runs on each channel's row of the product (all its
+                // images at once: one call where there would be one per image); accumulating,
+                // on each image's segment after the sum.
+                let (early, late) = if accumulate { (None, then) } else { (then, None) };
+                if let Some(then) = early {
+                    product[..og * cols].chunks_exact_mut(cols).enumerate().for_each(|(r, row)| then(gi * og + r, row));
+                }
                 for b in 0..images.len() {
                     for r in 0..og {
                         let seg = &mut y[(b * g.out_channels + gi * og + r) * op..][..op];
@@ -532,7 +539,7 @@ fn forward_side_by_side<T: GemmScalar>(
                         } else {
                             copy_short(seg, src);
                         }
-                        if let Some(then) = then {
+                        if let Some(then) = late {
                             then(gi * og + r, seg);
                         }
                     }
