@@ -61,19 +61,12 @@ where
 }
 
 /// Loads every ONNX file in the folder (argument 1) into an onnxruntime session with 2 threads,
-/// under the file's stem, then serves timing requests (`common::SERVE`).
+/// under the file's stem, in the timing server's `work` table (`common::Reference`).
 const ORT: &str = r#"
-import sys, time, pathlib
+import pathlib
 import numpy as np, onnxruntime as ort
-def median(f, reps):
-    f(); f()
-    ts = []
-    for _ in range(reps):
-        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
-    ts.sort(); return ts[reps // 2]
 folder = pathlib.Path(sys.argv[1])
 opts = ort.SessionOptions(); opts.intra_op_num_threads = 2; opts.inter_op_num_threads = 1
-work = {}
 for model in sorted(folder.glob("*.onnx")):
     dims = [int(d) for d in (folder / f"{model.stem}.dims").read_text().split()]
     x = np.fromfile(folder / f"{model.stem}.bin", dtype=np.float32).reshape(dims)
@@ -109,7 +102,7 @@ fn main() {
             if batch == 1 { reps.min(11) } else { 3 },
         ));
     }
-    let mut ort = common::Reference::start(&format!("{ORT}{}", common::SERVE), &[dir.display().to_string()]);
+    let mut ort = common::Reference::start(ORT, &[dir.display().to_string()]);
     println!(
         "threads: {} (rayon); best median of {rounds} alternating round(s) per side",
         rayon::current_num_threads()

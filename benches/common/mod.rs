@@ -31,11 +31,18 @@ pub fn reps_and_rounds() -> (usize, usize) {
     if std::env::var("TENSILE_BENCH_QUICK").is_ok() { (5, 1) } else { (21, 3) }
 }
 
-/// The start of every PyTorch script: 2 threads, the same median as [`median`], and `work`, the
-/// table of workloads by name that the script fills (`work["name"] = lambda: ...`).
+/// The start of every PyTorch script: 2 threads.
 pub const TORCH_PRELUDE: &str = r#"
-import sys, time, torch
+import torch
 torch.set_num_threads(2)
+"#;
+
+/// What [`Reference::start`] wraps a script in: before it, the same median as [`median`] and
+/// `work`, the table of workloads by name that the script fills (`work["name"] = lambda: ...`);
+/// after it, `ready`, then an answer to each request line `name reps` with the median seconds
+/// of `work[name]`.
+const SERVE_BEFORE: &str = r#"
+import sys, time
 def median(f, reps):
     f(); f()
     ts = []
@@ -44,10 +51,7 @@ def median(f, reps):
     ts.sort(); return ts[reps // 2]
 work = {}
 "#;
-
-/// The end of every reference script: say `ready`, then answer each request line `name reps`
-/// with the median seconds of `work[name]`.
-pub const SERVE: &str = r#"
+const SERVE_AFTER: &str = r#"
 print("ready", flush=True)
 for line in sys.stdin:
     name, reps = line.rstrip("\n").rsplit(" ", 1)
@@ -62,12 +66,13 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// Starts `python3 -c script args..`; `None` when it fails or does not reach `ready` (the
-    /// reference library is not installed, for one).
+    /// Starts `python3 -c script args..`, with `script` (which fills `work`) wrapped in the
+    /// timing server; `None` when it fails or does not reach `ready` (the reference library is
+    /// not installed, for one).
     pub fn start(script: &str, args: &[String]) -> Option<Reference> {
         let mut child = Command::new("python3")
             .arg("-c")
-            .arg(script)
+            .arg(format!("{SERVE_BEFORE}{script}{SERVE_AFTER}"))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -123,18 +128,19 @@ pub fn interleave(
     mut ours: impl FnMut() -> Duration,
     mut theirs: impl FnMut() -> Option<Duration>,
 ) -> (Duration, Option<Duration>) {
-    let (mut best, mut best_ref) = (Duration::MAX, None::<Duration>);
-    let keep_ref = |t: Option<Duration>, best_ref: &mut Option<Duration>| {
-        if let Some(t) = t {
-            *best_ref = Some(best_ref.map_or(t, |b| b.min(t)));
-        }
-    };
+    let mut best = Duration::MAX;
+    let mut best_ref: Option<Duration> = None;
     for round in 0..rounds {
+        let mut reference = || {
+            if let Some(t) = theirs() {
+                best_ref = Some(best_ref.map_or(t, |b| b.min(t)));
+            }
+        };
         if round % 2 == 0 {
             best = best.min(ours());
-            keep_ref(theirs(), &mut best_ref);
+            reference();
         } else {
-            keep_ref(theirs(), &mut best_ref);
+            reference();
             best = best.min(ours());
         }
     }
@@ -142,14 +148,14 @@ pub fn interleave(
 }
 
 /// Times every row on both sides, interleaved (see the module's comment), and prints the table.
-/// `torch_script` fills `work` after [`TORCH_PRELUDE`]; [`SERVE`] is appended here.
+/// `torch_script` fills `work` after [`TORCH_PRELUDE`].
 pub fn compare(rows: Vec<Row<'_>>, torch_script: &str) {
     let (_, rounds) = reps_and_rounds();
     println!(
         "threads: {} (rayon); best median of {rounds} alternating round(s) per side",
         rayon::current_num_threads()
     );
-    let mut torch = Reference::start(&format!("{TORCH_PRELUDE}{torch_script}{SERVE}"), &[]);
+    let mut torch = Reference::start(&format!("{TORCH_PRELUDE}{torch_script}"), &[]);
     let had_torch = torch.is_some();
     println!("{:<34} {:>12} {:>12} {:>16}", "workload", "tensile", "pytorch", "speed vs pytorch");
     for mut row in rows {

@@ -432,19 +432,12 @@ impl Runtime {
     }
 }
 
-/// A contiguous matrix's value held column-major (a transposed copy, seen through swapped
-/// strides).
+/// A matrix's value held column-major: its transpose copied out row-major (the device's strided
+/// copy), seen through swapped strides.
 fn column_major<E: Element + Float>(dev: &Cpu, v: &Value) -> Result<Value> {
-    let (rows, cols) = (v.dims()[0], v.dims()[1]);
-    let s = whole::<E>(dev, v)?;
-    let mut t = dev.alloc_for_overwrite::<E>(rows * cols);
-    for (c, out) in t.data.chunks_exact_mut(rows.max(1)).enumerate().take(cols) {
-        for (r, o) in out.iter_mut().enumerate() {
-            *o = s.data[r * cols + c];
-        }
-    }
-    let layout = Layout { dims: Dims::from_slice(&[rows, cols]), strides: Dims::from_slice(&[1, rows]), offset: 0 };
-    Ok(Value::new(Arc::new(t), layout))
+    let transposed = v.layout.permuted(&[1, 0]);
+    let data = dev.contiguous(v.storage::<E>()?.clone(), &transposed);
+    Ok(Value::new(data, Layout::contiguous(transposed.dims).permuted(&[1, 0])))
 }
 
 fn decode<E: Element>(dev: &Cpu, info: &ValueInfo, bytes: &[u8]) -> Value {
