@@ -15,6 +15,7 @@
 //! Half types are widened to f32 and rounded once at the end (f32 accumulation, as PyTorch does
 //! on CPU).
 
+use super::conv_direct::DirectConv;
 use super::matmul::{GemmScalar, MatRef, downcast, downcast_mut, gemm_into, gemm_into_raw};
 use crate::compat::prelude::*;
 use crate::device::ConvGeometry;
@@ -567,10 +568,14 @@ fn split(g: &ConvGeometry) -> (bool, bool) {
 fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accumulate: bool, then: Then<'_, T>) {
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
+    let kernel = DirectConv::detect().filter(|_| downcast::<T, f32>(x).is_some());
+    if let Some((k, s)) = kernel.and_then(|k| Some(k).zip(Shifted::direct(g, &k))) {
+        return forward_shifted(x, w, g, &s, Some(k), y, accumulate, then);
+    }
     if let Some(s) = Shifted::worthwhile(g).filter(|_| split(g).0) {
         // (a batch smaller than the threads keeps the unfold, whose single image is split
         // between the threads: shifted, it measured 1.2-1.3x slower at batch 1)
-        return forward_shifted(x, w, g, &s, y, accumulate, then);
+        return forward_shifted(x, w, g, &s, None, y, accumulate, then);
     }
     let tile = tile_pixels(g);
     if tile < op {
@@ -684,16 +689,22 @@ fn input_grad<T: GemmScalar>(gy: &[T], w: &[T], g: &ConvGeometry, gx: &mut [T], 
     });
 }
 
-/// The layout of a stride-1 convolution seen through shifted views, for [`weight_grad_shifted`]:
-/// each input plane copied with its zero border (`padded` = `[hp, wp]`, planes `plane` apart,
-/// the last `(kw - 1) * dw` elements zero too) and the output gradient written as `oh` rows of
-/// `wp` columns, the `wp - ow` columns past each row's end zero. Output position `q` of that wide
-/// grid then reads tap `(ki, kj)` at `q + ki * dh * wp + kj * dw` of its padded plane: every
-/// tap is the same plane at a fixed offset, a strided view, so no unfolded copy is needed.
+/// The layout of a convolution seen through shifted views. Each input plane is copied with its
+/// zero border (`padded` = `[hp, wp]`) and split into `sh x sw` phase planes of `phase` =
+/// `[ceil(hp / sh), ceil(wp / sw)]` (phase `(a, b)` holds the padded rows `a, a + sh, ..` and
+/// columns `b, b + sw, ..`; with stride 1 there is one phase, the padded plane itself). The
+/// channels' copies are `plane` elements apart, the elements past the last phase zero. The
+/// output is written as `oh` rows of `phase[1]` columns, the columns past `ow` junk (zero in
+/// the weight gradient's copy of the output gradient). Output position `q` of that wide grid
+/// then reads tap `(ki, kj)` at `q` plus a fixed offset into its channel's copy (in the phase
+/// of `(ki dh mod sh, kj dw mod sw)`, `ki dh / sh` rows and `kj dw / sw` columns in): every tap
+/// is the same copy at its own offset, a strided view, so no unfolded copy is needed.
+#[derive(Clone, Copy)]
 struct Shifted {
     padded: [usize; 2],
+    phase: [usize; 2],
     plane: usize,
-    /// Positions of the wide output grid: `oh * wp`.
+    /// Positions of the wide output grid: `oh * phase[1]`.
     wide: usize,
 }
 
@@ -704,38 +715,93 @@ const SHIFTED_CHUNK: usize = 1024;
 /// product has them as its inner dimension in the forward, as its width in the weight gradient).
 const SHIFTED_MIN_CHANNELS: usize = 16;
 
+/// The direct kernel computes whole register blocks of the wide grid, junk columns and the
+/// rounding up to a block included: below this share of valid outputs the unfold + gemm wins
+/// (512 channels at 7x7, half of its grid valid, ran slower direct).
+const DIRECT_MIN_VALID: f64 = 0.8;
+
 impl Shifted {
-    /// The layout where shifted views pay, measured against im2col + gemm (32x64x56x56, 3x3:
-    /// weight gradient 54 -> 36 ms, forward 40 -> 33 ms; a 5x5 kernel, 16 channels, 112x112
-    /// planes gain too): stride 1, planes above [`SMALL_PLANE`] (below it the unfold stays in
-    /// cache and wins: 512 channels at 7x7 ran 1.2-1.4x slower shifted), and at least
-    /// [`SHIFTED_MIN_CHANNELS`] input channels a group (3 ran 2.5x slower).
+    /// The layout where shifted views through gemm pay, measured against im2col + gemm
+    /// (32x64x56x56, 3x3: weight gradient 54 -> 36 ms, forward 40 -> 33 ms; a 5x5 kernel, 16
+    /// channels, 112x112 planes gain too): stride 1, planes above [`SMALL_PLANE`] (below it
+    /// the unfold stays in cache and wins: 512 channels at 7x7 ran 1.2-1.4x slower shifted),
+    /// and at least [`SHIFTED_MIN_CHANNELS`] input channels a group (3 ran 2.5x slower).
     fn worthwhile(g: &ConvGeometry) -> Option<Self> {
         let fits = g.stride == [1, 1] && !g.is_pointwise() && g.in_per_group() >= SHIFTED_MIN_CHANNELS;
         (fits && g.output_pixels() > SMALL_PLANE).then(|| Self::new(g)).flatten()
     }
 
-    /// The layout of any stride-1 convolution (`None` for other strides).
-    fn new(g: &ConvGeometry) -> Option<Self> {
-        if g.stride != [1, 1] {
-            return None;
-        }
-        let ([h, w], [ph, pw], [oh, _]) = (g.input, g.padding, g.output);
-        let padded = [h + 2 * ph, w + 2 * pw];
-        let plane = padded[0] * padded[1] + (g.kernel[1] - 1) * g.dilation[1];
-        Some(Self { padded, plane, wide: oh * padded[1] })
+    /// The layout where the f32 direct kernel `k` pays: any stride and input channel count (its
+    /// work per input channel and tap is a whole register block), at least [`DIRECT_MIN_VALID`]
+    /// of the outputs it computes valid (output channels of a group rounded up to a block
+    /// count too), and not 1x1 (a product without an unfold already).
+    fn direct(g: &ConvGeometry, k: &DirectConv) -> Option<Self> {
+        let s = Self::phased(g);
+        let og = g.out_per_group();
+        let computed = k.padded_positions(s.wide) * k.padded_channels(og);
+        let valid = (g.output_pixels() * og) as f64 / computed.max(1) as f64;
+        (!g.is_pointwise() && valid >= DIRECT_MIN_VALID).then_some(s)
     }
 
-    /// The offset of tap `t` (`ki * kw + kj`) in a padded plane.
+    /// The layout of any stride-1 convolution (`None` for other strides).
+    fn new(g: &ConvGeometry) -> Option<Self> {
+        (g.stride == [1, 1]).then(|| Self::phased(g))
+    }
+
+    /// The layout of any convolution.
+    fn phased(g: &ConvGeometry) -> Self {
+        let ([h, w], [ph, pw], [oh, _], [sh, sw]) = (g.input, g.padding, g.output, g.stride);
+        let padded = [h + 2 * ph, w + 2 * pw];
+        let phase = [padded[0].div_ceil(sh), padded[1].div_ceil(sw)];
+        // the last phase's taps reach `(kw - 1) dw / sw` columns past its end
+        let plane = sh * sw * phase[0] * phase[1] + (g.kernel[1] - 1) * g.dilation[1] / sw;
+        Self { padded, phase, plane, wide: oh * phase[1] }
+    }
+
+    /// The offset of tap `t` (`ki * kw + kj`) in a channel's copy.
     fn tap_offset(&self, g: &ConvGeometry, t: usize) -> usize {
         let (ki, kj) = (t / g.kernel[1], t % g.kernel[1]);
-        ki * g.dilation[0] * self.padded[1] + kj * g.dilation[1]
+        let (r, c) = (ki * g.dilation[0], kj * g.dilation[1]);
+        let [sh, sw] = g.stride;
+        ((r % sh) * sw + c % sw) * self.phase[0] * self.phase[1] + (r / sh) * self.phase[1] + c / sw
     }
 
     /// Copies one image's planes (`[channels, h, w]`) into `xp` (`[channels, plane]`) with
-    /// their zero borders.
+    /// their zero borders, split into phases (those no tap reads left as they were: only junk
+    /// outputs read them).
     fn pad_input<T: GemmScalar>(&self, g: &ConvGeometry, x: &[T], xp: &mut [T]) {
         let ([h, w], [ph, pw], [_, wp]) = (g.input, g.padding, self.padded);
+        if g.stride != [1, 1] {
+            let ([sh, sw], [hq, wq]) = (g.stride, self.phase);
+            // only the phases some tap reads are written (a 1x1 stride-2 kernel reads one of four)
+            let used = |axis: usize, p: usize| (0..g.kernel[axis]).any(|k| k * g.dilation[axis] % g.stride[axis] == p);
+            let (rows, cols): (Vec<bool>, Vec<bool>) =
+                ((0..sh).map(|a| used(0, a)).collect(), (0..sw).map(|b| used(1, b)).collect());
+            for (src, dst) in x.chunks_exact(h * w).zip(xp.chunks_exact_mut(self.plane)) {
+                for (p, phase) in dst[..sh * sw * hq * wq].chunks_exact_mut(hq * wq).enumerate() {
+                    if rows[p / sw] && cols[p % sw] {
+                        phase.fill(T::ZERO);
+                    }
+                }
+                dst[sh * sw * hq * wq..].fill(T::ZERO);
+                for (r, row) in src.chunks_exact(w).enumerate() {
+                    let pr = ph + r;
+                    if !rows[pr % sh] {
+                        continue;
+                    }
+                    let line = &mut dst[(pr % sh) * sw * hq * wq + (pr / sh) * wq..];
+                    // phase `b` of the row takes its padded columns `b, b + sw, ..`
+                    for b in (0..sw).filter(|&b| cols[b]) {
+                        let first = (b + sw - pw % sw) % sw; // the first column of `row` in it
+                        let out = &mut line[b * hq * wq + (pw + first) / sw..];
+                        for (o, &v) in out.iter_mut().zip(row.iter().skip(first).step_by(sw)) {
+                            *o = v;
+                        }
+                    }
+                }
+            }
+            return;
+        }
         for (src, dst) in x.chunks_exact(h * w).zip(xp.chunks_exact_mut(self.plane)) {
             dst[..ph * wp].fill(T::ZERO);
             for (r, row) in src.chunks_exact(w).enumerate() {
@@ -751,7 +817,7 @@ impl Shifted {
     /// Copies one image's output gradient (`[channels, oh, ow]`) into the wide grid
     /// (`[channels, wide]`), junk columns zero.
     fn widen_output<T: GemmScalar>(&self, g: &ConvGeometry, gy: &[T], wide: &mut [T]) {
-        let ([_, ow], wp) = (g.output, self.padded[1]);
+        let ([_, ow], wp) = (g.output, self.phase[1]);
         for (src, dst) in gy.chunks_exact(g.output_pixels()).zip(wide.chunks_exact_mut(self.wide)) {
             for (row, line) in src.chunks_exact(ow).zip(dst.chunks_exact_mut(wp)) {
                 line[..ow].copy_from_slice(row);
@@ -765,11 +831,13 @@ impl Shifted {
 /// (`[out/groups, in/groups]`, a strided view) times the padded input read at the tap's offset
 /// (`[in/groups, wide]`), summed into the wide output grid, whose valid columns are then copied
 /// (or added) into `y` and given the epilogue.
+#[allow(clippy::too_many_arguments)]
 fn forward_shifted<T: GemmScalar>(
     x: &[T],
     w: &[T],
     g: &ConvGeometry,
     s: &Shifted,
+    kernel: Option<DirectConv>,
     y: &mut [T],
     accumulate: bool,
     then: Then<'_, T>,
@@ -782,33 +850,51 @@ fn forward_shifted<T: GemmScalar>(
         g.output_pixels(),
         g.kernel[0] * g.kernel[1],
     );
-    let ([_, ow], wp) = (g.output, s.padded[1]);
+    let ([_, ow], wp) = (g.output, s.phase[1]);
     let (images, gemm_par) = split(g);
+    // With the direct kernel (f32 only) the weights are packed once per group, the output grid
+    // is rounded up to whole register blocks, and each channel's copy is that much longer
+    // (zeros), so that the last block reads inside it.
+    let direct = kernel.zip(downcast::<T, f32>(w)).map(|(k, w)| {
+        let packed: Vec<Vec<f32>> = w.chunks_exact(og * patch).map(|wg| k.pack(wg, og, cg, kk)).collect();
+        (k, packed)
+    });
+    let (rows, wide_len) = match &direct {
+        Some((k, _)) => (k.padded_channels(og), k.padded_positions(s.wide)),
+        None => (og, s.wide),
+    };
+    let s = &Shifted { plane: s.plane + (wide_len - s.wide), ..*s };
+    let offsets: Vec<usize> = (0..kk).map(|t| s.tap_offset(g, t)).collect();
     let xp_len = g.in_channels * s.plane;
     let mut ys: Vec<&mut [T]> = y.chunks_mut(g.out_channels * op).collect();
-    per_image(&mut ys, xp_len + og * s.wide, images, |n, y, scratch| {
+    per_image(&mut ys, xp_len + rows * wide_len, images, |n, y, scratch| {
         let (xp, wide) = scratch.split_at_mut(xp_len);
         s.pad_input(g, &x[n * g.in_channels * ip..(n + 1) * g.in_channels * ip], xp);
         for gi in 0..g.groups {
-            // a chunk of the wide grid at a time, so that its sum stays in cache across the taps
-            for q0 in (0..s.wide).step_by(SHIFTED_CHUNK) {
-                let cols = SHIFTED_CHUNK.min(s.wide - q0);
-                for t in 0..kk {
-                    let a = MatRef {
-                        data: &w[gi * og * patch + t..],
-                        rows: og,
-                        cols: cg,
-                        row_stride: patch,
-                        col_stride: kk,
-                    };
-                    let first = gi * cg * s.plane + s.tap_offset(g, t) + q0;
-                    let b = MatRef::strided_rows(&xp[first..], cg, cols, s.plane);
-                    gemm_into(a, b, &mut wide[q0..], s.wide, t > 0, gemm_par);
+            if let Some((k, packed)) = &direct {
+                let xg = downcast::<T, f32>(&xp[gi * cg * s.plane..(gi + 1) * cg * s.plane]).expect("f32");
+                let wide = downcast_mut::<T, f32>(wide).expect("f32");
+                k.run(xg, s.plane, cg, &offsets, &packed[gi], wide, wide_len, gemm_par);
+            } else {
+                // a chunk of the wide grid at a time, so that its sum stays in cache across the taps
+                for q0 in (0..s.wide).step_by(SHIFTED_CHUNK) {
+                    let cols = SHIFTED_CHUNK.min(s.wide - q0);
+                    for (t, &offset) in offsets.iter().enumerate() {
+                        let a = MatRef {
+                            data: &w[gi * og * patch + t..],
+                            rows: og,
+                            cols: cg,
+                            row_stride: patch,
+                            col_stride: kk,
+                        };
+                        let b = MatRef::strided_rows(&xp[gi * cg * s.plane + offset + q0..], cg, cols, s.plane);
+                        gemm_into(a, b, &mut wide[q0..], s.wide, t > 0, gemm_par);
+                    }
                 }
             }
             for r in 0..og {
                 let dst = &mut y[(gi * og + r) * op..(gi * og + r + 1) * op];
-                let src = &wide[r * s.wide..(r + 1) * s.wide];
+                let src = &wide[r * wide_len..][..s.wide];
                 for (d, line) in dst.chunks_exact_mut(ow).zip(src.chunks_exact(wp)) {
                     if accumulate {
                         d.iter_mut().zip(line).for_each(|(d, v)| *d = *d + *v);
@@ -1162,14 +1248,22 @@ mod tests {
                 (0..g.batch * g.out_channels * g.output_pixels()).map(|i| ((i * 3) % 5) as f64 - 2.0).collect();
             let want = direct(&x, &w, &g);
             let mut y = vec![0.0; want.len()];
-            forward_shifted(&x, &w, &g, &s, &mut y, false, None);
+            forward_shifted(&x, &w, &g, &s, None, &mut y, false, None);
             assert_eq!(y, want, "{g:?}");
             let then = |c: usize, seg: &mut [f64]| seg.iter_mut().for_each(|v| *v += c as f64);
-            forward_shifted(&x, &w, &g, &s, &mut y, true, Some(&then));
+            forward_shifted(&x, &w, &g, &s, None, &mut y, true, Some(&then));
             let op = g.output_pixels();
             let twice: Vec<f64> =
                 want.iter().enumerate().map(|(i, v)| 2.0 * v + ((i / op) % g.out_channels) as f64).collect();
             assert_eq!(y, twice, "{g:?}, accumulated with an epilogue");
+            // f32 takes the direct kernel (where the CPU has a vector build)
+            let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let mut y32 = vec![0.0f32; want.len()];
+            forward_shifted(&f32s(&x), &f32s(&w), &g, &s, DirectConv::detect(), &mut y32, false, None);
+            assert_eq!(y32, f32s(&want), "{g:?} in f32");
+            let then32 = |c: usize, seg: &mut [f32]| seg.iter_mut().for_each(|v| *v += c as f32);
+            forward_shifted(&f32s(&x), &f32s(&w), &g, &s, DirectConv::detect(), &mut y32, true, Some(&then32));
+            assert_eq!(y32, f32s(&twice), "{g:?} in f32, accumulated with an epilogue");
             let (mut by_unfold, mut by_views) = (vec![1.0; w.len()], vec![1.0; w.len()]);
             weight_grad(&x, &gy, &g, &mut by_unfold, op);
             weight_grad_shifted(&x, &gy, &g, &s, &mut by_views);
@@ -1184,6 +1278,42 @@ mod tests {
         let wide = ConvGeometry::new(1, 16, 16, 1, [40, 40], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
         assert!(Shifted::new(&strided).is_none() && Shifted::worthwhile(&thin).is_none());
         assert!(Shifted::worthwhile(&cases[0]).is_none() && Shifted::worthwhile(&wide).is_some());
+    }
+
+    /// The direct kernel over phase-split copies (strides above 1, dilation, groups, odd
+    /// sizes) gives the definition's values, and so do gemm's products over the same layout.
+    #[test]
+    fn phased_direct_kernel_matches_definition() {
+        let Some(k) = DirectConv::detect() else { return };
+        let cases = [
+            // ResNet's stem, smaller: 3 channels, 7x7, stride 2, padding 3
+            ConvGeometry::new(2, 3, 9, 1, [13, 12], [7, 7], [2, 2], [3, 3], [1, 1]).unwrap(),
+            ConvGeometry::new(1, 5, 8, 1, [11, 10], [3, 3], [2, 2], [1, 1], [1, 1]).unwrap(),
+            ConvGeometry::new(2, 4, 16, 2, [10, 11], [3, 2], [3, 2], [2, 0], [1, 2]).unwrap(),
+            ConvGeometry::new(1, 2, 8, 1, [9, 9], [3, 3], [1, 2], [0, 1], [2, 1]).unwrap(),
+            ConvGeometry::new(3, 6, 8, 1, [7, 8], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap(),
+            // ResNet's downsampling 1x1, stride 2: one phase of four read
+            ConvGeometry::new(2, 4, 8, 1, [9, 8], [1, 1], [2, 2], [0, 0], [1, 1]).unwrap(),
+        ];
+        for g in cases {
+            let s = Shifted::phased(&g);
+            let x: Vec<f64> =
+                (0..g.batch * g.in_channels * g.input_pixels()).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+            let w: Vec<f64> = (0..g.out_channels * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
+            let want: Vec<f32> = direct(&x, &w, &g).iter().map(|&v| v as f32).collect();
+            let f32s = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let mut y = vec![f32::NAN; want.len()];
+            forward_shifted(&f32s(&x), &f32s(&w), &g, &s, Some(k), &mut y, false, None);
+            assert_eq!(y, want, "{g:?}");
+            // the same through gemm, one product per tap
+            let mut by_gemm = vec![f32::NAN; want.len()];
+            forward_shifted(&f32s(&x), &f32s(&w), &g, &s, None, &mut by_gemm, false, None);
+            assert_eq!(by_gemm, want, "{g:?} through gemm");
+        }
+        // the dispatch takes the direct kernel for the stem, not for half-empty register blocks
+        let stem = ConvGeometry::new(2, 3, 64, 1, [224, 224], [7, 7], [2, 2], [3, 3], [1, 1]).unwrap();
+        let small = ConvGeometry::new(2, 512, 512, 1, [7, 7], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        assert!(Shifted::direct(&stem, &k).is_some() && Shifted::direct(&small, &k).is_none());
     }
 
     /// The dispatch sends a batch of wide stride-1 planes to the shifted views, with the same

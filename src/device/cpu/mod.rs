@@ -2,6 +2,7 @@
 
 mod cache;
 mod conv;
+mod conv_direct;
 mod cross_entropy;
 pub(crate) mod fast_math;
 mod index;

@@ -105,22 +105,37 @@ pub(crate) fn max_pool2d_values<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E]
         return max_pool_tiled(x, [kh, kw], w, ow, y);
     }
     let (rows, cols) = windows(g);
-    // Windows along a row that are all whole and contiguous (no padding, no dilation) are read
-    // as `k` taps every `s` columns, without the per-window table.
-    // (with padding or dilation the first window's first valid tap may lie past the second's)
-    let step = cols.get(1).map_or(Some(1), |c| c.0.checked_sub(cols[0].0));
-    let dense = cols.first().zip(step).map(|(&(_, k, _), s)| (k, s));
-    let dense = dense.filter(|&(k, s)| {
-        k > 0 && cols.iter().enumerate().all(|(j, &(c0, cn, cs))| (c0, cn) == (j * s, k) && (cs == 1 || k == 1))
-    });
+    // Sliding windows read each row's column max from a copy with `padding` -inf before it and
+    // as many after as the last window reaches: -inf is what max pooling pads with, so every
+    // window then has all its taps, `dilation` apart from column `j * stride` (no table, no
+    // clipping at the borders, and loops the compiler unrolls for the common kernels).
+    let sliding = match g.windows {
+        PoolWindows::Sliding { kernel, stride, padding, dilation } => {
+            Some((kernel[1], stride[1], padding[1], dilation[1]))
+        }
+        PoolWindows::Adaptive => None,
+    };
+    let lead = sliding.map_or(0, |(_, _, p, _)| p);
+    let span = sliding.map_or(w, |(k, s, _, d)| (lead + w).max((ow - 1) * s + (k - 1) * d + 1));
+    let row_windows: fn(&[E], &mut [E], usize, usize, usize) = match sliding {
+        Some((2, 2, _, 1)) => |cm, out, _, _, _| windows_of::<E, 2, 2>(cm, out),
+        Some((3, 2, _, 1)) => |cm, out, _, _, _| windows_of::<E, 3, 2>(cm, out),
+        Some((3, 1, _, 1)) => |cm, out, _, _, _| windows_of::<E, 3, 1>(cm, out),
+        _ => |cm, out, k, s, d| {
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = (1..k).fold(cm[j * s], |m, c| nan_max(m, cm[j * s + c * d]));
+            }
+        },
+    };
     // Planes go to tasks in groups of about `PAR_LEN` input elements, each with one buffer.
     let per_task = (PAR_LEN / (h * w).max(1)).max(1);
     let group = |(t, out): (usize, &mut [E])| {
-        let mut column_max = vec![E::neg_infinity(); w];
+        let mut padded = vec![E::neg_infinity(); span];
         for (i, out) in out.chunks_mut(oh * ow).enumerate() {
             let p = t * per_task + i;
             let x = &x[p * h * w..(p + 1) * h * w];
             for (&(r0, rn, rs), out_row) in rows.iter().zip(out.chunks_mut(ow)) {
+                let column_max = &mut padded[lead..lead + w];
                 match rn {
                     0 => column_max.fill(E::neg_infinity()),
                     _ => column_max.copy_from_slice(&x[r0 * w..][..w]),
@@ -131,25 +146,11 @@ pub(crate) fn max_pool2d_values<E: Float>(x: &[E], g: &PoolGeometry, y: &mut [E]
                         *m = nan_max(*m, v);
                     }
                 }
-                match dense {
-                    Some((2, 2)) => {
-                        for (o, pair) in out_row.iter_mut().zip(column_max.chunks_exact(2)) {
-                            *o = nan_max(pair[0], pair[1]);
-                        }
-                    }
-                    Some((k, s)) => {
-                        for (j, o) in out_row.iter_mut().enumerate() {
-                            let taps = &column_max[j * s..j * s + k];
-                            *o = taps[1..].iter().fold(taps[0], |m, &v| nan_max(m, v));
-                        }
-                    }
+                match sliding {
+                    Some((k, s, _, d)) => row_windows(&padded, out_row, k, s, d),
                     None => {
                         for (o, &(c0, cn, cs)) in out_row.iter_mut().zip(&cols) {
-                            let mut m = E::neg_infinity();
-                            for c in 0..cn {
-                                m = nan_max(m, column_max[c0 + c * cs]);
-                            }
-                            *o = m;
+                            *o = (0..cn).fold(E::neg_infinity(), |m, c| nan_max(m, padded[c0 + c * cs]));
                         }
                     }
                 }
@@ -205,6 +206,15 @@ fn max_pool_tiled<E: Float>(x: &[E], [kh, kw]: [usize; 2], w: usize, ow: usize, 
         y.par_chunks_mut(rows_per_task * ow).enumerate().for_each(rows);
     } else {
         rows((0, y));
+    }
+}
+
+/// Output `j` is the max of `row[j * S..j * S + K]` (a row already padded for every window).
+#[inline(always)]
+fn windows_of<E: Float, const K: usize, const S: usize>(row: &[E], out: &mut [E]) {
+    for (j, o) in out.iter_mut().enumerate() {
+        let taps = &row[j * S..j * S + K];
+        *o = taps[1..].iter().fold(taps[0], |m, &v| nan_max(m, v));
     }
 }
 
@@ -310,7 +320,7 @@ mod tests {
     #[test]
     fn values_only_max_pool_matches() {
         for (kernel, stride, padding, dilation) in
-            [(3, 2, 1, 1), (2, 2, 0, 1), (3, 3, 0, 1), (3, 1, 1, 2), (2, 3, 1, 1), (1, 2, 0, 1)]
+            [(3, 2, 1, 1), (3, 1, 1, 1), (2, 2, 0, 1), (3, 3, 0, 1), (3, 1, 1, 2), (2, 3, 1, 1), (1, 2, 0, 1)]
         {
             let input = match (padding, kernel == stride, kernel) {
                 (0, true, 2) => [6, 8], // the 8-wide 2x2 path
@@ -336,6 +346,13 @@ mod tests {
             assert_eq!(bits(&y), bits(&v), "{g:?}");
             assert!(kernel < stride || v.iter().any(|f| f.is_nan()), "windows that cover the input see the NaN");
         }
+        // adaptive windows (overlapping, of varying widths)
+        let g = PoolGeometry { planes: 2, input: [5, 7], output: [3, 4], windows: PoolWindows::Adaptive };
+        let x: Vec<f32> = (0..70).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
+        let (mut y, mut idx, mut v) = (vec![0.0; 24], vec![0; 24], vec![0.0; 24]);
+        max_pool2d(&x, &g, &mut y, &mut idx);
+        max_pool2d_values(&x, &g, &mut v);
+        assert_eq!(y, v);
     }
 
     #[test]

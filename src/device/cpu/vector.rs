@@ -18,7 +18,7 @@ use num_traits::Float;
 /// The operations the row loops need on one register of f32 lanes. A value of the implementing
 /// type is a token: it exists only after the CPU was found to support the instructions, which
 /// is what makes the intrinsics inside the methods sound to call.
-trait F32Simd: Copy {
+pub(super) trait F32Simd: Copy {
     /// The register type.
     type V: Copy;
     /// Lanes per register.
@@ -61,12 +61,12 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 /// Proof that the CPU runs AVX-512F (with AVX2 and FMA).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-struct Avx512(());
+pub(super) struct Avx512(pub(super) ());
 
 /// Proof that the CPU runs AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
-struct Avx2(());
+pub(super) struct Avx2(pub(super) ());
 
 // SAFETY (every `unsafe` block in the two impls): a token exists only when `Simd::detect`
 // reported the features its intrinsics need (see `dispatch`), and the pointer loads and stores
