@@ -812,7 +812,7 @@ impl Shifted {
         };
         let one_channel = |pair: (&[T], &mut [T])| if [sh, sw] == [1, 1] { plain(pair) } else { phased(pair) };
         if parallel {
-            x.par_chunks_exact(h * w).zip(xp.par_chunks_exact_mut(self.plane)).for_each(one_channel);
+            x.par_chunks(h * w).zip(xp.par_chunks_mut(self.plane)).for_each(one_channel);
         } else {
             x.chunks_exact(h * w).zip(xp.chunks_exact_mut(self.plane)).for_each(one_channel);
         }

@@ -10,7 +10,7 @@
 //! repacking its operands and reading and writing the whole output block again: ResNet-18's
 //! 64->64 3x3 convolution of 56x56 images ran at ~220 GF/s that way on this 2-core machine,
 //! where onnxruntime's blocked direct kernel runs at ~285.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports))]
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_variables))]
 
 use super::fast_math::Simd;
 use super::vector::F32Simd;
