@@ -569,7 +569,7 @@ fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accum
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
     let kernel = DirectConv::detect().filter(|_| downcast::<T, f32>(x).is_some());
-    if let Some((k, s)) = kernel.and_then(|k| Some(k).zip(Shifted::direct(g, &k))) {
+    if let Some((k, s)) = kernel.and_then(|k| Shifted::direct(g, &k).map(|s| (k, s))) {
         return forward_shifted(x, w, g, &s, Some(k), y, accumulate, then);
     }
     if let Some(s) = Shifted::worthwhile(g).filter(|_| split(g).0) {

@@ -1,4 +1,4 @@
-//! The direct f32 kernel of stride-1 convolutions: no unfold and no gemm packing.
+//! The direct f32 convolution kernel: no unfold and no gemm packing.
 //!
 //! It works on the "shifted" layout of `conv.rs` (`Shifted`): an image's input planes padded,
 //! each `plane` elements apart, and an output grid as wide as a padded row, where output
@@ -120,7 +120,7 @@ impl DirectConv {
             let blocks = out.par_chunks_mut(self.rows * positions).zip(packed.par_chunks(per_block));
             return blocks.for_each(|(out, packed)| self.run(x, plane, inputs, offsets, packed, out, positions, false));
         }
-        let a = Args { x, plane, inputs, offsets, packed, positions, stride: positions };
+        let a = Args { x, plane, inputs, offsets, packed, positions };
         match self.simd {
             // SAFETY: `self.simd` came from `Simd::detect` (or is below it, in tests), so the
             // CPU has the features these builds are compiled for.
@@ -141,8 +141,8 @@ struct Args<'a> {
     inputs: usize,
     offsets: &'a [usize],
     packed: &'a [f32],
+    /// Output positions, also the length of an output row.
     positions: usize,
-    stride: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -176,12 +176,12 @@ fn blocks<S: F32Simd, const R: usize, const C: usize>(s: S, a: &Args<'_>, out: &
         let channels = c0..(c0 + chunk).min(a.inputs);
         for (b, weights) in a.packed.chunks_exact(per_block).enumerate() {
             let weights = &weights[channels.start * taps * R..channels.end * taps * R];
-            let rows = &mut out[b * R * a.stride..(b + 1) * R * a.stride];
+            let rows = &mut out[b * R * a.positions..(b + 1) * R * a.positions];
             for q in (0..a.positions).step_by(C * lanes) {
                 let mut acc = [[s.splat(0.0); C]; R];
                 if c0 > 0 {
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let row = &rows[r * a.stride + q..][..C * lanes];
+                        let row = &rows[r * a.positions + q..][..C * lanes];
                         *acc = core::array::from_fn(|v| s.load(&row[v * lanes..]));
                     }
                 }
@@ -200,7 +200,7 @@ fn blocks<S: F32Simd, const R: usize, const C: usize>(s: S, a: &Args<'_>, out: &
                     }
                 }
                 for (r, acc) in acc.iter().enumerate() {
-                    let row = &mut rows[r * a.stride + q..][..C * lanes];
+                    let row = &mut rows[r * a.positions + q..][..C * lanes];
                     for (v, &acc) in acc.iter().enumerate() {
                         s.store(&mut row[v * lanes..], acc);
                     }
