@@ -208,6 +208,17 @@ fn csv_numbers_with_or_without_a_header() {
     assert!(matches!(csv::read("tests/fixtures/none.csv", false), Err(Error::Io { .. })));
 }
 
+#[test]
+fn npy_dtype_with_a_multibyte_first_character_is_an_error() {
+    use tensile::data::npy;
+    // found by the fuzz test below: `'<i4'` damaged into `'\u{80}4'` split a character in two
+    let mut bytes = npy::to_bytes(&Array { dims: vec![2], data: Elements::I32(vec![1, 2]) });
+    let at = bytes.windows(4).position(|w| w == b"'<i4").expect("descr") + 1;
+    bytes[at..at + 2].copy_from_slice("\u{80}".as_bytes());
+    let err = npy::parse(&bytes).unwrap_err().to_string();
+    assert!(err.contains("has no byte order"), "{err}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 

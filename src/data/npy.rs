@@ -76,7 +76,9 @@ pub fn parse(bytes: &[u8]) -> Result<Array> {
         .filter(|d| !d.is_empty())
         .map(|d| d.parse::<usize>().map_err(|_| malformed(format!("the dim {d} is not a number"))))
         .collect::<Result<Vec<usize>>>()?;
-    let (order, code) = descr.split_at(descr.len().min(1));
+    // split after the first character, not the first byte: a damaged header may hold any UTF-8
+    let first = descr.chars().next().map_or(0, char::len_utf8);
+    let (order, code) = descr.split_at(first);
     let little = match order {
         "<" | "|" | "=" => true,
         ">" => false,
