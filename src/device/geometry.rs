@@ -146,3 +146,44 @@ impl PoolGeometry {
         }
     }
 }
+
+/// The sizes of fused scaled dot-product attention over `heads` independent heads (batch and
+/// heads together): queries `[heads, queries, depth]`, keys `[heads, keys, depth]`, values
+/// `[heads, keys, value_depth]` and output `[heads, queries, value_depth]`.
+///
+/// ```
+/// use tensile::device::AttnGeometry;
+/// let g = AttnGeometry { heads: 8 * 4, queries: 128, keys: 128, depth: 64, value_depth: 64, scale: 0.125, causal: true };
+/// assert_eq!(g.visible_keys(0..16), 16); // a causal block of queries 0..16 sees keys 0..16
+/// assert_eq!(g.macs(), 32 * 128 * 128 * 128);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttnGeometry {
+    /// Batch times heads.
+    pub heads: usize,
+    /// Queries per head (`L`).
+    pub queries: usize,
+    /// Keys and values per head (`S`).
+    pub keys: usize,
+    /// Length of a query or key vector.
+    pub depth: usize,
+    /// Length of a value vector.
+    pub value_depth: usize,
+    /// What the scores `q kᵀ` are multiplied by (`1/√depth`).
+    pub scale: f64,
+    /// Query `i` sees keys `0..=i` only (PyTorch's `is_causal`).
+    pub causal: bool,
+}
+
+impl AttnGeometry {
+    /// How many leading keys the block of `queries` can see: all of them, or with a causal mask
+    /// up to its last query.
+    pub fn visible_keys(&self, queries: core::ops::Range<usize>) -> usize {
+        if self.causal { self.keys.min(queries.end) } else { self.keys }
+    }
+
+    /// Multiply-adds of the two products (`q kᵀ` and the weights times `v`).
+    pub fn macs(&self) -> usize {
+        self.heads * self.queries * self.keys * (self.depth + self.value_depth)
+    }
+}

@@ -15,7 +15,7 @@ pub use cpu::Cpu;
 pub use cpu::ScanKind;
 #[cfg(feature = "cuda")]
 pub use cuda::Cuda;
-pub use geometry::{ConvGeometry, PoolGeometry, PoolWindows};
+pub use geometry::{AttnGeometry, ConvGeometry, PoolGeometry, PoolWindows};
 pub use layout::Layout;
 
 use crate::dtypes::{Dtype, Float, IndexDtype};
@@ -276,6 +276,44 @@ pub trait Device: 'static + Clone + core::fmt::Debug + Send + Sync {
         gw: Option<&mut Self::Storage<E>>,
         gb: Option<&mut Self::Storage<E>>,
     );
+    /// Fused scaled dot-product attention ([`AttnGeometry`]) of contiguous `q`, `k` and `v`, with
+    /// `keep` (contiguous `[queries, keys]`, shared by every head) masking pairs out: the output
+    /// `[heads, queries, value_depth]` and, when `keep_weights`, the attention weights
+    /// `[heads, queries, keys]` that [`Device::attention_backward`] reads. `None` where this
+    /// device has no fused kernel for `E`: attention is then composed of matmul and softmax.
+    #[allow(clippy::type_complexity)]
+    fn attention<E: Float>(
+        &self,
+        g: &AttnGeometry,
+        q: &Self::Storage<E>,
+        k: &Self::Storage<E>,
+        v: &Self::Storage<E>,
+        keep: Option<&Self::Storage<bool>>,
+        keep_weights: bool,
+    ) -> Option<(Self::Storage<E>, Option<Self::Storage<E>>)> {
+        let _ = (g, q, k, v, keep, keep_weights);
+        None
+    }
+    /// Writes the gradients of [`Device::attention`] for `q`, `k` and `v` into `grads` (adds
+    /// them, for each of the three whose `accumulate` is `true`), given the output's gradient
+    /// `gy` and the kept attention `weights`. Called only on a device whose
+    /// [`Device::attention`] returned a result, so a device without the fused kernel never
+    /// reaches this default.
+    #[allow(clippy::too_many_arguments)]
+    fn attention_backward<E: Float>(
+        &self,
+        g: &AttnGeometry,
+        q: &Self::Storage<E>,
+        k: &Self::Storage<E>,
+        v: &Self::Storage<E>,
+        weights: &Self::Storage<E>,
+        gy: &Self::Storage<E>,
+        grads: [&mut Self::Storage<E>; 3],
+        accumulate: [bool; 3],
+    ) {
+        let _ = (g, q, k, v, weights, gy, grads, accumulate);
+        unreachable!("attention_backward on a device whose attention() gave no fused result")
+    }
     /// Cross-entropy of each `row`-long row of logits (contiguous) against its class in
     /// `target`: per-row losses `logsumexp(x) - x[target]`, and each row's log-sum-exp for the
     /// backward. `Err` when a target is not a class.

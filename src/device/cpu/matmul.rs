@@ -242,6 +242,19 @@ pub(crate) fn gemm_into<T: GemmScalar>(
     accumulate: bool,
     parallel: bool,
 ) {
+    gemm_into_scaled(a, b, c, c_row_stride, accumulate, T::ONE, parallel)
+}
+
+/// [`gemm_into`] of `scale a b`: `c (+)= scale a b`, the scale applied once per output.
+pub(crate) fn gemm_into_scaled<T: GemmScalar>(
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [T],
+    c_row_stride: usize,
+    accumulate: bool,
+    scale: T,
+    parallel: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k, "gemm: inner dims {k} and {} differ", b.rows);
     let c_fits = m == 0 || n == 0 || (m - 1) * c_row_stride + n <= c.len();
@@ -265,14 +278,14 @@ pub(crate) fn gemm_into<T: GemmScalar>(
         }
         use crate::par::*;
         blocks.into_par_iter().for_each(|(first, rows, block)| {
-            gemm_into(a.row_block(first, rows), b, block, c_row_stride, accumulate, false)
+            gemm_into_scaled(a.row_block(first, rows), b, block, c_row_stride, accumulate, scale, false)
         });
         return;
     }
     let par = if parallel { crate::par::gemm_parallelism(workers) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above check that every element `c`'s block addresses lies inside `c`
     // and that `c_row_stride >= n`; `c` is borrowed mutably, so nothing else touches it.
-    unsafe { gemm_raw(a, b, c.as_mut_ptr(), c_row_stride, accumulate, par) }
+    unsafe { gemm_raw(a, b, c.as_mut_ptr(), c_row_stride, accumulate, scale, par) }
 }
 
 /// [`gemm_into`] on one thread into a raw destination: `c` points at element (0, 0) of the
@@ -296,10 +309,10 @@ pub(crate) unsafe fn gemm_into_raw<T: GemmScalar>(
         return;
     }
     // SAFETY: the caller vouches for `c`; the asserts above for `a` and `b`.
-    unsafe { gemm_raw(a, b, c, c_row_stride, accumulate, gemm::Parallelism::None) }
+    unsafe { gemm_raw(a, b, c, c_row_stride, accumulate, T::ONE, gemm::Parallelism::None) }
 }
 
-/// The one call into the `gemm` crate for [`MatRef`] operands.
+/// The one call into the `gemm` crate for [`MatRef`] operands: `c (+)= scale a b`.
 ///
 /// # Safety
 /// `a` and `b` fit their slices, `a.cols == b.rows`, and `c` is as [`gemm_into_raw`] asks.
@@ -309,6 +322,7 @@ unsafe fn gemm_raw<T: GemmScalar>(
     c: *mut T,
     c_row_stride: usize,
     accumulate: bool,
+    scale: T,
     par: gemm::Parallelism,
 ) {
     // SAFETY: the caller's contract: every element each matrix addresses is valid, the output
@@ -329,7 +343,7 @@ unsafe fn gemm_raw<T: GemmScalar>(
             b.col_stride as isize,
             b.row_stride as isize,
             if accumulate { T::ONE } else { T::ZERO },
-            T::ONE,
+            scale,
             false,
             false,
             false,

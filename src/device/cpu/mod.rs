@@ -1,5 +1,6 @@
 //! The CPU device: rayon for parallel loops, the `gemm` crate for matrix products.
 
+mod attention;
 mod cache;
 mod conv;
 mod conv_direct;
@@ -18,9 +19,9 @@ mod vector;
 use crate::compat::prelude::*;
 pub use index::ScanKind;
 
-use super::{ConvGeometry, Device, Layout, PoolGeometry};
+use super::{AttnGeometry, ConvGeometry, Device, Layout, PoolGeometry};
 use crate::compat::Mutex;
-use crate::dtypes::{Dtype, Float, IndexDtype};
+use crate::dtypes::{DType, Dtype, Float, IndexDtype};
 use crate::ops::{BinaryOp, CmpOp, ReduceKind, UnaryOp};
 use alloc::sync::Arc;
 use cache::BufferCache;
@@ -568,6 +569,82 @@ impl Device for Cpu {
             gw.map(|g| &mut g.data[..]),
             gb.map(|g| &mut g.data[..]),
         );
+    }
+
+    fn attention<E: Float>(
+        &self,
+        g: &AttnGeometry,
+        q: &CpuStorage<E>,
+        k: &CpuStorage<E>,
+        v: &CpuStorage<E>,
+        keep: Option<&CpuStorage<bool>>,
+        keep_weights: bool,
+    ) -> Option<(CpuStorage<E>, Option<CpuStorage<E>>)> {
+        // through gemm's f32 and f64 kernels; half types compose it (and widen in its matmuls)
+        if ![DType::F32, DType::F64].contains(&E::DTYPE) {
+            return None;
+        }
+        let mut out = self.alloc_for_overwrite::<E>(g.heads * g.queries * g.value_depth);
+        let mut weights = keep_weights.then(|| self.alloc_for_overwrite::<E>(g.heads * g.queries * g.keys));
+        let keep = keep.map(|m| &m.data[..]);
+        macro_rules! run {
+            ($t:ty) => {
+                attention::forward::<$t>(
+                    g,
+                    matmul::downcast(&q.data)?,
+                    matmul::downcast(&k.data)?,
+                    matmul::downcast(&v.data)?,
+                    keep,
+                    matmul::downcast_mut(&mut out.data)?,
+                    match weights.as_mut() {
+                        Some(w) => Some(matmul::downcast_mut(&mut w.data)?),
+                        None => None,
+                    },
+                )
+            };
+        }
+        match E::DTYPE {
+            DType::F32 => run!(f32),
+            _ => run!(f64),
+        }
+        Some((out, weights))
+    }
+
+    fn attention_backward<E: Float>(
+        &self,
+        g: &AttnGeometry,
+        q: &CpuStorage<E>,
+        k: &CpuStorage<E>,
+        v: &CpuStorage<E>,
+        weights: &CpuStorage<E>,
+        gy: &CpuStorage<E>,
+        [gq, gk, gv]: [&mut CpuStorage<E>; 3],
+        accumulate: [bool; 3],
+    ) {
+        macro_rules! run {
+            ($t:ty) => {{
+                fn cast<E: Dtype, T: 'static>(s: &CpuStorage<E>) -> &[T] {
+                    matmul::downcast(&s.data).expect("the fused forward's dtype")
+                }
+                fn cast_mut<E: Dtype, T: 'static>(s: &mut CpuStorage<E>) -> &mut [T] {
+                    matmul::downcast_mut(&mut s.data).expect("the fused forward's dtype")
+                }
+                attention::backward::<$t>(
+                    g,
+                    cast(q),
+                    cast(k),
+                    cast(v),
+                    cast(weights),
+                    cast(gy),
+                    [cast_mut(gq), cast_mut(gk), cast_mut(gv)],
+                    accumulate,
+                )
+            }};
+        }
+        match E::DTYPE {
+            DType::F32 => run!(f32),
+            _ => run!(f64),
+        }
     }
 
     fn cross_entropy_rows<E: Float, I: IndexDtype>(

@@ -47,6 +47,20 @@ pub(crate) fn lane_sum<T: Copy, A: Float>(x: &[T], f: impl Fn(T) -> A) -> A {
     chunks.remainder().iter().map(|&v| f(v)).chain(lanes).fold(A::zero(), |a, v| a + v)
 }
 
+/// `Σ a b` with eight lanes (vectorises).
+#[inline(always)]
+fn lane_dot<E: Float>(a: &[E], b: &[E]) -> E::Acc {
+    let mut lanes = [E::Acc::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x.to_acc() * y.to_acc());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            lanes[i] = lanes[i] + x[i].to_acc() * y[i].to_acc();
+        }
+    }
+    tail.chain(lanes).fold(E::Acc::zero(), |s, v| s + v)
+}
+
 /// One row. When `E` computes in itself (f32, f64) the exponentials go straight into `y`; half
 /// types keep them in `scratch` at f32 so the normalisation rounds once.
 #[inline(always)]
@@ -86,7 +100,7 @@ fn row_forward<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: b
     }
 }
 
-fn row_backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], log: bool, accumulate: bool) {
+pub(super) fn row_backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], log: bool, accumulate: bool) {
     if log {
         // d/dx log_softmax: gx = gy - softmax * Σ gy
         let total = gy.iter().fold(E::Acc::zero(), |a, g| a + g.to_acc());
@@ -95,7 +109,7 @@ fn row_backward<E: Float>(y: &[E], gy: &[E], gx: &mut [E], log: bool, accumulate
         }
     } else {
         // d/dx softmax: gx = y (gy - Σ gy y)
-        let dot = y.iter().zip(gy).fold(E::Acc::zero(), |a, (y, g)| a + y.to_acc() * g.to_acc());
+        let dot = lane_dot(y, gy);
         for ((g, y), gy) in gx.iter_mut().zip(y).zip(gy) {
             store(g, y.to_acc() * (gy.to_acc() - dot), accumulate);
         }
@@ -118,7 +132,8 @@ fn row_forward_avx512<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>,
     row_forward(x, y, scratch, log);
 }
 
-fn row_forward_dispatch<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: bool, simd: Simd) {
+/// One softmax row on this thread, with the vector build `simd` (no higher than detected).
+pub(super) fn row_forward_dispatch<E: Float>(x: &[E], y: &mut [E], scratch: &mut Vec<E::Acc>, log: bool, simd: Simd) {
     if let (Some(x), Some(y)) = (downcast::<E, f32>(x), downcast_mut::<E, f32>(&mut *y))
         && vector::softmax(simd, x, y, log).is_some()
     {

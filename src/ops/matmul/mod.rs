@@ -70,7 +70,11 @@ pub(crate) fn forward3<E: Float, D: Device>(
     let batch = al.dims[0].max(bl.dims[0]);
     let c3 = Layout::contiguous(Dims::from_slice(&[batch, al.dims[1], bl.dims[2]]));
     let (al, bl) = (broadcast_batch(al, batch), broadcast_batch(bl, batch));
-    let mut c = dev.alloc_zeros::<E>(c3.numel());
+    // every output element is written, except with an empty inner dimension (a sum of nothing)
+    let mut c = match al.dims[2] {
+        0 => dev.alloc_zeros::<E>(c3.numel()),
+        _ => dev.alloc_for_overwrite::<E>(c3.numel()),
+    };
     dev.matmul(a, &al, b, &bl, &mut c, &c3, false);
     (c, al, bl, c3)
 }
