@@ -158,13 +158,13 @@ impl Device for Cpu {
                 v.fill(E::default());
                 self.wrap(v)
             }
-            None => self.wrap(vec![E::default(); len]),
+            None => self.wrap(cache::fresh(len)),
         }
     }
 
     fn alloc_for_overwrite<E: Dtype>(&self, len: usize) -> CpuStorage<E> {
         // A cached buffer keeps its old values; a new one is zeroed by the allocator (no pass).
-        let data = self.cache.take(len).unwrap_or_else(|| vec![E::default(); len]);
+        let data = self.cache.take(len).unwrap_or_else(|| cache::fresh(len));
         self.wrap(data)
     }
 
@@ -675,14 +675,16 @@ impl Device for Cpu {
     fn sample_uniform<E: Float>(&self, len: usize, lo: f64, hi: f64) -> CpuStorage<E> {
         let mut rng = self.rng.lock();
         let dist = rand_distr::Uniform::new(lo, hi).expect("uniform: lo < hi");
-        let data = (0..len).map(|_| E::cast_f64(dist.sample(&mut *rng))).collect();
+        let mut data = cache::fresh(len);
+        data.iter_mut().for_each(|v| *v = E::cast_f64(dist.sample(&mut *rng)));
         self.wrap(data)
     }
 
     fn sample_normal<E: Float>(&self, len: usize, mean: f64, std: f64) -> CpuStorage<E> {
         let mut rng = self.rng.lock();
         let dist = rand_distr::Normal::new(mean, std).expect("normal: finite std");
-        let data = (0..len).map(|_| E::cast_f64(dist.sample(&mut *rng))).collect();
+        let mut data = cache::fresh(len);
+        data.iter_mut().for_each(|v| *v = E::cast_f64(dist.sample(&mut *rng)));
         self.wrap(data)
     }
 
