@@ -90,7 +90,7 @@ impl<B: Dim, H: Dim, L: Dim, K: Dim, E: Float, D: Device, T: Tape<D>> Tensor<(B,
     {
         let (b, h, l, d) = self.shape;
         let s = keys.shape.2;
-        if keys.dims().as_slice()[..2] != [b.size(), h.size()]
+        if keys.dims().as_slice() != [b.size(), h.size(), s.size(), d.size()]
             || values.dims().as_slice()[..3] != [b.size(), h.size(), s.size()]
         {
             return Err(Error::ShapeMismatch {
