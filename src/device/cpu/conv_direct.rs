@@ -164,6 +164,54 @@ fn run_avx2(a: &Args<'_>, out: &mut [f32]) {
 /// slower than through gemm.)
 const WEIGHTS_IN_L1: usize = 4096;
 
+/// Adds one input channel's share to a block's sums: every tap's `C` vectors of `x` (the
+/// channel's plane from the block's first position) times the tap's `R` weights. `T` is the
+/// tap count when it is known at build time (the 3x3 kernels: an unrolled loop, the offsets
+/// in registers), 0 otherwise.
+///
+/// Each tap also asks for the same vectors of the next channel (`next` elements on), which the
+/// block reads next: the planes are far apart and each read row is a stream of its own, more
+/// of them than the hardware prefetcher follows (measured in-process A/B, 3x3 convolutions at
+/// batch 1: 3-5 % faster at 56x56 and 28x28, 9-12 % for a stride of 2).
+#[inline(always)]
+fn add_channel<S: F32Simd, const R: usize, const C: usize, const T: usize>(
+    s: S,
+    acc: &mut [[S::V; C]; R],
+    x: &[f32],
+    offsets: &[usize],
+    w: &[f32],
+    next: usize,
+) {
+    let lanes = S::LANES;
+    let offsets = if T > 0 { &offsets[..T] } else { offsets };
+    for (&off, w) in offsets.iter().zip(w.chunks_exact(R)) {
+        for v in 0..C {
+            prefetch(x.as_ptr().wrapping_add(next + off + v * lanes));
+        }
+        // one bounds check for the tap's vectors (the loads' own are then known to pass)
+        let taps = &x[off..off + C * lanes];
+        let xv: [S::V; C] = core::array::from_fn(|v| s.load(&taps[v * lanes..]));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let wv = s.splat(w[r]);
+            for (acc, &xv) in acc.iter_mut().zip(&xv) {
+                *acc = s.mul_add(wv, xv, *acc);
+            }
+        }
+    }
+}
+
+/// Asks for the cache line at `p` to be brought into L1 (a hint: any address is allowed).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Every `R x (C vectors)` block of the output, for a chunk of input channels at a time (see
 /// [`WEIGHTS_IN_L1`]), the first chunk storing its sums and the others adding to them.
 #[inline(always)]
@@ -187,16 +235,9 @@ fn blocks<S: F32Simd, const R: usize, const C: usize>(s: S, a: &Args<'_>, out: &
                 }
                 for (c, w) in channels.clone().zip(weights.chunks_exact(taps * R)) {
                     let x = &a.x[c * a.plane + q..(c + 1) * a.plane];
-                    for (&off, w) in a.offsets.iter().zip(w.chunks_exact(R)) {
-                        // one bounds check for the tap's vectors (the loads' own are then known to pass)
-                        let taps = &x[off..off + C * lanes];
-                        let xv: [S::V; C] = core::array::from_fn(|v| s.load(&taps[v * lanes..]));
-                        for (r, acc) in acc.iter_mut().enumerate() {
-                            let wv = s.splat(w[r]);
-                            for (acc, &xv) in acc.iter_mut().zip(&xv) {
-                                *acc = s.mul_add(wv, xv, *acc);
-                            }
-                        }
+                    match taps {
+                        9 => add_channel::<S, R, C, 9>(s, &mut acc, x, a.offsets, w, a.plane),
+                        _ => add_channel::<S, R, C, 0>(s, &mut acc, x, a.offsets, w, a.plane),
                     }
                 }
                 for (r, acc) in acc.iter().enumerate() {
