@@ -7,7 +7,7 @@
 
 use super::ir::{Graph, Node, Op, Step, ValueInfo};
 use crate::compat::prelude::*;
-use crate::device::cpu::CpuStorage;
+use crate::device::cpu::{BlockedFilters, CpuStorage};
 use crate::device::{Cpu, Device, Layout};
 use crate::dtypes::{DType, Dtype, Float, IndexDtype};
 use crate::error::{Error, Result};
@@ -195,6 +195,10 @@ pub struct Runtime {
     constants: Vec<Value>,
     /// Per node, per input: whether this is the value's last read (so its buffer may be reused).
     last_read: Vec<Vec<bool>>,
+    /// Per node: a convolution's constant weights packed once for its kernel, where it reads
+    /// them packed (at batch 1, repacking 512x512x3x3 weights on every run cost as much as a
+    /// tenth of the convolution).
+    packed: Vec<Option<BlockedFilters>>,
     dev: Cpu,
 }
 
@@ -255,7 +259,21 @@ impl Runtime {
                     .collect()
             })
             .collect();
-        Ok(Self { graph: graph.clone(), constants, last_read, dev })
+        let mut constant_of = vec![None; graph.values.len()];
+        for (c, v) in graph.constants.iter().zip(&constants) {
+            constant_of[c.value.index()] = Some(v);
+        }
+        let packed = graph
+            .nodes
+            .iter()
+            .map(|n| match (&n.op, n.inputs.get(1).and_then(|w| constant_of[w.index()])) {
+                (Op::Conv { geometry } | Op::FusedConv { geometry, .. }, Some(w)) if w.dtype == DType::F32 => {
+                    Ok(dev.conv2d_packed_filters(&*whole::<f32>(&dev, w)?, geometry))
+                }
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { graph: graph.clone(), constants, last_read, packed, dev })
     }
 
     /// The graph this runs.
@@ -271,7 +289,7 @@ impl Runtime {
     /// Runs one node of any graph on these inputs (constant folding).
     pub(crate) fn exec_node(&self, node: &Node, ins: Vec<Value>) -> Result<Value> {
         let out = self.graph.info(node.output).clone();
-        self.exec(node, ins, &out)
+        self.exec(node, ins, &out, None)
     }
 
     /// Runs the graph on `inputs` (in [`Graph::inputs`] order) and returns its outputs. `Err`
@@ -350,7 +368,7 @@ impl Runtime {
                 let value = if self.last_read[i][k] { slot.take() } else { slot.clone() };
                 ins.push(value.ok_or_else(|| invalid(format!("node {i} reads {v}, which holds nothing")))?);
             }
-            let out = self.exec(node, ins, g.info(node.output)).map_err(|e| match e {
+            let out = self.exec(node, ins, g.info(node.output), self.packed[i].as_ref()).map_err(|e| match e {
                 Error::InvalidGraph { node: None, reason } => Error::InvalidGraph { node: Some(i), reason },
                 other => other,
             })?;
@@ -374,7 +392,8 @@ impl Runtime {
         Ok(out.swap_remove(0))
     }
 
-    fn exec(&self, node: &Node, ins: Vec<Value>, out: &ValueInfo) -> Result<Value> {
+    /// Runs `node` on `ins`; `packed`: its weights packed for a convolution kernel.
+    fn exec(&self, node: &Node, ins: Vec<Value>, out: &ValueInfo, packed: Option<&BlockedFilters>) -> Result<Value> {
         let dev = &self.dev;
         let out_layout = Layout::contiguous(Dims::from_slice(&out.dims));
         // The dtype the kernel is chosen by: the values' (the condition of `where` is bool).
@@ -427,7 +446,7 @@ impl Runtime {
                     other => Err(invalid(format!("a {other} index"))),
                 })
             }
-            _ => with_float!(dtype, E => exec_float::<E>(dev, &node.op, ins, out, out_layout)),
+            _ => with_float!(dtype, E => exec_float::<E>(dev, &node.op, ins, out, out_layout, packed)),
         }
     }
 }
@@ -468,7 +487,14 @@ fn whole<E: Element + Float>(dev: &Cpu, v: &Value) -> Result<Arc<CpuStorage<E>>>
     Ok(dev.contiguous(s.clone(), &v.layout))
 }
 
-fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &ValueInfo, ol: Layout) -> Result<Value> {
+fn exec_float<E: Element + Float>(
+    dev: &Cpu,
+    op: &Op,
+    ins: Vec<Value>,
+    out: &ValueInfo,
+    ol: Layout,
+    packed: Option<&BlockedFilters>,
+) -> Result<Value> {
     let done = |s: CpuStorage<E>| Ok(Value::new(Arc::new(s), ol));
     match op {
         Op::Unary(f) => {
@@ -556,7 +582,7 @@ fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &Val
         Op::Conv { geometry } => {
             let (x, w) = (whole::<E>(dev, &ins[0])?, whole::<E>(dev, &ins[1])?);
             let mut y = dev.alloc_for_overwrite::<E>(out.numel());
-            dev.conv2d(&x, &w, geometry, &mut y, false);
+            dev.conv2d_then(&x, &w, geometry, &mut y, false, None, packed);
             done(y)
         }
         Op::ConvTranspose { geometry } => {
@@ -574,7 +600,8 @@ fn exec_float<E: Element + Float>(dev: &Cpu, op: &Op, ins: Vec<Value>, out: &Val
                 true => owned::<E>(dev, ins.into_iter().next_back().expect("arity checked"))?,
                 false => dev.alloc_for_overwrite::<E>(out.numel()),
             };
-            conv_bias_activation(dev, &x, &w, geometry, &mut y, *residual, b.as_deref(), *activation);
+            let conv = Conv { dev, x: &x, w: &w, g: geometry, y: &mut y, accumulate: *residual, packed };
+            conv_bias_activation(conv, b.as_deref(), *activation);
             done(y)
         }
         Op::MaxPool { geometry } => done(dev.max_pool2d_values(&*whole::<E>(dev, &ins[0])?, geometry)),
@@ -628,51 +655,47 @@ fn owned<E: Element + Float>(dev: &Cpu, v: Value) -> Result<CpuStorage<E>> {
 
 /// `y[r, j] = act(y[r, j] + b[j])` in place, with `y` as `[rows, b.len()]`: a linear layer's
 /// bias and activation (a convolution applies its own inside the kernel).
+/// A convolution's operands: `y (+)= x ⋆ w`, with `w` as `packed` (when it is) for the kernel.
+struct Conv<'a, E: Float> {
+    dev: &'a Cpu,
+    x: &'a CpuStorage<E>,
+    w: &'a CpuStorage<E>,
+    g: &'a crate::device::ConvGeometry,
+    y: &'a mut CpuStorage<E>,
+    accumulate: bool,
+    packed: Option<&'a BlockedFilters>,
+}
+
 /// `y (+)= x ⋆ w`, then `act(y + b)` per output channel, applied by the convolution to each
 /// part of its output while that part is in cache (the same arithmetic as [`bias_activation`]).
-#[allow(clippy::too_many_arguments)]
-fn conv_bias_activation<E: Float>(
-    dev: &Cpu,
-    x: &CpuStorage<E>,
-    w: &CpuStorage<E>,
-    g: &crate::device::ConvGeometry,
-    y: &mut CpuStorage<E>,
-    accumulate: bool,
-    b: Option<&CpuStorage<E>>,
-    act: Option<crate::ops::UnaryFn>,
-) {
-    struct Conv<'a, E: Float> {
-        dev: &'a Cpu,
-        x: &'a CpuStorage<E>,
-        w: &'a CpuStorage<E>,
-        g: &'a crate::device::ConvGeometry,
-        y: &'a mut CpuStorage<E>,
-        accumulate: bool,
-        b: Option<&'a [E]>,
-    }
-    impl<E: Float> Conv<'_, E> {
+fn conv_bias_activation<E: Float>(conv: Conv<'_, E>, b: Option<&CpuStorage<E>>, act: Option<crate::ops::UnaryFn>) {
+    struct Epilogue<'a, E: Float>(Conv<'a, E>, Option<&'a [E]>);
+    impl<E: Float> Epilogue<'_, E> {
         fn run(self, f: impl Fn(E) -> E + Sync) {
-            let b = self.b;
-            let then = |c: usize, seg: &mut [E]| {
-                let bj = b.map_or(<E::Acc as num_traits::Zero>::zero(), |b| b[c].to_acc());
+            let (c, b) = (self.0, self.1);
+            let then = |ch: usize, seg: &mut [E]| {
+                let bj = b.map_or(<E::Acc as num_traits::Zero>::zero(), |b| b[ch].to_acc());
                 for v in seg {
                     *v = f(E::from_acc(v.to_acc() + bj));
                 }
             };
-            self.dev.conv2d_then(self.x, self.w, self.g, self.y, self.accumulate, Some(&then));
+            c.dev.conv2d_then(c.x, c.w, c.g, c.y, c.accumulate, Some(&then), c.packed);
         }
     }
-    impl<E: Float> UnaryVisitor for Conv<'_, E> {
+    impl<E: Float> UnaryVisitor for Epilogue<'_, E> {
         type Out = ();
         fn visit<O: UnaryOp>(self, op: O) {
             self.run(|v| E::from_acc(op.f(v.to_acc())));
         }
     }
-    let conv = Conv { dev, x, w, g, y, accumulate, b: b.map(|b| b.as_slice()) };
+    let e = Epilogue(conv, b.map(|b| b.as_slice()));
     match act {
-        Some(f) => f.visit(conv),
-        None if b.is_some() => conv.run(|v| v),
-        None => dev.conv2d_then(x, w, g, conv.y, accumulate, None),
+        Some(f) => f.visit(e),
+        None if b.is_some() => e.run(|v| v),
+        None => {
+            let c = e.0;
+            c.dev.conv2d_then(c.x, c.w, c.g, c.y, c.accumulate, None, c.packed)
+        }
     }
 }
 

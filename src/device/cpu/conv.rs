@@ -15,6 +15,7 @@
 //! Half types are widened to f32 and rounded once at the end (f32 accumulation, as PyTorch does
 //! on CPU).
 
+use super::conv_blocked::{BlockedConv, BlockedFilters};
 use super::conv_direct::DirectConv;
 use super::matmul::{GemmScalar, MatRef, downcast, downcast_mut, gemm_into, gemm_into_raw};
 use crate::compat::prelude::*;
@@ -565,9 +566,26 @@ fn split(g: &ConvGeometry) -> (bool, bool) {
     (images, !images)
 }
 
-fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accumulate: bool, then: Then<'_, T>) {
+fn forward<T: GemmScalar>(
+    x: &[T],
+    w: &[T],
+    g: &ConvGeometry,
+    y: &mut [T],
+    accumulate: bool,
+    then: Then<'_, T>,
+    packed: Option<&BlockedFilters>,
+) {
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
+    // Weights packed once (a graph runtime's constants) take the channel-blocked kernel; packed
+    // on each call they cost more than it gains (at batch 1, 512 channels at 7x7 ran 2x slower:
+    // 9 MB of weights rewritten per call).
+    let blocked = BlockedConv::detect().zip(packed);
+    if let (Some((k, f)), Some(x)) = (blocked, downcast::<T, f32>(x)) {
+        let y = downcast_mut::<T, f32>(y).expect("T is f32");
+        let then = then.map(|f| move |c: usize, s: &mut [f32]| f(c, downcast_mut::<f32, T>(s).expect("T is f32")));
+        return k.forward(x, f, g, y, accumulate, then.as_ref().map(|f| f as _));
+    }
     let kernel = DirectConv::detect().filter(|_| downcast::<T, f32>(x).is_some());
     if let Some((k, s)) = kernel.and_then(|k| Shifted::direct(g, &k).map(|s| (k, s))) {
         return forward_shifted(x, w, g, &s, Some(k), y, accumulate, then);
@@ -660,7 +678,7 @@ fn flipped_transposed<T: GemmScalar>(w: &[T], g: &ConvGeometry) -> Vec<T> {
 /// unfolding `tile` output pixels at a time and folding them back.
 fn input_grad<T: GemmScalar>(gy: &[T], w: &[T], g: &ConvGeometry, gx: &mut [T], tile: usize) {
     if let Some(t) = input_grad_as_convolution(g) {
-        return forward(gy, &flipped_transposed(w, g), &t, gx, true, None);
+        return forward(gy, &flipped_transposed(w, g), &t, gx, true, None, None);
     }
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
@@ -1049,7 +1067,8 @@ fn check_lens(g: &ConvGeometry, x: usize, w: usize, y: usize) {
 }
 
 /// `y (+)= x ⋆ w` over contiguous buffers, then `then(output channel, segment)` on every row
-/// segment of `y` (see [`Then`]).
+/// segment of `y` (see [`Then`]). `packed`: `w` as [`blocked_filters`] packed it, for f32
+/// convolutions that run many times with the same weights (a graph runtime's).
 pub(crate) fn conv2d_forward<E: Float>(
     x: &[E],
     w: &[E],
@@ -1057,6 +1076,7 @@ pub(crate) fn conv2d_forward<E: Float>(
     y: &mut [E],
     accumulate: bool,
     then: Then<'_, E>,
+    packed: Option<&BlockedFilters>,
 ) {
     check_lens(g, x.len(), w.len(), y.len());
     // f32 and f64 run `then` inside the kernel; half types (computed in f32, then rounded)
@@ -1070,14 +1090,21 @@ pub(crate) fn conv2d_forward<E: Float>(
         w,
         y,
         accumulate,
-        |x, w, y| forward(x, w, g, y, accumulate, then32.as_ref().map(|f| f as _)),
-        |x, w, y| forward(x, w, g, y, accumulate, then64.as_ref().map(|f| f as _)),
+        |x, w, y| forward(x, w, g, y, accumulate, then32.as_ref().map(|f| f as _), packed.filter(|_| native)),
+        |x, w, y| forward(x, w, g, y, accumulate, then64.as_ref().map(|f| f as _), None),
     );
     if let (false, Some(then)) = (native, then) {
         for (row, seg) in y.chunks_mut(g.output_pixels().max(1)).enumerate() {
             then(row % g.out_channels, seg);
         }
     }
+}
+
+/// `w` packed for the channel-blocked kernel when that kernel runs `g` on this CPU (f32 only):
+/// what [`conv2d_forward`] would otherwise pack on each call.
+pub(crate) fn blocked_filters(w: &[f32], g: &ConvGeometry) -> Option<BlockedFilters> {
+    check_lens(g, g.batch * g.in_channels * g.input_pixels(), w.len(), g.batch * g.out_channels * g.output_pixels());
+    BlockedConv::detect().filter(|k| k.worthwhile(g)).map(|k| k.pack(w, g))
 }
 
 /// `gx += ∂(x ⋆ w)/∂x applied to gy`.
@@ -1164,11 +1191,11 @@ mod tests {
             let x: Vec<f64> = (0..2 * 2 * 20).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
             let w: Vec<f64> = (0..4 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
             let mut y = vec![0.0; 2 * 4 * g.output_pixels()];
-            conv2d_forward(&x, &w, &g, &mut y, false, None);
+            conv2d_forward(&x, &w, &g, &mut y, false, None, None);
             assert_eq!(y, direct(&x, &w, &g), "{g:?}");
             // an epilogue that adds the channel index, in f64 and (rounded first) in f16
             let then = |c: usize, seg: &mut [f64]| seg.iter_mut().for_each(|v| *v += c as f64);
-            conv2d_forward(&x, &w, &g, &mut y, false, Some(&then));
+            conv2d_forward(&x, &w, &g, &mut y, false, Some(&then), None);
             let op = g.output_pixels();
             let want: Vec<f64> =
                 direct(&x, &w, &g).iter().enumerate().map(|(i, v)| v + ((i / op) % 4) as f64).collect();
@@ -1178,7 +1205,7 @@ mod tests {
                 seg.iter_mut().for_each(|v| *v = half::f16::from_f64(v.to_f64() + c as f64))
             };
             let mut y16 = half(&y);
-            conv2d_forward(&half(&x), &half(&w), &g, &mut y16, false, Some(&then16));
+            conv2d_forward(&half(&x), &half(&w), &g, &mut y16, false, Some(&then16), None);
             assert_eq!(y16, half(&want), "{g:?}, f16 with an epilogue");
         }
     }
@@ -1369,7 +1396,7 @@ mod tests {
         let w: Vec<f64> = (0..8 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
         let gy: Vec<f64> = (0..2 * 8 * g.output_pixels()).map(|i| ((i * 3) % 5) as f64 - 2.0).collect();
         let mut y = vec![0.0; gy.len()];
-        conv2d_forward(&x, &w, &g, &mut y, false, None);
+        conv2d_forward(&x, &w, &g, &mut y, false, None, None);
         assert_eq!(y, direct(&x, &w, &g));
         let (mut gw, mut want) = (vec![0.0; w.len()], vec![0.0; w.len()]);
         conv2d_weight_grad(&x, &gy, &g, &mut gw);
@@ -1387,7 +1414,7 @@ mod tests {
         let x: Vec<f64> = (0..8 * 576).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
         let w: Vec<f64> = (0..40 * g.patch_len()).map(|i| ((i * 5) % 7) as f64 - 3.0).collect();
         let mut y = vec![0.0; 40 * g.output_pixels()];
-        conv2d_forward(&x, &w, &g, &mut y, false, None);
+        conv2d_forward(&x, &w, &g, &mut y, false, None, None);
         assert_eq!(y, direct(&x, &w, &g));
         // f32: the direct kernel, its copies and its blocks split between the threads, with an
         // epilogue; a stride-2 window too
@@ -1398,7 +1425,7 @@ mod tests {
             let x: Vec<f64> = (0..8 * g.input_pixels()).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
             let (x, w) = (&x[..], &w[..40 * g.patch_len()]);
             let mut y32 = vec![0f32; 40 * g.output_pixels()];
-            conv2d_forward(&f32s(x), &f32s(w), &g, &mut y32, false, Some(&then));
+            conv2d_forward(&f32s(x), &f32s(w), &g, &mut y32, false, Some(&then), None);
             let op = g.output_pixels();
             let want: Vec<f32> =
                 direct(x, w, &g).iter().enumerate().map(|(i, v)| (v + (i / op) as f64) as f32).collect();

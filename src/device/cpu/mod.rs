@@ -3,7 +3,9 @@
 mod attention;
 mod cache;
 mod conv;
+mod conv_blocked;
 mod conv_direct;
+pub(crate) use conv_blocked::BlockedFilters;
 mod cross_entropy;
 pub(crate) mod fast_math;
 mod index;
@@ -95,7 +97,9 @@ impl Cpu {
         self.cache.clear();
     }
     /// `y (+)= x ⋆ w`, then `then(output channel, row segment)` on each part of the output
-    /// right after it is computed (the graph runtime's fused bias and activation).
+    /// right after it is computed (the graph runtime's fused bias and activation); `packed`:
+    /// `w` as [`Cpu::conv2d_packed_filters`] packed it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn conv2d_then<E: Float>(
         &self,
         x: &CpuStorage<E>,
@@ -104,8 +108,14 @@ impl Cpu {
         y: &mut CpuStorage<E>,
         accumulate: bool,
         then: conv::Then<'_, E>,
+        packed: Option<&BlockedFilters>,
     ) {
-        conv::conv2d_forward(&x.data, &w.data, g, &mut y.data, accumulate, then);
+        conv::conv2d_forward(&x.data, &w.data, g, &mut y.data, accumulate, then, packed);
+    }
+    /// The f32 weights `w` of convolution `g` packed once for all its runs, when this CPU's
+    /// kernel for `g` reads them packed (`None` otherwise: nothing to gain).
+    pub(crate) fn conv2d_packed_filters(&self, w: &CpuStorage<f32>, g: &ConvGeometry) -> Option<BlockedFilters> {
+        conv::blocked_filters(&w.data, g)
     }
     fn wrap<E: Dtype>(&self, data: Vec<E>) -> CpuStorage<E> {
         CpuStorage { data, cache: Some(self.cache.clone()) }
@@ -419,7 +429,7 @@ impl Device for Cpu {
         y: &mut CpuStorage<E>,
         accumulate: bool,
     ) {
-        self.conv2d_then(x, w, g, y, accumulate, None);
+        self.conv2d_then(x, w, g, y, accumulate, None, None);
     }
 
     fn conv2d_input_grad<E: Float>(

@@ -68,6 +68,49 @@ pub(super) struct Avx512(pub(super) ());
 #[derive(Clone, Copy)]
 pub(super) struct Avx2(pub(super) ());
 
+/// One lane in plain scalar code, on any CPU: the vector kernels' reference build (tests run
+/// it, Miri included, where the CPU or the interpreter has no vector build).
+#[derive(Clone, Copy)]
+pub(super) struct Scalar;
+
+impl F32Simd for Scalar {
+    type V = f32;
+    const LANES: usize = 1;
+    fn splat(self, v: f32) -> f32 {
+        v
+    }
+    fn load(self, x: &[f32]) -> f32 {
+        x[0]
+    }
+    fn store(self, y: &mut [f32], v: f32) {
+        y[0] = v;
+    }
+    fn add(self, a: f32, b: f32) -> f32 {
+        a + b
+    }
+    fn sub(self, a: f32, b: f32) -> f32 {
+        a - b
+    }
+    fn mul(self, a: f32, b: f32) -> f32 {
+        a * b
+    }
+    fn max(self, a: f32, b: f32) -> f32 {
+        a.max(b)
+    }
+    fn mul_add(self, a: f32, b: f32, c: f32) -> f32 {
+        num_traits::Float::mul_add(a, b, c)
+    }
+    fn sum(self, v: f32) -> f32 {
+        v
+    }
+    fn hmax(self, v: f32) -> f32 {
+        v
+    }
+    fn exp(self, v: f32) -> f32 {
+        super::fast_math::exp_f32(v)
+    }
+}
+
 // SAFETY (every `unsafe` block in the two impls): a token exists only when `Simd::detect`
 // reported the features its intrinsics need (see `dispatch`), and the pointer loads and stores
 // are preceded by a slice of exactly `LANES` elements, so they stay in bounds.

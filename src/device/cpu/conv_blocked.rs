@@ -1,0 +1,472 @@
+//! The channel-blocked direct f32 convolution kernel, for small and strided output planes.
+//!
+//! A register block is `V` vectors of consecutive output channels (64 with AVX-512) by `P`
+//! output positions: per input channel and tap it loads the block's `V` weight vectors and
+//! broadcasts `P` input values, `V x P` fused multiply-adds. Positions are any list of output
+//! pixels (each read at its own offset into the padded input), so a block may cross output rows
+//! and a stride costs nothing; the row kernel of `conv_direct.rs` has positions in the lanes
+//! instead and computes the junk columns of a wide grid, half of a 7x7 plane. The weights are
+//! packed as `[output blocks, input channels, taps, block]`, which [`BlockedConv::pack`] does
+//! once per call, or once per graph for a runtime's constant weights (this layout is what
+//! onnxruntime's NCHWc kernels use for theirs).
+//!
+//! Measured on ResNet-18's layers at batch 1, 2 threads, interleaved with the paths they replace
+//! (unfold + gemm, and the row kernel on stride-2 phases): 1.2-1.45x faster at 28x28, 14x14 and
+//! 7x7, and for every stride-2 3x3 layer.
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_variables))]
+
+use super::conv::Then;
+use super::fast_math::Simd;
+use super::matmul::GemmScalar;
+#[cfg(target_arch = "x86_64")]
+use super::vector::{Avx2, Avx512};
+use super::vector::{F32Simd, Scalar};
+use crate::compat::prelude::*;
+use crate::device::ConvGeometry;
+use crate::par::*;
+use core::ops::Range;
+
+/// Output positions per register block.
+const POSITIONS: usize = 6;
+
+/// Output positions whose sums a task holds at a time (`[positions, block]`, 48 KiB with
+/// AVX-512), while the weights of a chunk of input channels stay in L1 across them.
+const TILE: usize = 32 * POSITIONS;
+
+/// A chunk of input channels has at most this many packed weights (18 KiB), so that they stay
+/// in the L1 cache across a tile's register blocks (the block's sums go back to the tile
+/// between chunks).
+const WEIGHTS_IN_L1: usize = 4608;
+
+/// Weights packed for [`BlockedConv::forward`]: `[output blocks, input channels, taps, block]`,
+/// zero in the channels past the last filter.
+pub(crate) struct BlockedFilters {
+    data: Vec<f32>,
+    /// The geometry's `(out_channels, in_channels, taps)`, checked against the call's.
+    dims: (usize, usize, usize),
+    block: usize,
+}
+
+/// The kernel of one vector build.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BlockedConv {
+    simd: Simd,
+    /// Vectors of output channels per register block.
+    vectors: usize,
+}
+
+impl BlockedConv {
+    /// The kernel of this CPU: `None` without AVX-512 (with 16 registers, AVX2's blocks are
+    /// too small to beat the other paths).
+    pub(crate) fn detect() -> Option<Self> {
+        Self::with(Simd::detect()).filter(|k| k.simd == Simd::Avx512)
+    }
+
+    /// The kernel of build `simd` (no higher than [`Simd::detect`]'s).
+    fn with(simd: Simd) -> Option<Self> {
+        match simd {
+            // 4 x 6 accumulators, 4 weight vectors and a broadcast of 32 registers
+            Simd::Avx512 => Some(Self { simd, vectors: 4 }),
+            // 2 x 6, 2 and 1 of 16
+            Simd::Avx2 => Some(Self { simd, vectors: 2 }),
+            // the reference build, in scalar code (tests)
+            Simd::Baseline => Some(Self { simd, vectors: 4 }),
+        }
+    }
+
+    /// Output channels per block.
+    fn block(&self) -> usize {
+        self.vectors
+            * match self.simd {
+                Simd::Avx512 => 16,
+                Simd::Avx2 => 8,
+                Simd::Baseline => 1,
+            }
+    }
+
+    /// Whether this kernel, with weights packed once, is the forward's fastest path for `g`.
+    /// Measured on ResNet-18's layers in a graph runtime at batch 1, packed and unpacked
+    /// interleaved in one process: the stride-2 3x3 layers with 28x28 and 14x14 outputs ran
+    /// 1.2-1.3x faster than the row kernel on stride-2 phases (and never slower); the layers
+    /// with 7x7 outputs ran 5-10 % slower than unfold + gemm, and the stride-1 layers at 28x28
+    /// and 14x14 went from 1.15x faster to 1.1x slower with this machine's speed phases. So:
+    /// one group, a stride, outputs of at least 14x14, not 1x1 (its subsampling unfold and
+    /// gemm ran 2x faster), whole blocks of output channels for the threads (a block a task),
+    /// input channels enough to fill the sums between their trips to memory, and a batch
+    /// smaller than the threads (at batch 32 the layers measured 0.8-1.3x the other paths, by
+    /// layer and task order, within this machine's noise: left for a later change).
+    pub(crate) fn worthwhile(&self, g: &ConvGeometry) -> bool {
+        let block = self.block();
+        g.groups == 1
+            && g.stride != [1, 1]
+            && g.output_pixels() >= 14 * 14
+            && g.kernel != [1, 1]
+            && g.out_channels.is_multiple_of(block)
+            && g.batch * (g.out_channels / block) >= crate::par::threads()
+            && g.batch < crate::par::threads()
+            && g.in_channels >= 16
+    }
+
+    /// `w` (`[out, in, kh, kw]`) in the order the kernel reads it.
+    pub(crate) fn pack(&self, w: &[f32], g: &ConvGeometry) -> BlockedFilters {
+        let (out, inputs, taps, block) = (g.out_channels, g.in_channels, g.kernel[0] * g.kernel[1], self.block());
+        assert!(g.groups == 1 && w.len() == out * inputs * taps, "conv2d blocked kernel: weights do not fit {g:?}");
+        let per_block = inputs * taps * block;
+        let mut data = vec![0.0; out.div_ceil(block) * per_block];
+        // a task per block; within one, 16 weights of each filter at a time (a cache line
+        // read, and a few kilobytes of writes that stay in L1)
+        const TILE: usize = 16;
+        let per_filter = inputs * taps;
+        let pack_block = |(b, dst): (usize, &mut [f32])| {
+            let filters: Vec<&[f32]> = w.chunks_exact(per_filter).skip(b * block).take(block).collect();
+            for (t, dst) in dst.chunks_mut(TILE * block).enumerate() {
+                for (r, filter) in filters.iter().enumerate() {
+                    let src = &filter[t * TILE..(t * TILE + TILE).min(per_filter)];
+                    for (i, &v) in src.iter().enumerate() {
+                        dst[i * block + r] = v;
+                    }
+                }
+            }
+        };
+        if data.len() >= 1 << 16 {
+            data.par_chunks_mut(per_block).enumerate().for_each(pack_block);
+        } else {
+            data.chunks_mut(per_block).enumerate().for_each(pack_block);
+        }
+        BlockedFilters { data, dims: (out, inputs, taps), block }
+    }
+
+    /// `y (+)= x ⋆ w` for the weights `f` packed, then `then(output channel, segment)` on each
+    /// part of `y` right after it is written.
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        f: &BlockedFilters,
+        g: &ConvGeometry,
+        y: &mut [f32],
+        accumulate: bool,
+        then: Then<'_, f32>,
+    ) {
+        let (out, inputs, taps, block) = (g.out_channels, g.in_channels, g.kernel[0] * g.kernel[1], self.block());
+        assert!(
+            g.groups == 1 && f.dims == (out, inputs, taps) && f.block == block,
+            "conv2d blocked kernel: weights packed for another convolution"
+        );
+        let ([h, w], [ph, pw], [_, ow], [sh, sw], [dh, dw]) = (g.input, g.padding, g.output, g.stride, g.dilation);
+        if y.is_empty() {
+            return;
+        }
+        if inputs * h * w == 0 {
+            // no input: the sums are zero
+            for (r, row) in y.chunks_exact_mut(g.output_pixels()).enumerate() {
+                if !accumulate {
+                    row.fill(0.0);
+                }
+                if let Some(then) = then {
+                    then(r % out, row);
+                }
+            }
+            return;
+        }
+        let (hp, wp) = (h + 2 * ph, w + 2 * pw);
+        let plane = hp * wp;
+        let op = g.output_pixels();
+        let at = Offsets {
+            plane,
+            inputs,
+            taps: (0..taps).map(|t| (t / g.kernel[1]) * dh * wp + (t % g.kernel[1]) * dw).collect(),
+            positions: (0..op).map(|q| (q / ow) * sh * wp + (q % ow) * sw).collect(),
+        };
+        let pad = |x: &[f32], xp: &mut [f32]| {
+            for (src, dst) in x.chunks_exact(h * w).zip(xp.chunks_exact_mut(plane)) {
+                dst[..ph * wp].fill(0.0);
+                for (r, row) in src.chunks_exact(w).enumerate() {
+                    let line = &mut dst[(ph + r) * wp..(ph + r + 1) * wp];
+                    line[..pw].fill(0.0);
+                    line[pw..pw + w].copy_from_slice(row);
+                    line[pw + w..].fill(0.0);
+                }
+                dst[(ph + h) * wp..].fill(0.0);
+            }
+        };
+        let per_block = inputs * taps * block;
+        // one block of output channels of one image: its weights, and its rows of `y`
+        let one_block = |xp: &[f32], b: usize, rows: &mut [f32], sums: &mut [f32]| {
+            let weights = &f.data[b * per_block..(b + 1) * per_block];
+            for first in (0..op).step_by(TILE) {
+                let tile = first..(first + TILE).min(op);
+                let sums = &mut sums[..tile.len() * block];
+                self.tile(xp, &at, weights, tile.clone(), sums);
+                for (r, row) in rows.chunks_exact_mut(op).enumerate() {
+                    let seg = &mut row[tile.clone()];
+                    let from = sums.iter().skip(r).step_by(block);
+                    if accumulate {
+                        seg.iter_mut().zip(from).for_each(|(d, &v)| *d += v);
+                    } else {
+                        seg.iter_mut().zip(from).for_each(|(d, &v)| *d = v);
+                    }
+                    if let Some(then) = then {
+                        then(b * block + r, seg);
+                    }
+                }
+            }
+        };
+        let sums_len = TILE.min(op.next_multiple_of(POSITIONS)) * block;
+        let (image_in, image_out, padded) = (inputs * h * w, out * op, inputs * plane);
+        let blocks = out.div_ceil(block);
+        // Tasks of one block of output channels each, over a group of images: block-major, so
+        // that a block's weights stay in the core's L2 cache across the images (with an image
+        // a task and its blocks in turn, 512 channels of 7x7 planes at batch 32 streamed their
+        // 9 MB of weights from memory for every image, and ran 10 % slower than gemm).
+        let groups = (2 * crate::par::threads()).div_ceil(blocks).min(g.batch);
+        let per_task = g.batch.div_ceil(groups);
+        let mut tasks: Vec<Vec<&mut [f32]>> = (0..blocks * g.batch.div_ceil(per_task)).map(|_| Vec::new()).collect();
+        for (n, image) in y.chunks_mut(image_out).enumerate() {
+            for (b, rows) in image.chunks_mut(block * op).enumerate() {
+                tasks[b * g.batch.div_ceil(per_task) + n / per_task].push(rows);
+            }
+        }
+        let run = |xp: &[f32]| {
+            tasks.into_par_iter().enumerate().for_each(|(t, rows)| {
+                let (b, first) = (t / g.batch.div_ceil(per_task), t % g.batch.div_ceil(per_task) * per_task);
+                f32::with_scratch(sums_len, |sums| {
+                    for (n, rows) in (first..).zip(rows) {
+                        one_block(&xp[n * padded..(n + 1) * padded], b, rows, sums);
+                    }
+                });
+            })
+        };
+        f32::with_scratch(g.batch * padded, |xp| {
+            let images = x.par_chunks(image_in).zip(xp.par_chunks_mut(padded));
+            images.with_min_len(8.min(g.batch)).for_each(|(x, xp)| pad(x, xp));
+            run(xp)
+        });
+    }
+
+    /// The sums of `tile`'s output positions for one block of output channels (`weights`),
+    /// into `sums` (`[positions, block]`).
+    fn tile(&self, xp: &[f32], at: &Offsets, weights: &[f32], tile: Range<usize>, sums: &mut [f32]) {
+        match self.simd {
+            // SAFETY: `self.simd` came from `Simd::detect` (or is below it, in tests), so the
+            // CPU has the features these builds are compiled for.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { tile_avx512(xp, at, weights, tile, sums) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { tile_avx2(xp, at, weights, tile, sums) },
+            _ => tile_blocks::<_, 4>(Scalar, xp, at, weights, tile, sums),
+        }
+    }
+}
+
+/// Where the kernel reads: an input channel's padded plane is `plane` elements long; tap `t`
+/// of output position `q` is at `positions[q] + taps[t]` in it.
+struct Offsets {
+    plane: usize,
+    inputs: usize,
+    taps: Vec<usize>,
+    positions: Vec<usize>,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn tile_avx512(xp: &[f32], at: &Offsets, weights: &[f32], tile: Range<usize>, sums: &mut [f32]) {
+    tile_blocks::<_, 4>(Avx512(()), xp, at, weights, tile, sums)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn tile_avx2(xp: &[f32], at: &Offsets, weights: &[f32], tile: Range<usize>, sums: &mut [f32]) {
+    tile_blocks::<_, 2>(Avx2(()), xp, at, weights, tile, sums)
+}
+
+/// A chunk of input channels at a time (see [`WEIGHTS_IN_L1`]), every register block of the
+/// tile: the first chunk stores its sums, the others add to them.
+#[inline(always)]
+fn tile_blocks<S: F32Simd, const V: usize>(
+    s: S,
+    xp: &[f32],
+    at: &Offsets,
+    weights: &[f32],
+    tile: Range<usize>,
+    sums: &mut [f32],
+) {
+    let (taps, block) = (at.taps.len(), V * S::LANES);
+    let per_channel = taps * block;
+    // equal chunks (64 channels as 32 + 32, not 56 + 8)
+    let chunk = at.inputs.div_ceil(at.inputs.div_ceil((WEIGHTS_IN_L1 / per_channel).max(1)));
+    for c0 in (0..at.inputs).step_by(chunk) {
+        let channels = c0..(c0 + chunk).min(at.inputs);
+        let x = &xp[channels.start * at.plane..channels.end * at.plane];
+        let w = &weights[channels.start * per_channel..channels.end * per_channel];
+        // register blocks of equal sizes (49 positions as 4 x 6 + 5 x 5, not 8 x 6 + 1: a
+        // block of 1 loads as many weights as a block of 6)
+        let len = tile.len();
+        let blocks = len.div_ceil(POSITIONS);
+        let mut q = tile.start;
+        for i in 0..blocks {
+            let n = len / blocks + usize::from(i < len % blocks);
+            let base = at.positions[q];
+            // the block's positions from its first (a short last block repeats its last one)
+            let pos: [usize; POSITIONS] = core::array::from_fn(|i| at.positions[q + i.min(n - 1)] - base);
+            let sums = &mut sums[(q - tile.start) * block..(q - tile.start + n) * block];
+            // every read of the block is inside `x`: the kernel reads without bounds checks
+            let reach = (channels.len() - 1) * at.plane + pos[n - 1] + at.taps.iter().max().copied().unwrap_or(0);
+            let x = &x[base..];
+            assert!(reach < x.len(), "conv2d blocked kernel: a read past the input");
+            let first = c0 == 0;
+            match (n, taps) {
+                (6, 9) => block_sums::<S, V, 6, 9>(s, x, &pos, at, w, sums, first),
+                (6, _) => block_sums::<S, V, 6, 0>(s, x, &pos, at, w, sums, first),
+                (5, 9) => block_sums::<S, V, 5, 9>(s, x, &pos, at, w, sums, first),
+                (5, _) => block_sums::<S, V, 5, 0>(s, x, &pos, at, w, sums, first),
+                (4, _) => block_sums::<S, V, 4, 0>(s, x, &pos, at, w, sums, first),
+                (3, _) => block_sums::<S, V, 3, 0>(s, x, &pos, at, w, sums, first),
+                (2, _) => block_sums::<S, V, 2, 0>(s, x, &pos, at, w, sums, first),
+                (_, _) => block_sums::<S, V, 1, 0>(s, x, &pos, at, w, sums, first),
+            }
+            q += n;
+        }
+    }
+}
+
+/// One register block: `V` vectors of output channels by `P` positions (`pos`, from `x`'s
+/// start), summed over `w`'s input channels and taps, stored to `sums` (`[P, block]`) or,
+/// unless `first`, added to it. `T`
+/// is the tap count when known at build time (0 otherwise). The caller checks that every read
+/// (the last channel's, at the last position's last tap) is inside `x`; the reads here are not
+/// checked again (with a check per broadcast, a block ran ~10 % slower).
+#[inline(always)]
+fn block_sums<S: F32Simd, const V: usize, const P: usize, const T: usize>(
+    s: S,
+    x: &[f32],
+    pos: &[usize; POSITIONS],
+    at: &Offsets,
+    w: &[f32],
+    sums: &mut [f32],
+    first: bool,
+) {
+    let (lanes, block) = (S::LANES, V * S::LANES);
+    let taps = if T > 0 { &at.taps[..T] } else { &at.taps[..] };
+    {
+        let pos: [usize; P] = core::array::from_fn(|p| pos[p]);
+        let sums = &mut sums[..P * block];
+        let mut acc = [[s.splat(0.0); V]; P];
+        if !first {
+            for (p, acc) in acc.iter_mut().enumerate() {
+                *acc = core::array::from_fn(|v| s.load(&sums[p * block + v * lanes..]));
+            }
+        }
+        for (c, w) in w.chunks_exact(taps.len() * block).enumerate() {
+            for (&off, w) in taps.iter().zip(w.chunks_exact(block)) {
+                let wv: [S::V; V] = core::array::from_fn(|v| s.load(&w[v * lanes..]));
+                for (p, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: `c * plane + off + pos[p]` is at most the caller's checked reach:
+                    // `c` is below the chunk's channel count (`w` holds their weights), `off` one
+                    // of the taps and `pos[p]` at most the last position.
+                    let xv = s.splat(unsafe { *x.get_unchecked(c * at.plane + off + pos[p]) });
+                    for (acc, &wv) in acc.iter_mut().zip(&wv) {
+                        *acc = s.mul_add(wv, xv, *acc);
+                    }
+                }
+            }
+        }
+        for (p, acc) in acc.iter().enumerate() {
+            for (v, &acc) in acc.iter().enumerate() {
+                s.store(&mut sums[p * block + v * lanes..], acc);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition (integer values: every sum is exact in f32).
+    fn definition(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let mut y = vec![0.0; g.batch * g.out_channels * g.output_pixels()];
+        for (i, y) in y.iter_mut().enumerate() {
+            let (n, o, q) = (
+                i / (g.out_channels * g.output_pixels()),
+                (i / g.output_pixels()) % g.out_channels,
+                i % g.output_pixels(),
+            );
+            let (oi, oj) = (q / g.output[1], q % g.output[1]);
+            for c in 0..g.in_channels {
+                for ki in 0..g.kernel[0] {
+                    for kj in 0..g.kernel[1] {
+                        let ii = (oi * g.stride[0] + ki * g.dilation[0]).checked_sub(g.padding[0]);
+                        let ij = (oj * g.stride[1] + kj * g.dilation[1]).checked_sub(g.padding[1]);
+                        let (Some(ii), Some(ij)) = (ii, ij) else { continue };
+                        if ii < g.input[0] && ij < g.input[1] {
+                            let xv = x[((n * g.in_channels + c) * g.input[0] + ii) * g.input[1] + ij];
+                            *y += xv * w[((o * g.in_channels + c) * g.kernel[0] + ki) * g.kernel[1] + kj];
+                        }
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// Every build this CPU runs against the definition: stride, padding, dilation, a kernel
+    /// of 6 taps (no unrolled loop), a partial block of output channels, input channels in
+    /// several chunks, tiles with a short last register block, batches split by image and by
+    /// block; then `accumulate` and the epilogue.
+    #[test]
+    fn matches_the_definition() {
+        let builds =
+            [Simd::Baseline, Simd::Avx2, Simd::Avx512].into_iter().filter(|&s| s as u8 <= Simd::detect() as u8);
+        for k in builds.filter_map(BlockedConv::with) {
+            let block = k.block();
+            let cases = [
+                (1, 37, block, [7, 7], [3, 3], [1, 1], [1, 1], [1, 1]),
+                (3, 16, block + 3, [9, 8], [3, 3], [2, 2], [1, 1], [1, 1]),
+                (2, 20, 2 * block, [17, 15], [3, 3], [1, 1], [1, 1], [1, 1]),
+                (1, 18, block, [8, 8], [1, 1], [2, 2], [0, 0], [1, 1]),
+                (2, 17, block - 1, [9, 10], [2, 3], [1, 2], [2, 1], [2, 1]),
+            ];
+            // (Miri, slower by a few thousand times, runs the cases without large planes)
+            for (batch, inputs, out, input, kernel, stride, padding, dilation) in
+                cases.into_iter().filter(|c| !cfg!(miri) || c.3[0] < 10)
+            {
+                let g = ConvGeometry::new(batch, inputs, out, 1, input, kernel, stride, padding, dilation).unwrap();
+                let x: Vec<f32> = (0..batch * inputs * g.input_pixels()).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+                let w: Vec<f32> = (0..out * g.patch_len()).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+                let want = definition(&x, &w, &g);
+                let packed = k.pack(&w, &g);
+                let mut y = vec![f32::NAN; want.len()];
+                k.forward(&x, &packed, &g, &mut y, false, None);
+                assert_eq!(y, want, "{:?} {g:?}", k.simd);
+                let then = |c: usize, seg: &mut [f32]| seg.iter_mut().for_each(|v| *v -= c as f32);
+                k.forward(&x, &packed, &g, &mut y, true, Some(&then));
+                for (i, (&y, &v)) in y.iter().zip(&want).enumerate() {
+                    let c = (i / g.output_pixels()) % out;
+                    assert_eq!(y, 2.0 * v - c as f32, "{:?} {g:?} at {i}", k.simd);
+                }
+            }
+        }
+    }
+
+    /// A runtime's packed weights give what the other paths give without them.
+    #[test]
+    fn packed_once_matches_the_forward() {
+        let Some(k) = BlockedConv::detect() else { return };
+        let batch = 1;
+        let g = ConvGeometry::new(batch, 16, 64 * crate::par::threads(), 1, [28, 28], [3, 3], [2, 2], [1, 1], [1, 1])
+            .unwrap();
+        assert_eq!(k.worthwhile(&g), crate::par::threads() > 1);
+        if !k.worthwhile(&g) {
+            return;
+        }
+        let x: Vec<f32> = (0..batch * 16 * 28 * 28).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let w: Vec<f32> = (0..g.out_channels * 16 * 9).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+        let packed = super::super::conv::blocked_filters(&w, &g).expect("worthwhile");
+        let (mut a, mut b) = (vec![0.0; g.out_channels * 196], vec![0.0; g.out_channels * 196]);
+        super::super::conv::conv2d_forward(&x, &w, &g, &mut a, false, None, Some(&packed));
+        super::super::conv::conv2d_forward(&x, &w, &g, &mut b, false, None, None);
+        assert_eq!(a, b);
+        assert_eq!(a, definition(&x, &w, &g));
+    }
+}
