@@ -196,8 +196,8 @@ pub struct Runtime {
     /// Per node, per input: whether this is the value's last read (so its buffer may be reused).
     last_read: Vec<Vec<bool>>,
     /// Per node: a convolution's constant weights packed once for its kernel, where it reads
-    /// them packed (at batch 1, repacking 512x512x3x3 weights on every run cost as much as a
-    /// tenth of the convolution).
+    /// them packed (packed on every run, 512x512x3x3 weights cost more than the kernel gains:
+    /// 2x slower at batch 1).
     packed: Vec<Option<BlockedFilters>>,
     dev: Cpu,
 }

@@ -10,9 +10,10 @@
 //! once per call, or once per graph for a runtime's constant weights (this layout is what
 //! onnxruntime's NCHWc kernels use for theirs).
 //!
-//! Measured on ResNet-18's layers at batch 1, 2 threads, interleaved with the paths they replace
-//! (unfold + gemm, and the row kernel on stride-2 phases): 1.2-1.45x faster at 28x28, 14x14 and
-//! 7x7, and for every stride-2 3x3 layer.
+//! Measured on ResNet-18 in a graph runtime at batch 1, 2 threads, interleaved with the paths it
+//! replaces (unfold + gemm, and the row kernel, on stride-2 phases for strided layers): 12-29 %
+//! faster on the layers with 28x28 and 14x14 outputs, even at 7x7, 11 % on the whole model (see
+//! [`BlockedConv::worthwhile`]).
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_variables))]
 
 use super::conv::Then;
@@ -29,9 +30,11 @@ use core::ops::Range;
 /// Output positions per register block.
 const POSITIONS: usize = 6;
 
-/// Output positions whose sums a task holds at a time (`[positions, block]`, 48 KiB with
-/// AVX-512), while the weights of a chunk of input channels stay in L1 across them.
-const TILE: usize = 32 * POSITIONS;
+/// At most this many output positions have their sums held at a time (`[positions, block]`,
+/// 64 KiB with AVX-512, in L2), while the weights of a chunk of input channels stay in L1
+/// across them; a plane is split into tiles of equal lengths (784 positions as 4 x 196, not
+/// 3 x 256 + 16: each tile reads all of the block's weights again).
+const TILE: usize = 256;
 
 /// A chunk of input channels has at most this many packed weights (18 KiB), so that they stay
 /// in the L1 cache across a tile's register blocks (the block's sums go back to the tile
@@ -85,21 +88,21 @@ impl BlockedConv {
     }
 
     /// Whether this kernel, with weights packed once, is the forward's fastest path for `g`.
-    /// Measured on ResNet-18's layers in a graph runtime at batch 1, packed and unpacked
-    /// interleaved in one process: the stride-2 3x3 layers with 28x28 and 14x14 outputs ran
-    /// 1.2-1.3x faster than the row kernel on stride-2 phases (and never slower); the layers
-    /// with 7x7 outputs ran 5-10 % slower than unfold + gemm, and the stride-1 layers at 28x28
-    /// and 14x14 went from 1.15x faster to 1.1x slower with this machine's speed phases. So:
-    /// one group, a stride, outputs of at least 14x14, not 1x1 (its subsampling unfold and
-    /// gemm ran 2x faster), whole blocks of output channels for the threads (a block a task),
-    /// input channels enough to fill the sums between their trips to memory, and a batch
-    /// smaller than the threads (at batch 32 the layers measured 0.8-1.3x the other paths, by
-    /// layer and task order, within this machine's noise: left for a later change).
+    /// Measured on ResNet-18's layers in a graph runtime at batch 1, with and without packed
+    /// weights interleaved in one process: 12-20 % faster than the row kernel and unfold +
+    /// gemm at 28x28 and 14x14, 21-29 % for the stride-2 layers with 28x28 and 14x14 outputs,
+    /// even at 7x7 (where the 9 MB of weights stream from memory either way); 11 % on the
+    /// whole model. So: one group; a stride, or outputs of at most 28x28 (a 56x56 plane at
+    /// stride 1 is the row kernel's, whose junk columns are few there); not 1x1 (its
+    /// subsampling unfold and gemm ran 2x faster); whole blocks of output channels for the
+    /// threads (a block a task, so 64 channels at batch 1 stay with the row kernel); input
+    /// channels enough to fill the sums between their trips to memory; and a batch smaller
+    /// than the threads (at batch 32 the same comparison swung by 20 % on layers it does not
+    /// touch: left for a later change).
     pub(crate) fn worthwhile(&self, g: &ConvGeometry) -> bool {
         let block = self.block();
         g.groups == 1
-            && g.stride != [1, 1]
-            && g.output_pixels() >= 14 * 14
+            && (g.stride != [1, 1] || g.output_pixels() <= 28 * 28)
             && g.kernel != [1, 1]
             && g.out_channels.is_multiple_of(block)
             && g.batch * (g.out_channels / block) >= crate::par::threads()
@@ -190,11 +193,12 @@ impl BlockedConv {
             }
         };
         let per_block = inputs * taps * block;
+        let tile_len = op.div_ceil(op.div_ceil(TILE));
         // one block of output channels of one image: its weights, and its rows of `y`
         let one_block = |xp: &[f32], b: usize, rows: &mut [f32], sums: &mut [f32]| {
             let weights = &f.data[b * per_block..(b + 1) * per_block];
-            for first in (0..op).step_by(TILE) {
-                let tile = first..(first + TILE).min(op);
+            for first in (0..op).step_by(tile_len) {
+                let tile = first..(first + tile_len).min(op);
                 let sums = &mut sums[..tile.len() * block];
                 self.tile(xp, &at, weights, tile.clone(), sums);
                 for (r, row) in rows.chunks_exact_mut(op).enumerate() {
@@ -211,7 +215,7 @@ impl BlockedConv {
                 }
             }
         };
-        let sums_len = TILE.min(op.next_multiple_of(POSITIONS)) * block;
+        let sums_len = tile_len * block;
         let (image_in, image_out, padded) = (inputs * h * w, out * op, inputs * plane);
         let blocks = out.div_ceil(block);
         // Tasks of one block of output channels each, over a group of images: block-major, so
@@ -303,8 +307,18 @@ fn tile_blocks<S: F32Simd, const V: usize>(
         // block of 1 loads as many weights as a block of 6)
         let len = tile.len();
         let blocks = len.div_ceil(POSITIONS);
+        // The next chunk's weights are asked for, a share per register block, while this
+        // chunk's are summed: they come from memory when the weights outgrow the caches, and
+        // the hardware prefetcher stops at each 4 KiB page (measured: 3 % on ResNet-18 at batch
+        // 1, 5-10 % on its 7x7 and 14x14 layers).
+        let next = weights.get(channels.end * per_channel..).unwrap_or(&[]);
+        let next = &next[..next.len().min(chunk * per_channel)];
+        let share = next.len().div_ceil(blocks).next_multiple_of(16);
         let mut q = tile.start;
         for i in 0..blocks {
+            for line in next.iter().skip(i * share).take(share).step_by(16) {
+                prefetch_l2(line);
+            }
             let n = len / blocks + usize::from(i < len % blocks);
             let base = at.positions[q];
             // the block's positions from its first (a short last block repeats its last one)
@@ -328,6 +342,18 @@ fn tile_blocks<S: F32Simd, const V: usize>(
             q += n;
         }
     }
+}
+
+/// Asks for the cache line at `p` to be brought into L2 (a hint: any address is allowed).
+#[inline(always)]
+fn prefetch_l2(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T1 }>(p.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// One register block: `V` vectors of output channels by `P` positions (`pos`, from `x`'s
@@ -412,8 +438,8 @@ mod tests {
 
     /// Every build this CPU runs against the definition: stride, padding, dilation, a kernel
     /// of 6 taps (no unrolled loop), a partial block of output channels, input channels in
-    /// several chunks, tiles with a short last register block, batches split by image and by
-    /// block; then `accumulate` and the epilogue.
+    /// several chunks, planes of several tiles, register blocks of unequal sizes, batches
+    /// split by image and by block; then `accumulate` and the epilogue.
     #[test]
     fn matches_the_definition() {
         let builds =
@@ -423,7 +449,7 @@ mod tests {
             let cases = [
                 (1, 37, block, [7, 7], [3, 3], [1, 1], [1, 1], [1, 1]),
                 (3, 16, block + 3, [9, 8], [3, 3], [2, 2], [1, 1], [1, 1]),
-                (2, 20, 2 * block, [17, 15], [3, 3], [1, 1], [1, 1], [1, 1]),
+                (2, 20, 2 * block, [17, 17], [3, 3], [1, 1], [1, 1], [1, 1]),
                 (1, 18, block, [8, 8], [1, 1], [2, 2], [0, 0], [1, 1]),
                 (2, 17, block - 1, [9, 10], [2, 3], [1, 2], [2, 1], [2, 1]),
             ];
