@@ -566,26 +566,9 @@ fn split(g: &ConvGeometry) -> (bool, bool) {
     (images, !images)
 }
 
-fn forward<T: GemmScalar>(
-    x: &[T],
-    w: &[T],
-    g: &ConvGeometry,
-    y: &mut [T],
-    accumulate: bool,
-    then: Then<'_, T>,
-    packed: Option<&BlockedFilters>,
-) {
+fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accumulate: bool, then: Then<'_, T>) {
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
-    // Weights packed once (a graph runtime's constants) take the channel-blocked kernel; packed
-    // on each call they cost more than it gains (at batch 1, 512 channels at 7x7 ran 2x slower:
-    // 9 MB of weights rewritten per call).
-    let blocked = BlockedConv::detect().zip(packed);
-    if let (Some((k, f)), Some(x)) = (blocked, downcast::<T, f32>(x)) {
-        let y = downcast_mut::<T, f32>(y).expect("T is f32");
-        let then = then.map(|f| move |c: usize, s: &mut [f32]| f(c, downcast_mut::<f32, T>(s).expect("T is f32")));
-        return k.forward(x, f, g, y, accumulate, then.as_ref().map(|f| f as _));
-    }
     let kernel = DirectConv::detect().filter(|_| downcast::<T, f32>(x).is_some());
     if let Some((k, s)) = kernel.and_then(|k| Shifted::direct(g, &k).map(|s| (k, s))) {
         return forward_shifted(x, w, g, &s, Some(k), y, accumulate, then);
@@ -678,7 +661,7 @@ fn flipped_transposed<T: GemmScalar>(w: &[T], g: &ConvGeometry) -> Vec<T> {
 /// unfolding `tile` output pixels at a time and folding them back.
 fn input_grad<T: GemmScalar>(gy: &[T], w: &[T], g: &ConvGeometry, gx: &mut [T], tile: usize) {
     if let Some(t) = input_grad_as_convolution(g) {
-        return forward(gy, &flipped_transposed(w, g), &t, gx, true, None, None);
+        return forward(gy, &flipped_transposed(w, g), &t, gx, true, None);
     }
     let (cg, og, patch, ip, op) =
         (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
@@ -708,7 +691,7 @@ fn input_grad<T: GemmScalar>(gy: &[T], w: &[T], g: &ConvGeometry, gx: &mut [T], 
 }
 
 /// The layout of a convolution seen through shifted views. Each input plane is copied with its
-/// zero border (`padded` = `[hp, wp]`) and split into `sh x sw` phase planes of `phase` =
+/// zero border (`[hp, wp]`) and split into `sh x sw` phase planes of `phase` =
 /// `[ceil(hp / sh), ceil(wp / sw)]` (phase `(a, b)` holds the padded rows `a, a + sh, ..` and
 /// columns `b, b + sw, ..`; with stride 1 there is one phase, the padded plane itself). The
 /// channels' copies are `plane` elements apart, the elements past the last phase zero. The
@@ -719,7 +702,6 @@ fn input_grad<T: GemmScalar>(gy: &[T], w: &[T], g: &ConvGeometry, gx: &mut [T], 
 /// is the same copy at its own offset, a strided view, so no unfolded copy is needed.
 #[derive(Clone, Copy)]
 struct Shifted {
-    padded: [usize; 2],
     phase: [usize; 2],
     plane: usize,
     /// Positions of the wide output grid: `oh * phase[1]`.
@@ -778,7 +760,7 @@ impl Shifted {
         let phase = [padded[0].div_ceil(sh), padded[1].div_ceil(sw)];
         // the last phase's taps reach `(kw - 1) dw / sw` columns past its end
         let plane = sh * sw * phase[0] * phase[1] + (g.kernel[1] - 1) * g.dilation[1] / sw;
-        Self { padded, phase, plane, wide: oh * phase[1] }
+        Self { phase, plane, wide: oh * phase[1] }
     }
 
     /// The offset of tap `t` (`ki * kw + kj`) in a channel's copy.
@@ -793,7 +775,7 @@ impl Shifted {
     /// their zero borders, split into phases (those no tap reads left as they were: only junk
     /// outputs read them).
     fn pad_input<T: GemmScalar>(&self, g: &ConvGeometry, x: &[T], xp: &mut [T], parallel: bool) {
-        let ([h, w], [ph, pw], [_, wp], [sh, sw], [hq, wq]) = (g.input, g.padding, self.padded, g.stride, self.phase);
+        let ([h, w], [ph, pw], [sh, sw], [hq, wq]) = (g.input, g.padding, g.stride, self.phase);
         // only the phases some tap reads are written (a 1x1 stride-2 kernel reads one of four)
         let used = |axis: usize, p: usize| (0..g.kernel[axis]).any(|k| k * g.dilation[axis] % g.stride[axis] == p);
         let (rows, cols): (Vec<bool>, Vec<bool>) =
@@ -825,17 +807,9 @@ impl Shifted {
                 }
             }
         };
-        let plain = |(src, dst): (&[T], &mut [T])| {
-            dst[..ph * wp].fill(T::ZERO);
-            for (r, row) in src.chunks_exact(w).enumerate() {
-                let line = &mut dst[(ph + r) * wp..(ph + r + 1) * wp];
-                line[..pw].fill(T::ZERO);
-                line[pw..pw + w].copy_from_slice(row);
-                line[pw + w..].fill(T::ZERO);
-            }
-            dst[(ph + h) * wp..].fill(T::ZERO);
+        let one_channel = |(src, dst): (&[T], &mut [T])| {
+            if [sh, sw] == [1, 1] { pad_plane(src, dst, g.input, g.padding) } else { phased((src, dst)) }
         };
-        let one_channel = |pair: (&[T], &mut [T])| if [sh, sw] == [1, 1] { plain(pair) } else { phased(pair) };
         if parallel {
             x.par_chunks(h * w).zip(xp.par_chunks_mut(self.plane)).for_each(one_channel);
         } else {
@@ -854,6 +828,20 @@ impl Shifted {
             }
         }
     }
+}
+
+/// One channel's plane (`[h, w]`, the geometry's `input`) into `dst` with its zero borders
+/// (`padding` on each side), as rows of `w + 2 pw`; elements past the padded plane are zeroed.
+pub(super) fn pad_plane<T: GemmScalar>(src: &[T], dst: &mut [T], [h, w]: [usize; 2], [ph, pw]: [usize; 2]) {
+    let wp = w + 2 * pw;
+    dst[..ph * wp].fill(T::ZERO);
+    for (r, row) in src.chunks_exact(w).enumerate() {
+        let line = &mut dst[(ph + r) * wp..(ph + r + 1) * wp];
+        line[..pw].fill(T::ZERO);
+        line[pw..pw + w].copy_from_slice(row);
+        line[pw + w..].fill(T::ZERO);
+    }
+    dst[(ph + h) * wp..].fill(T::ZERO);
 }
 
 /// One input row into its two column phases of stride 2 (`even` and `odd`, each from the row's
@@ -1085,13 +1073,20 @@ pub(crate) fn conv2d_forward<E: Float>(
     let in_kernel = if native { then } else { None };
     let then32 = in_kernel.map(|f| move |c: usize, s: &mut [f32]| f(c, downcast_mut::<f32, E>(s).expect("E is f32")));
     let then64 = in_kernel.map(|f| move |c: usize, s: &mut [f64]| f(c, downcast_mut::<f64, E>(s).expect("E is f64")));
+    // Weights packed once (a graph runtime's constants) take the channel-blocked kernel; packed
+    // on each call they cost more than it gains (at batch 1, 512 channels at 7x7 ran 2x slower:
+    // 9 MB of weights rewritten per call).
+    if let (Some(f), Some(k), Some(x)) = (packed, BlockedConv::detect(), downcast::<E, f32>(x)) {
+        let y = downcast_mut::<E, f32>(y).expect("E is f32");
+        return k.forward(x, f, g, y, accumulate, then32.as_ref().map(|f| f as _));
+    }
     in_gemm_type(
         x,
         w,
         y,
         accumulate,
-        |x, w, y| forward(x, w, g, y, accumulate, then32.as_ref().map(|f| f as _), packed.filter(|_| native)),
-        |x, w, y| forward(x, w, g, y, accumulate, then64.as_ref().map(|f| f as _), None),
+        |x, w, y| forward(x, w, g, y, accumulate, then32.as_ref().map(|f| f as _)),
+        |x, w, y| forward(x, w, g, y, accumulate, then64.as_ref().map(|f| f as _)),
     );
     if let (false, Some(then)) = (native, then) {
         for (row, seg) in y.chunks_mut(g.output_pixels().max(1)).enumerate() {

@@ -16,12 +16,12 @@
 //! [`BlockedConv::worthwhile`]).
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_variables))]
 
-use super::conv::Then;
+use super::conv::{Then, pad_plane};
 use super::fast_math::Simd;
 use super::matmul::GemmScalar;
 #[cfg(target_arch = "x86_64")]
 use super::vector::{Avx2, Avx512};
-use super::vector::{F32Simd, Scalar};
+use super::vector::{F32Simd, Scalar, prefetch};
 use crate::compat::prelude::*;
 use crate::device::ConvGeometry;
 use crate::par::*;
@@ -182,14 +182,7 @@ impl BlockedConv {
         };
         let pad = |x: &[f32], xp: &mut [f32]| {
             for (src, dst) in x.chunks_exact(h * w).zip(xp.chunks_exact_mut(plane)) {
-                dst[..ph * wp].fill(0.0);
-                for (r, row) in src.chunks_exact(w).enumerate() {
-                    let line = &mut dst[(ph + r) * wp..(ph + r + 1) * wp];
-                    line[..pw].fill(0.0);
-                    line[pw..pw + w].copy_from_slice(row);
-                    line[pw + w..].fill(0.0);
-                }
-                dst[(ph + h) * wp..].fill(0.0);
+                pad_plane(src, dst, g.input, g.padding);
             }
         };
         let per_block = inputs * taps * block;
@@ -317,7 +310,7 @@ fn tile_blocks<S: F32Simd, const V: usize>(
         let mut q = tile.start;
         for i in 0..blocks {
             for line in next.iter().skip(i * share).take(share).step_by(16) {
-                prefetch_l2(line);
+                prefetch::<false>(line);
             }
             let n = len / blocks + usize::from(i < len % blocks);
             let base = at.positions[q];
@@ -344,22 +337,10 @@ fn tile_blocks<S: F32Simd, const V: usize>(
     }
 }
 
-/// Asks for the cache line at `p` to be brought into L2 (a hint: any address is allowed).
-#[inline(always)]
-fn prefetch_l2(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T1 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// One register block: `V` vectors of output channels by `P` positions (`pos`, from `x`'s
 /// start), summed over `w`'s input channels and taps, stored to `sums` (`[P, block]`) or,
-/// unless `first`, added to it. `T`
-/// is the tap count when known at build time (0 otherwise). The caller checks that every read
+/// unless `first`, added to it. `T` is the tap count when known at build time (0 otherwise).
+/// The caller checks that every read
 /// (the last channel's, at the last position's last tap) is inside `x`; the reads here are not
 /// checked again (with a check per broadcast, a block ran ~10 % slower).
 #[inline(always)]

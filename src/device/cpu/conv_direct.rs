@@ -13,9 +13,9 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_variables))]
 
 use super::fast_math::Simd;
-use super::vector::F32Simd;
 #[cfg(target_arch = "x86_64")]
 use super::vector::{Avx2, Avx512};
+use super::vector::{F32Simd, prefetch};
 use crate::compat::prelude::*;
 use crate::par::*;
 
@@ -186,7 +186,7 @@ fn add_channel<S: F32Simd, const R: usize, const C: usize, const T: usize>(
     let offsets = if T > 0 { &offsets[..T] } else { offsets };
     for (&off, w) in offsets.iter().zip(w.chunks_exact(R)) {
         for v in 0..C {
-            prefetch(x.as_ptr().wrapping_add(next + off + v * lanes));
+            prefetch::<true>(x.as_ptr().wrapping_add(next + off + v * lanes));
         }
         // one bounds check for the tap's vectors (the loads' own are then known to pass)
         let taps = &x[off..off + C * lanes];
@@ -198,18 +198,6 @@ fn add_channel<S: F32Simd, const R: usize, const C: usize, const T: usize>(
             }
         }
     }
-}
-
-/// Asks for the cache line at `p` to be brought into L1 (a hint: any address is allowed).
-#[inline(always)]
-fn prefetch(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Every `R x (C vectors)` block of the output, for a chunk of input channels at a time (see

@@ -68,6 +68,20 @@ pub(super) struct Avx512(pub(super) ());
 #[derive(Clone, Copy)]
 pub(super) struct Avx2(pub(super) ());
 
+/// Asks for the cache line at `p` to be brought into L1 (`L1`) or L2 (a hint: any address is
+/// allowed).
+#[inline(always)]
+pub(super) fn prefetch<const L1: bool>(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
+    unsafe {
+        use core::arch::x86_64::{_MM_HINT_T0, _MM_HINT_T1, _mm_prefetch};
+        if L1 { _mm_prefetch::<_MM_HINT_T0>(p.cast()) } else { _mm_prefetch::<_MM_HINT_T1>(p.cast()) }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// One lane in plain scalar code, on any CPU: the vector kernels' reference build (tests run
 /// it, Miri included, where the CPU or the interpreter has no vector build).
 #[derive(Clone, Copy)]
