@@ -7,6 +7,7 @@
 
 use super::fast_math::Simd;
 use super::strided::{PAR_THRESHOLD, zip_map};
+use super::vector::prefetch;
 use crate::compat::prelude::*;
 use crate::device::Layout;
 use crate::dtypes::Float;
@@ -50,12 +51,23 @@ fn combine<A: Float>(kind: ReduceKind, acc: A, v: A) -> A {
 /// no faster than the memory.
 const LANES: usize = 32;
 
+/// How far ahead of the fold its input is asked into L1, one request per cache line. The
+/// hardware prefetcher alone kept a core at ~21 GB/s on a 4096x4096 f32 sum; asking 4 KiB
+/// ahead made the sum 5-10 % faster (in-process A/B and `benches/ops.rs`, this machine's
+/// Xeon), 2 and 8 KiB about the same.
+const PREFETCH_BYTES: usize = 4096;
+
 /// Folds a contiguous slice with [`LANES`] independent accumulators, so the loop vectorises.
 #[inline(always)]
 fn fold_lanes<E: Float>(s: &[E], init: E::Acc, f: impl Fn(E::Acc, E::Acc) -> E::Acc) -> E {
     let mut lanes = [init; LANES];
     let mut chunks = s.chunks_exact(LANES);
-    for c in &mut chunks {
+    let ahead = s.as_ptr().cast::<u8>().wrapping_add(PREFETCH_BYTES);
+    for (k, c) in (&mut chunks).enumerate() {
+        // Past the slice's end the address is never read: a prefetch does not fault.
+        for line in (0..LANES * size_of::<E>()).step_by(64) {
+            prefetch::<true>(ahead.wrapping_add(k * LANES * size_of::<E>() + line).cast());
+        }
         for i in 0..LANES {
             lanes[i] = f(lanes[i], c[i].to_acc());
         }
