@@ -23,16 +23,57 @@ pub(crate) fn threads() -> usize {
 /// Runs `f` on a worker of the thread pool, at once when already on one. A caller outside the
 /// pool hands each parallel kernel to the pool and sleeps until it ends, which costs two thread
 /// wake-ups per kernel: a graph of many small kernels pays that at every node, where a worker
-/// runs its kernels' first task itself and the other workers, still spinning from the last
-/// kernel, take the rest.
+/// runs its kernels' first task itself and the other workers take the rest.
+///
+/// From outside the pool, the other workers also spin until `f` ends, taking tasks as they come
+/// (what onnxruntime's threads do during a run), instead of falling asleep between two kernels
+/// and waiting to be woken for the next: measured in-process, alternating runs of one graph
+/// runtime with and without, ResNet-18 at batch 1 had a lower median in each of 5 rounds (by 1-2
+/// %), and so did the digits CNN at batch 32.
 pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     #[cfg(feature = "std")]
     {
-        if rayon::current_thread_index().is_some() { f() } else { rayon::scope(|_| f()) }
+        if rayon::current_thread_index().is_some() {
+            return f();
+        }
+        let done = core::sync::atomic::AtomicBool::new(false);
+        rayon::scope(|s| {
+            let owner = rayon::current_thread_index();
+            let done = &done;
+            for _ in 1..rayon::current_num_threads() {
+                s.spawn(move |_| {
+                    // (a spinner left in `f`'s own queue, and run by its thread while it waits
+                    // on a kernel, must not keep that thread from `f`)
+                    if rayon::current_thread_index() == owner {
+                        return;
+                    }
+                    while !done.load(core::sync::atomic::Ordering::Acquire) {
+                        if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                            core::hint::spin_loop();
+                        }
+                    }
+                });
+            }
+            // set when `f` returns or unwinds: the spinners stop, and the scope (which waits
+            // for them) ends
+            let _end = Done(done);
+            f()
+        })
     }
     #[cfg(not(feature = "std"))]
     {
         f()
+    }
+}
+
+/// Sets its flag when dropped: the end of [`on_pool`]'s work, panicking or not.
+#[cfg(feature = "std")]
+struct Done<'a>(&'a core::sync::atomic::AtomicBool);
+
+#[cfg(feature = "std")]
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, core::sync::atomic::Ordering::Release);
     }
 }
 
@@ -134,5 +175,21 @@ mod seq {
         fn par_chunks_mut(&mut self, n: usize) -> Seq<core::slice::ChunksMut<'_, T>> {
             Seq(self.chunks_mut(n))
         }
+    }
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn on_pool_runs_kernels_and_ends_when_its_work_panics() {
+        let sum: u64 = on_pool(|| (0..100_000u64).into_par_iter().map(|v| v % 7).sum());
+        assert_eq!(sum, (0..100_000u64).map(|v| v % 7).sum::<u64>());
+        // the spinners stop when the work unwinds, so the call returns the panic
+        let caught = std::panic::catch_unwind(|| on_pool(|| -> u64 { panic!("inside the pool") }));
+        assert!(caught.is_err());
+        // and the pool still works afterwards
+        assert_eq!(on_pool(|| (1..=100u64).into_par_iter().sum::<u64>()), 5050);
     }
 }
