@@ -340,9 +340,9 @@ fn tile_blocks<S: F32Simd, const V: usize>(
 /// One register block: `V` vectors of output channels by `P` positions (`pos`, from `x`'s
 /// start), summed over `w`'s input channels and taps, stored to `sums` (`[P, block]`) or,
 /// unless `first`, added to it. `T` is the tap count when known at build time (0 otherwise).
-/// The caller checks that every read
-/// (the last channel's, at the last position's last tap) is inside `x`; the reads here are not
-/// checked again (with a check per broadcast, a block ran ~10 % slower).
+/// The caller checks that every read (the last channel's, at the last position's last tap) is
+/// inside `x`; the reads here are not checked again (with a check per broadcast, a block ran
+/// ~10 % slower).
 #[inline(always)]
 fn block_sums<S: F32Simd, const V: usize, const P: usize, const T: usize>(
     s: S,

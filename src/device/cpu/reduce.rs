@@ -66,7 +66,7 @@ fn fold_lanes<E: Float>(s: &[E], init: E::Acc, f: impl Fn(E::Acc, E::Acc) -> E::
     for (k, c) in (&mut chunks).enumerate() {
         // Past the slice's end the address is never read: a prefetch does not fault.
         for line in (0..LANES * size_of::<E>()).step_by(64) {
-            prefetch::<true>(ahead.wrapping_add(k * LANES * size_of::<E>() + line).cast());
+            prefetch::<true>(ahead.wrapping_add(k * LANES * size_of::<E>() + line));
         }
         for i in 0..LANES {
             lanes[i] = f(lanes[i], c[i].to_acc());

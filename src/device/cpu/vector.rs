@@ -71,7 +71,7 @@ pub(super) struct Avx2(pub(super) ());
 /// Asks for the cache line at `p` to be brought into L1 (`L1`) or L2 (a hint: any address is
 /// allowed).
 #[inline(always)]
-pub(super) fn prefetch<const L1: bool>(p: *const f32) {
+pub(super) fn prefetch<const L1: bool>(p: *const impl Sized) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing the program sees and never faults, whatever the address.
     unsafe {
