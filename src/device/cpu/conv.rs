@@ -1099,7 +1099,15 @@ pub(crate) fn conv2d_forward<E: Float>(
 /// what [`conv2d_forward`] would otherwise pack on each call.
 pub(crate) fn blocked_filters(w: &[f32], g: &ConvGeometry) -> Option<BlockedFilters> {
     check_lens(g, g.batch * g.in_channels * g.input_pixels(), w.len(), g.batch * g.out_channels * g.output_pixels());
-    BlockedConv::detect().filter(|k| k.worthwhile(g)).map(|k| k.pack(w, g))
+    BlockedConv::detect().filter(|k| k.worthwhile(g, unfolds_in_tiles(g))).map(|k| k.pack(w, g))
+}
+
+/// Whether [`forward`] runs f32 `g` on this CPU through [`forward_tiled`]: neither the direct
+/// kernel nor shifted views take it, and an image's unfold is split into tiles.
+fn unfolds_in_tiles(g: &ConvGeometry) -> bool {
+    let direct = DirectConv::detect().and_then(|k| Shifted::direct(g, &k)).is_some();
+    let shifted = Shifted::worthwhile(g).filter(|_| split(g).0).is_some();
+    !direct && !shifted && tile_pixels(g) < g.output_pixels()
 }
 
 /// `gx += ∂(x ⋆ w)/∂x applied to gy`.

@@ -87,7 +87,9 @@ impl BlockedConv {
             }
     }
 
-    /// Whether this kernel, with weights packed once, is the forward's fastest path for `g`.
+    /// Whether this kernel, with weights packed once, is the forward's fastest path for `g`;
+    /// `unfold_tiled`: whether the path it would replace unfolds an image a tile at a time.
+    ///
     /// Measured on ResNet-18's layers in a graph runtime at batch 1, with and without packed
     /// weights interleaved in one process: 12-20 % faster than the row kernel and unfold +
     /// gemm at 28x28 and 14x14, 21-29 % for the stride-2 layers with 28x28 and 14x14 outputs,
@@ -95,18 +97,24 @@ impl BlockedConv {
     /// whole model. So: one group; a stride, or outputs of at most 28x28 (a 56x56 plane at
     /// stride 1 is the row kernel's, whose junk columns are few there); not 1x1 (its
     /// subsampling unfold and gemm ran 2x faster); whole blocks of output channels for the
-    /// threads (a block a task, so 64 channels at batch 1 stay with the row kernel); input
-    /// channels enough to fill the sums between their trips to memory; and a batch smaller
-    /// than the threads (at batch 32 the same comparison swung by 20 % on layers it does not
-    /// touch: left for a later change).
-    pub(crate) fn worthwhile(&self, g: &ConvGeometry) -> bool {
+    /// threads (a block a task, so 64 channels at batch 1 stay with the row kernel); and input
+    /// channels enough to fill the sums between their trips to memory.
+    ///
+    /// With at least an image per thread, only where the other path is the tiled unfold, whose
+    /// every tile's product repacks the weights (2.4 MB for 256 channels, 64 times a layer at
+    /// batch 32): ResNet-18's 14x14 layers at batch 32, three configurations alternating in one
+    /// process, ran 6-23 % faster here than tiled (their 82 % valid grid also beat the row
+    /// kernel). Where the row kernel takes the layer (28x28 at a stride of 2: 6 % slower here)
+    /// or whole images are unfolded side by side into one product (7x7: even to 12 % slower
+    /// here), those stay.
+    pub(crate) fn worthwhile(&self, g: &ConvGeometry, unfold_tiled: bool) -> bool {
         let block = self.block();
         g.groups == 1
             && (g.stride != [1, 1] || g.output_pixels() <= 28 * 28)
             && g.kernel != [1, 1]
             && g.out_channels.is_multiple_of(block)
             && g.batch * (g.out_channels / block) >= crate::par::threads()
-            && g.batch < crate::par::threads()
+            && (g.batch < crate::par::threads() || unfold_tiled)
             && g.in_channels >= 16
     }
 
@@ -463,8 +471,8 @@ mod tests {
         let batch = 1;
         let g = ConvGeometry::new(batch, 16, 64 * crate::par::threads(), 1, [28, 28], [3, 3], [2, 2], [1, 1], [1, 1])
             .unwrap();
-        assert_eq!(k.worthwhile(&g), crate::par::threads() > 1);
-        if !k.worthwhile(&g) {
+        assert_eq!(k.worthwhile(&g, false), crate::par::threads() > 1);
+        if !k.worthwhile(&g, false) {
             return;
         }
         let x: Vec<f32> = (0..batch * 16 * 28 * 28).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
@@ -475,5 +483,27 @@ mod tests {
         super::super::conv::conv2d_forward(&x, &w, &g, &mut b, false, None, None);
         assert_eq!(a, b);
         assert_eq!(a, definition(&x, &w, &g));
+    }
+
+    /// With an image per thread the weights are packed only where the unfold would be tiled
+    /// (256 channels of 14x14, not 16 channels of 28x28), and give what the unfold gives.
+    #[test]
+    fn packed_at_a_batch_per_thread_only_for_tiled_unfolds() {
+        if BlockedConv::detect().is_none() {
+            return;
+        }
+        let batch = crate::par::threads();
+        let small = ConvGeometry::new(batch, 16, 64, 1, [28, 28], [3, 3], [2, 2], [1, 1], [1, 1]).unwrap();
+        let w: Vec<f32> = (0..64 * 16 * 9).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+        assert!(super::super::conv::blocked_filters(&w, &small).is_none());
+        let g = ConvGeometry::new(batch, 256, 64, 1, [14, 14], [3, 3], [1, 1], [1, 1], [1, 1]).unwrap();
+        let x: Vec<f32> = (0..batch * 256 * 196).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+        let w: Vec<f32> = (0..64 * 256 * 9).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
+        let packed = super::super::conv::blocked_filters(&w, &g).expect("a tiled unfold");
+        let (mut a, mut b) = (vec![0.0; batch * 64 * 196], vec![0.0; batch * 64 * 196]);
+        super::super::conv::conv2d_forward(&x, &w, &g, &mut a, false, None, Some(&packed));
+        super::super::conv::conv2d_forward(&x, &w, &g, &mut b, false, None, None);
+        assert_eq!(a, definition(&x, &w, &g));
+        assert_eq!(a, b);
     }
 }
