@@ -179,8 +179,12 @@ macro_rules! gemm_scalar {
                     // thread while the first waits finds the cell empty and allocates its own.
                     let kept = $cell.with(|c| c.try_borrow_mut().ok().map(|mut v| core::mem::take(&mut *v)));
                     if let Some(mut v) = kept {
-                        v.resize(len, 0.0);
-                        let r = f(&mut v[..]);
+                        // grown, never shrunk: a buffer cut to a short call's length was
+                        // zero-filled again by the next long one (nodes alternate sizes)
+                        if v.len() < len {
+                            v.resize(len, 0.0);
+                        }
+                        let r = f(&mut v[..len]);
                         $cell.with(|c| *c.borrow_mut() = v);
                         return r;
                     }
