@@ -104,9 +104,9 @@ impl BlockedConv {
     /// every tile's product repacks the weights (2.4 MB for 256 channels, 64 times a layer at
     /// batch 32): ResNet-18's 14x14 layers at batch 32, three configurations alternating in one
     /// process, ran 6-23 % faster here than tiled, and 10-19 % with this kernel's runs first
-    /// (their 82 % valid grid also beat the row kernel). Where the row kernel takes the layer (28x28 at a stride of 2: 6 % slower here)
-    /// or whole images are unfolded side by side into one product (7x7: even to 12 % slower
-    /// here), those stay.
+    /// (their 82 % valid grid also beat the row kernel). Where the row kernel takes the layer
+    /// (28x28 at a stride of 2: 6 % slower here) or whole images are unfolded side by side into
+    /// one product (7x7: even to 12 % slower here), those stay.
     pub(crate) fn worthwhile(&self, g: &ConvGeometry, unfold_tiled: bool) -> bool {
         let block = self.block();
         g.groups == 1
