@@ -566,25 +566,47 @@ fn split(g: &ConvGeometry) -> (bool, bool) {
     (images, !images)
 }
 
-fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accumulate: bool, then: Then<'_, T>) {
-    let (cg, og, patch, ip, op) =
-        (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
-    let kernel = DirectConv::detect().filter(|_| downcast::<T, f32>(x).is_some());
+/// The way [`forward`] runs a convolution.
+enum ForwardPath {
+    /// Shifted views of the padded input, summed by the direct kernel (f32) or by gemm per tap.
+    Shifted(Shifted, Option<DirectConv>),
+    /// Unfolded a tile of this many output pixels at a time ([`forward_tiled`]).
+    Tiled(usize),
+    /// Unfolded this many images side by side into one product ([`forward_side_by_side`]).
+    SideBySide(usize),
+    /// Each image unfolded whole (or not at all, 1x1) and multiplied alone.
+    PerImage,
+}
+
+/// The path of `g`'s forward, `f32` or not (the direct kernel is f32's), on this CPU.
+fn forward_path(g: &ConvGeometry, f32: bool) -> ForwardPath {
+    let kernel = DirectConv::detect().filter(|_| f32);
     if let Some((k, s)) = kernel.and_then(|k| Shifted::direct(g, &k).map(|s| (k, s))) {
-        return forward_shifted(x, w, g, &s, Some(k), y, accumulate, then);
+        return ForwardPath::Shifted(s, Some(k));
     }
     if let Some(s) = Shifted::worthwhile(g).filter(|_| split(g).0) {
         // (a batch smaller than the threads keeps the unfold, whose single image is split
         // between the threads: shifted, it measured 1.2-1.3x slower at batch 1)
-        return forward_shifted(x, w, g, &s, None, y, accumulate, then);
+        return ForwardPath::Shifted(s, None);
     }
     let tile = tile_pixels(g);
-    if tile < op {
-        return forward_tiled(x, w, g, y, accumulate, tile, then);
+    if tile < g.output_pixels() {
+        return ForwardPath::Tiled(tile);
     }
-    let per_product = images_per_product(g);
-    if per_product > 1 {
-        return forward_side_by_side(x, w, g, y, accumulate, per_product, then);
+    match images_per_product(g) {
+        1 => ForwardPath::PerImage,
+        per_product => ForwardPath::SideBySide(per_product),
+    }
+}
+
+fn forward<T: GemmScalar>(x: &[T], w: &[T], g: &ConvGeometry, y: &mut [T], accumulate: bool, then: Then<'_, T>) {
+    let (cg, og, patch, ip, op) =
+        (g.in_per_group(), g.out_per_group(), g.patch_len(), g.input_pixels(), g.output_pixels());
+    match forward_path(g, downcast::<T, f32>(x).is_some()) {
+        ForwardPath::Shifted(s, k) => return forward_shifted(x, w, g, &s, k, y, accumulate, then),
+        ForwardPath::Tiled(tile) => return forward_tiled(x, w, g, y, accumulate, tile, then),
+        ForwardPath::SideBySide(n) => return forward_side_by_side(x, w, g, y, accumulate, n, then),
+        ForwardPath::PerImage => {}
     }
     let (images, gemm_par) = split(g);
     let mut ys: Vec<&mut [T]> = y.chunks_mut(g.out_channels * op).collect();
@@ -1099,15 +1121,8 @@ pub(crate) fn conv2d_forward<E: Float>(
 /// what [`conv2d_forward`] would otherwise pack on each call.
 pub(crate) fn blocked_filters(w: &[f32], g: &ConvGeometry) -> Option<BlockedFilters> {
     check_lens(g, g.batch * g.in_channels * g.input_pixels(), w.len(), g.batch * g.out_channels * g.output_pixels());
-    BlockedConv::detect().filter(|k| k.worthwhile(g, unfolds_in_tiles(g))).map(|k| k.pack(w, g))
-}
-
-/// Whether [`forward`] runs f32 `g` on this CPU through [`forward_tiled`]: neither the direct
-/// kernel nor shifted views take it, and an image's unfold is split into tiles.
-fn unfolds_in_tiles(g: &ConvGeometry) -> bool {
-    let direct = DirectConv::detect().and_then(|k| Shifted::direct(g, &k)).is_some();
-    let shifted = Shifted::worthwhile(g).filter(|_| split(g).0).is_some();
-    !direct && !shifted && tile_pixels(g) < g.output_pixels()
+    let tiled = matches!(forward_path(g, true), ForwardPath::Tiled(_));
+    BlockedConv::detect().filter(|k| k.worthwhile(g, tiled)).map(|k| k.pack(w, g))
 }
 
 /// `gx += ∂(x ⋆ w)/∂x applied to gy`.
