@@ -17,10 +17,13 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_variables))]
 
 use super::conv::{Then, pad_plane};
+#[cfg(target_arch = "x86_64")]
+use super::conv_asm;
 use super::fast_math::Simd;
 use super::matmul::GemmScalar;
 #[cfg(target_arch = "x86_64")]
 use super::vector::{Avx2, Avx512};
+
 use super::vector::{F32Simd, Scalar, prefetch};
 use crate::compat::prelude::*;
 use crate::device::ConvGeometry;
@@ -59,10 +62,10 @@ pub(crate) struct BlockedConv {
 }
 
 impl BlockedConv {
-    /// The kernel of this CPU: `None` without AVX-512 (with 16 registers, AVX2's blocks are
-    /// too small to beat the other paths).
+    /// The kernel of this CPU: `None` without a vector build. (AVX2's block, 16 channels by 6
+    /// positions, is in assembly: compiled, it was no faster than the other paths.)
     pub(crate) fn detect() -> Option<Self> {
-        Self::with(Simd::detect()).filter(|k| k.simd == Simd::Avx512)
+        Self::with(Simd::detect()).filter(|k| k.simd != Simd::Baseline)
     }
 
     /// The kernel of build `simd` (no higher than [`Simd::detect`]'s).
@@ -107,10 +110,15 @@ impl BlockedConv {
     /// (their 82 % valid grid also beat the row kernel). Where the row kernel takes the layer
     /// (28x28 at a stride of 2: 6 % slower here) or whole images are unfolded side by side into
     /// one product (7x7: even to 12 % slower here), those stay.
+    ///
+    /// On AVX2 (no AVX-512), also stride-1 planes above 28x28: there the row kernel's block is
+    /// 4 channels by 24 positions, and each block reads the whole input again. ResNet-18's
+    /// 56x56 layers at batch 1 on a 2-core AMD EPYC (Zen 3) ran 2.9 ms here against 4.4 ms
+    /// with the row kernel (both compiled from Rust, before their blocks were in assembly).
     pub(crate) fn worthwhile(&self, g: &ConvGeometry, unfold_tiled: bool) -> bool {
         let block = self.block();
         g.groups == 1
-            && (g.stride != [1, 1] || g.output_pixels() <= 28 * 28)
+            && (g.stride != [1, 1] || g.output_pixels() <= 28 * 28 || self.simd == Simd::Avx2)
             && g.kernel != [1, 1]
             && g.out_channels.is_multiple_of(block)
             && g.batch * (g.out_channels / block) >= crate::par::threads()
@@ -259,7 +267,7 @@ impl BlockedConv {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             Simd::Avx2 => unsafe { tile_avx2(xp, at, weights, tile, sums) },
-            _ => tile_blocks::<_, 4>(Scalar, xp, at, weights, tile, sums),
+            _ => tile_blocks::<_, 4, false>(Scalar, xp, at, weights, tile, sums),
         }
     }
 }
@@ -276,19 +284,20 @@ struct Offsets {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn tile_avx512(xp: &[f32], at: &Offsets, weights: &[f32], tile: Range<usize>, sums: &mut [f32]) {
-    tile_blocks::<_, 4>(Avx512(()), xp, at, weights, tile, sums)
+    tile_blocks::<_, 4, false>(Avx512(()), xp, at, weights, tile, sums)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn tile_avx2(xp: &[f32], at: &Offsets, weights: &[f32], tile: Range<usize>, sums: &mut [f32]) {
-    tile_blocks::<_, 2>(Avx2(()), xp, at, weights, tile, sums)
+    tile_blocks::<_, 2, true>(Avx2(()), xp, at, weights, tile, sums)
 }
 
 /// A chunk of input channels at a time (see [`WEIGHTS_IN_L1`]), every register block of the
-/// tile: the first chunk stores its sums, the others add to them.
+/// tile: the first chunk stores its sums, the others add to them. `ASM`: the blocks are
+/// `conv_asm.rs`'s (the AVX2 build, 2 vectors of 8 channels, only).
 #[inline(always)]
-fn tile_blocks<S: F32Simd, const V: usize>(
+fn tile_blocks<S: F32Simd, const V: usize, const ASM: bool>(
     s: S,
     xp: &[f32],
     at: &Offsets,
@@ -300,6 +309,12 @@ fn tile_blocks<S: F32Simd, const V: usize>(
     let per_channel = taps * block;
     // equal chunks (64 channels as 32 + 32, not 56 + 8)
     let chunk = at.inputs.div_ceil(at.inputs.div_ceil((WEIGHTS_IN_L1 / per_channel).max(1)));
+    #[cfg(target_arch = "x86_64")]
+    // (Miri runs no assembly: there the same blocks are compiled from Rust)
+    let table = (ASM && !cfg!(miri)).then(|| {
+        assert!(S::LANES == 8 && V == 2, "conv2d blocked kernel: the assembly block is 2 vectors of 8");
+        conv_asm::TapTable::new(at.plane, &at.taps)
+    });
     for c0 in (0..at.inputs).step_by(chunk) {
         let channels = c0..(c0 + chunk).min(at.inputs);
         let x = &xp[channels.start * at.plane..channels.end * at.plane];
@@ -330,6 +345,14 @@ fn tile_blocks<S: F32Simd, const V: usize>(
             let x = &x[base..];
             assert!(reach < x.len(), "conv2d blocked kernel: a read past the input");
             let first = c0 == 0;
+            #[cfg(target_arch = "x86_64")]
+            if let Some(table) = &table {
+                // the AVX2 build sums in assembly (`conv_asm.rs`)
+                // SAFETY: the AVX2 build (`ASM`) runs on AVX2 + FMA CPUs only.
+                unsafe { conv_asm::channel_block(sums, first, x, &pos, table, w, channels.len()) };
+                q += n;
+                continue;
+            }
             match (n, taps) {
                 (6, 9) => block_sums::<S, V, 6, 9>(s, x, &pos, at, w, sums, first),
                 (6, _) => block_sums::<S, V, 6, 0>(s, x, &pos, at, w, sums, first),

@@ -10,14 +10,18 @@
 //! repacking its operands and reading and writing the whole output block again: ResNet-18's
 //! 64->64 3x3 convolution of 56x56 images ran at ~220 GF/s that way on this 2-core machine,
 //! where onnxruntime's blocked direct kernel runs at ~285.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_variables))]
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_imports, unused_labels, unused_variables))]
 
+#[cfg(target_arch = "x86_64")]
+use super::conv_asm;
 use super::fast_math::Simd;
 #[cfg(target_arch = "x86_64")]
 use super::vector::{Avx2, Avx512};
 use super::vector::{F32Simd, prefetch};
 use crate::compat::prelude::*;
 use crate::par::*;
+#[cfg(target_arch = "x86_64")]
+use core::arch::x86_64::__m256;
 
 /// A direct convolution kernel for this CPU's widest vector build.
 #[derive(Clone, Copy, Debug)]
@@ -148,13 +152,13 @@ struct Args<'a> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn run_avx512(a: &Args<'_>, out: &mut [f32]) {
-    blocks::<_, 8, 3>(Avx512(()), a, out)
+    blocks::<_, 8, 3, false>(Avx512(()), a, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn run_avx2(a: &Args<'_>, out: &mut [f32]) {
-    blocks::<_, 4, 3>(Avx2(()), a, out)
+    blocks::<_, 4, 3, true>(Avx2(()), a, out)
 }
 
 /// The packed weights of a block's input channels, at most this many floats (16 KiB), are
@@ -202,12 +206,19 @@ fn add_channel<S: F32Simd, const R: usize, const C: usize, const T: usize>(
 
 /// Every `R x (C vectors)` block of the output, for a chunk of input channels at a time (see
 /// [`WEIGHTS_IN_L1`]), the first chunk storing its sums and the others adding to them.
+/// `ASM`: the blocks are summed by `conv_asm.rs` (the AVX2 build, 4 x 3 vectors of 8, only).
 #[inline(always)]
-fn blocks<S: F32Simd, const R: usize, const C: usize>(s: S, a: &Args<'_>, out: &mut [f32]) {
+fn blocks<S: F32Simd, const R: usize, const C: usize, const ASM: bool>(s: S, a: &Args<'_>, out: &mut [f32]) {
     let (lanes, taps) = (S::LANES, a.offsets.len());
     let per_block = a.inputs * taps * R;
     // equal chunks (64 channels as 32 + 32, not 56 + 8)
     let chunk = a.inputs.div_ceil(a.inputs.div_ceil((WEIGHTS_IN_L1 / (taps * R)).max(1)));
+    #[cfg(target_arch = "x86_64")]
+    // (Miri runs no assembly: there the same blocks are compiled from Rust)
+    let table = (ASM && !cfg!(miri)).then(|| {
+        assert!(S::LANES == 8 && R == 4 && C == 3, "conv2d row kernel: the assembly block is 4 x 3 vectors of 8");
+        conv_asm::TapTable::new(a.plane, a.offsets)
+    });
     for c0 in (0..a.inputs).step_by(chunk) {
         let channels = c0..(c0 + chunk).min(a.inputs);
         for (b, weights) in a.packed.chunks_exact(per_block).enumerate() {
@@ -221,11 +232,26 @@ fn blocks<S: F32Simd, const R: usize, const C: usize>(s: S, a: &Args<'_>, out: &
                         *acc = core::array::from_fn(|v| s.load(&row[v * lanes..]));
                     }
                 }
-                for (c, w) in channels.clone().zip(weights.chunks_exact(taps * R)) {
-                    let x = &a.x[c * a.plane + q..(c + 1) * a.plane];
-                    match taps {
-                        9 => add_channel::<S, R, C, 9>(s, &mut acc, x, a.offsets, w, a.plane),
-                        _ => add_channel::<S, R, C, 0>(s, &mut acc, x, a.offsets, w, a.plane),
+                // the AVX2 build sums in assembly (`conv_asm.rs`)
+                let summed = 'asm: {
+                    #[cfg(target_arch = "x86_64")]
+                    if let Some(table) = &table {
+                        // SAFETY: only the AVX2 build has a table (`ASM`, set by `run_avx2`),
+                        // where `S::V` is `__m256` and a block 4 x 3 of them: the same type.
+                        let sums = unsafe { &mut *(&mut acc as *mut [[S::V; C]; R]).cast::<[__m256; 12]>() };
+                        // SAFETY: that build runs on AVX2 + FMA CPUs only.
+                        unsafe { conv_asm::row_block(sums, &a.x[c0 * a.plane + q..], table, weights, channels.len()) };
+                        break 'asm true;
+                    }
+                    false
+                };
+                if !summed {
+                    for (c, w) in channels.clone().zip(weights.chunks_exact(taps * R)) {
+                        let x = &a.x[c * a.plane + q..(c + 1) * a.plane];
+                        match taps {
+                            9 => add_channel::<S, R, C, 9>(s, &mut acc, x, a.offsets, w, a.plane),
+                            _ => add_channel::<S, R, C, 0>(s, &mut acc, x, a.offsets, w, a.plane),
+                        }
                     }
                 }
                 for (r, acc) in acc.iter().enumerate() {

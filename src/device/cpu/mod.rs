@@ -3,6 +3,7 @@
 mod attention;
 mod cache;
 mod conv;
+mod conv_asm;
 mod conv_blocked;
 mod conv_direct;
 pub(crate) use conv_blocked::BlockedFilters;
