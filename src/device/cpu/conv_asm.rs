@@ -14,6 +14,37 @@ use crate::compat::prelude::*;
 use core::arch::asm;
 use core::arch::x86_64::*;
 
+/// `asm!` with the 12 sums `$sums` (`[__m256; 12]`) in registers `{a0}`..`{a11}` for the
+/// template (its lines in brackets), `ymm12`-`ymm15` free for it, and its other operands after;
+/// it evaluates to the sums after the template ran. The template reads memory and writes none.
+macro_rules! asm_with_sums {
+    ($sums:expr; [$($line:literal),+ $(,)?], $($operand:tt)*) => {{
+        let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7, mut a8, mut a9, mut a10, mut a11] = $sums;
+        asm!(
+            $($line,)+
+            $($operand)*
+            a0 = inout(ymm_reg) a0,
+            a1 = inout(ymm_reg) a1,
+            a2 = inout(ymm_reg) a2,
+            a3 = inout(ymm_reg) a3,
+            a4 = inout(ymm_reg) a4,
+            a5 = inout(ymm_reg) a5,
+            a6 = inout(ymm_reg) a6,
+            a7 = inout(ymm_reg) a7,
+            a8 = inout(ymm_reg) a8,
+            a9 = inout(ymm_reg) a9,
+            a10 = inout(ymm_reg) a10,
+            a11 = inout(ymm_reg) a11,
+            out("ymm12") _,
+            out("ymm13") _,
+            out("ymm14") _,
+            out("ymm15") _,
+            options(nostack, readonly),
+        );
+        [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11]
+    }};
+}
+
 /// The kernels' view of a convolution's taps: `[plane bytes, end address, tap byte
 /// offsets..]`, read by their loops (which are out of general registers for more), and the
 /// largest offset, for the bounds checks.
@@ -58,12 +89,13 @@ pub(super) unsafe fn row_block(sums: &mut [__m256; 12], x: &[f32], table: &TapTa
         channels > 0 && (channels - 1) * plane + table.reach + 24 <= x.len() && w.len() >= channels * taps * 4,
         "conv2d row kernel: a read past the input"
     );
-    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7, mut a8, mut a9, mut a10, mut a11] = *sums;
     // SAFETY: the reads are inside `x` (each channel's taps reach `table.reach + 24` floats
     // past its start, checked above) and `w`, the table's inside the table; the prefetches of
     // the channel past the last read nothing the program sees. Only the registers named change.
-    unsafe {
-        asm!(
+    *sums = unsafe {
+        asm_with_sums!(
+            *sums;
+            [
             "2:",
             "lea {t}, [{table} + 16]",
             "3:",
@@ -97,6 +129,7 @@ pub(super) unsafe fn row_block(sums: &mut [__m256; 12], x: &[f32], table: &TapTa
             "add {nx}, [{table}]",
             "dec {c}",
             "jnz 2b",
+            ],
             table = in(reg) table.words.as_ptr(),
             t = out(reg) _,
             o = out(reg) _,
@@ -104,26 +137,8 @@ pub(super) unsafe fn row_block(sums: &mut [__m256; 12], x: &[f32], table: &TapTa
             nx = inout(reg) x.as_ptr().wrapping_add(plane) => _,
             w = inout(reg) w.as_ptr() => _,
             c = inout(reg) channels => _,
-            a0 = inout(ymm_reg) a0,
-            a1 = inout(ymm_reg) a1,
-            a2 = inout(ymm_reg) a2,
-            a3 = inout(ymm_reg) a3,
-            a4 = inout(ymm_reg) a4,
-            a5 = inout(ymm_reg) a5,
-            a6 = inout(ymm_reg) a6,
-            a7 = inout(ymm_reg) a7,
-            a8 = inout(ymm_reg) a8,
-            a9 = inout(ymm_reg) a9,
-            a10 = inout(ymm_reg) a10,
-            a11 = inout(ymm_reg) a11,
-            out("ymm12") _,
-            out("ymm13") _,
-            out("ymm14") _,
-            out("ymm15") _,
-            options(nostack, readonly),
-        );
-    }
-    *sums = [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11];
+        )
+    };
 }
 
 /// The channel-blocked kernel's block: `sums[p, o] (+)= Σ_c Σ_t w[c, t, o] * x[c * plane + t +
@@ -159,11 +174,12 @@ pub(super) unsafe fn channel_block(
         }
     }
     let p = |i: usize| x.as_ptr().wrapping_add(pos[i]);
-    let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7, mut a8, mut a9, mut a10, mut a11] = acc;
     // SAFETY: every read is inside `x` (the last channel's, at the last position's last tap,
     // checked above) or `w`, the table's inside the table. Only the registers named change.
-    unsafe {
-        asm!(
+    let acc = unsafe {
+        asm_with_sums!(
+            acc;
+            [
             "2:",
             "lea {t}, [{table} + 16]",
             "3:",
@@ -201,6 +217,7 @@ pub(super) unsafe fn channel_block(
             "add {p5}, {o}",
             "dec {c}",
             "jnz 2b",
+            ],
             table = in(reg) table.words.as_ptr(),
             t = out(reg) _,
             o = out(reg) _,
@@ -212,26 +229,8 @@ pub(super) unsafe fn channel_block(
             p3 = inout(reg) p(3) => _,
             p4 = inout(reg) p(4) => _,
             p5 = inout(reg) p(5) => _,
-            a0 = inout(ymm_reg) a0,
-            a1 = inout(ymm_reg) a1,
-            a2 = inout(ymm_reg) a2,
-            a3 = inout(ymm_reg) a3,
-            a4 = inout(ymm_reg) a4,
-            a5 = inout(ymm_reg) a5,
-            a6 = inout(ymm_reg) a6,
-            a7 = inout(ymm_reg) a7,
-            a8 = inout(ymm_reg) a8,
-            a9 = inout(ymm_reg) a9,
-            a10 = inout(ymm_reg) a10,
-            a11 = inout(ymm_reg) a11,
-            out("ymm12") _,
-            out("ymm13") _,
-            out("ymm14") _,
-            out("ymm15") _,
-            options(nostack, readonly),
-        );
-    }
-    let acc = [a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11];
+        )
+    };
     for (a, s) in acc.iter().zip(sums.chunks_exact_mut(8)) {
         // SAFETY: `s` holds 8 floats.
         unsafe { _mm256_storeu_ps(s.as_mut_ptr(), *a) };

@@ -23,7 +23,6 @@ use super::fast_math::Simd;
 use super::matmul::GemmScalar;
 #[cfg(target_arch = "x86_64")]
 use super::vector::{Avx2, Avx512};
-
 use super::vector::{F32Simd, Scalar, prefetch};
 use crate::compat::prelude::*;
 use crate::device::ConvGeometry;
@@ -190,10 +189,14 @@ impl BlockedConv {
         let (hp, wp) = (h + 2 * ph, w + 2 * pw);
         let plane = hp * wp;
         let op = g.output_pixels();
+        let tap_offsets: Vec<usize> = (0..taps).map(|t| (t / g.kernel[1]) * dh * wp + (t % g.kernel[1]) * dw).collect();
         let at = Offsets {
             plane,
             inputs,
-            taps: (0..taps).map(|t| (t / g.kernel[1]) * dh * wp + (t % g.kernel[1]) * dw).collect(),
+            // (Miri runs no assembly: there the AVX2 build's blocks are compiled from Rust)
+            #[cfg(target_arch = "x86_64")]
+            table: (self.simd == Simd::Avx2 && !cfg!(miri)).then(|| conv_asm::TapTable::new(plane, &tap_offsets)),
+            taps: tap_offsets,
             positions: (0..op).map(|q| (q / ow) * sh * wp + (q % ow) * sw).collect(),
         };
         let pad = |x: &[f32], xp: &mut [f32]| {
@@ -279,6 +282,9 @@ struct Offsets {
     inputs: usize,
     taps: Vec<usize>,
     positions: Vec<usize>,
+    /// The taps for the AVX2 build's assembly blocks (`conv_asm.rs`), built once per call.
+    #[cfg(target_arch = "x86_64")]
+    table: Option<conv_asm::TapTable>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -310,11 +316,12 @@ fn tile_blocks<S: F32Simd, const V: usize, const ASM: bool>(
     // equal chunks (64 channels as 32 + 32, not 56 + 8)
     let chunk = at.inputs.div_ceil(at.inputs.div_ceil((WEIGHTS_IN_L1 / per_channel).max(1)));
     #[cfg(target_arch = "x86_64")]
-    // (Miri runs no assembly: there the same blocks are compiled from Rust)
-    let table = (ASM && !cfg!(miri)).then(|| {
-        assert!(S::LANES == 8 && V == 2, "conv2d blocked kernel: the assembly block is 2 vectors of 8");
-        conv_asm::TapTable::new(at.plane, &at.taps)
-    });
+    let table = at.table.as_ref().filter(|_| ASM);
+    #[cfg(target_arch = "x86_64")]
+    assert!(
+        table.is_none() || (S::LANES == 8 && V == 2),
+        "conv2d blocked kernel: the assembly block is 2 vectors of 8"
+    );
     for c0 in (0..at.inputs).step_by(chunk) {
         let channels = c0..(c0 + chunk).min(at.inputs);
         let x = &xp[channels.start * at.plane..channels.end * at.plane];
@@ -346,7 +353,7 @@ fn tile_blocks<S: F32Simd, const V: usize, const ASM: bool>(
             assert!(reach < x.len(), "conv2d blocked kernel: a read past the input");
             let first = c0 == 0;
             #[cfg(target_arch = "x86_64")]
-            if let Some(table) = &table {
+            if let Some(table) = table {
                 // the AVX2 build sums in assembly (`conv_asm.rs`)
                 // SAFETY: the AVX2 build (`ASM`) runs on AVX2 + FMA CPUs only.
                 unsafe { conv_asm::channel_block(sums, first, x, &pos, table, w, channels.len()) };

@@ -120,25 +120,44 @@ impl DirectConv {
         if per_block == 0 || positions == 0 {
             return out.fill(0.0);
         }
+        // (Miri runs no assembly: there the AVX2 build's blocks are compiled from Rust)
+        #[cfg(target_arch = "x86_64")]
+        let table = (self.simd == Simd::Avx2 && !cfg!(miri)).then(|| conv_asm::TapTable::new(plane, offsets));
+        let a = Args {
+            x,
+            plane,
+            inputs,
+            offsets,
+            packed,
+            positions,
+            #[cfg(target_arch = "x86_64")]
+            table: table.as_ref(),
+        };
         if parallel {
             let blocks = out.par_chunks_mut(self.rows * positions).zip(packed.par_chunks(per_block));
-            return blocks.for_each(|(out, packed)| self.run(x, plane, inputs, offsets, packed, out, positions, false));
+            blocks.for_each(|(out, packed)| self.run_serial(&Args { packed, ..a }, out));
+        } else {
+            self.run_serial(&a, out);
         }
-        let a = Args { x, plane, inputs, offsets, packed, positions };
+    }
+
+    /// [`DirectConv::run`] on this thread.
+    fn run_serial(&self, a: &Args<'_>, out: &mut [f32]) {
         match self.simd {
             // SAFETY: `self.simd` came from `Simd::detect` (or is below it, in tests), so the
             // CPU has the features these builds are compiled for.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { run_avx512(&a, out) },
+            Simd::Avx512 => unsafe { run_avx512(a, out) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { run_avx2(&a, out) },
+            Simd::Avx2 => unsafe { run_avx2(a, out) },
             _ => unreachable!("no direct kernel without a vector build"),
         }
     }
 }
 
 /// The operands of [`DirectConv::run`].
+#[derive(Clone, Copy)]
 struct Args<'a> {
     x: &'a [f32],
     plane: usize,
@@ -147,6 +166,9 @@ struct Args<'a> {
     packed: &'a [f32],
     /// Output positions, also the length of an output row.
     positions: usize,
+    /// The taps for the AVX2 build's assembly blocks (`conv_asm.rs`), built once per call.
+    #[cfg(target_arch = "x86_64")]
+    table: Option<&'a conv_asm::TapTable>,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -214,11 +236,12 @@ fn blocks<S: F32Simd, const R: usize, const C: usize, const ASM: bool>(s: S, a: 
     // equal chunks (64 channels as 32 + 32, not 56 + 8)
     let chunk = a.inputs.div_ceil(a.inputs.div_ceil((WEIGHTS_IN_L1 / (taps * R)).max(1)));
     #[cfg(target_arch = "x86_64")]
-    // (Miri runs no assembly: there the same blocks are compiled from Rust)
-    let table = (ASM && !cfg!(miri)).then(|| {
-        assert!(S::LANES == 8 && R == 4 && C == 3, "conv2d row kernel: the assembly block is 4 x 3 vectors of 8");
-        conv_asm::TapTable::new(a.plane, a.offsets)
-    });
+    let table = a.table.filter(|_| ASM);
+    #[cfg(target_arch = "x86_64")]
+    assert!(
+        table.is_none() || (S::LANES == 8 && R == 4 && C == 3 && size_of::<S::V>() == size_of::<__m256>()),
+        "conv2d row kernel: the assembly block is 4 x 3 vectors of 8"
+    );
     for c0 in (0..a.inputs).step_by(chunk) {
         let channels = c0..(c0 + chunk).min(a.inputs);
         for (b, weights) in a.packed.chunks_exact(per_block).enumerate() {
@@ -235,7 +258,7 @@ fn blocks<S: F32Simd, const R: usize, const C: usize, const ASM: bool>(s: S, a: 
                 // the AVX2 build sums in assembly (`conv_asm.rs`)
                 let summed = 'asm: {
                     #[cfg(target_arch = "x86_64")]
-                    if let Some(table) = &table {
+                    if let Some(table) = table {
                         // SAFETY: only the AVX2 build has a table (`ASM`, set by `run_avx2`),
                         // where `S::V` is `__m256` and a block 4 x 3 of them: the same type.
                         let sums = unsafe { &mut *(&mut acc as *mut [[S::V; C]; R]).cast::<[__m256; 12]>() };
