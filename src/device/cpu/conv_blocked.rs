@@ -472,10 +472,12 @@ mod tests {
                 (1, 18, block, [8, 8], [1, 1], [2, 2], [0, 0], [1, 1]),
                 (2, 17, block - 1, [9, 10], [2, 3], [1, 2], [2, 1], [2, 1]),
             ];
-            // (Miri, slower by a few thousand times, runs the cases without large planes)
-            for (batch, inputs, out, input, kernel, stride, padding, dilation) in
-                cases.into_iter().filter(|c| !cfg!(miri) || c.3[0] < 10)
-            {
+            // (Miri, slower by a few thousand times, runs the last case: a stride, padding and
+            // dilation, 6 taps, a partial block of output channels and two images)
+            for (i, (batch, inputs, out, input, kernel, stride, padding, dilation)) in cases.into_iter().enumerate() {
+                if cfg!(miri) && i != 4 {
+                    continue;
+                }
                 let g = ConvGeometry::new(batch, inputs, out, 1, input, kernel, stride, padding, dilation).unwrap();
                 let x: Vec<f32> = (0..batch * inputs * g.input_pixels()).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
                 let w: Vec<f32> = (0..out * g.patch_len()).map(|i| ((i * 5) % 7) as f32 - 3.0).collect();
