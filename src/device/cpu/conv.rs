@@ -339,7 +339,11 @@ fn per_image<T: GemmScalar, O: Send>(
     f: impl Fn(usize, &mut O, &mut [T]) + Sync + Send,
 ) {
     if parallel_images {
-        outputs.par_iter_mut().enumerate().for_each(|(n, out)| T::with_scratch(scratch_len, |s| f(n, out, s)));
+        outputs
+            .par_iter_mut()
+            .with_max_len(HEAVY_TASKS)
+            .enumerate()
+            .for_each(|(n, out)| T::with_scratch(scratch_len, |s| f(n, out, s)));
     } else {
         T::with_scratch(scratch_len, |s| {
             for (n, out) in outputs.iter_mut().enumerate() {
@@ -408,7 +412,7 @@ fn tile_pixels(g: &ConvGeometry) -> usize {
 
 /// A destination that tasks on several threads write through, each to elements of its own.
 #[derive(Clone, Copy)]
-struct SharedOut<T>(*mut T);
+pub(super) struct SharedOut<T>(pub(super) *mut T);
 
 // SAFETY: the pointer is only written through by tasks that write disjoint elements (see each
 // use), while the buffer it points into is borrowed mutably by the function that runs them.
@@ -419,7 +423,7 @@ unsafe impl<T: Send> Sync for SharedOut<T> {}
 impl<T> SharedOut<T> {
     /// The element `offset` past the start (a method, so that closures capture the whole
     /// `SharedOut`, not its non-`Sync` field).
-    fn at(self, offset: usize) -> *mut T {
+    pub(super) fn at(self, offset: usize) -> *mut T {
         self.0.wrapping_add(offset)
     }
 }
@@ -467,7 +471,7 @@ fn forward_tiled<T: GemmScalar>(
         });
     };
     if g.macs() >= PAR_MACS {
-        (0..g.batch * tiles).into_par_iter().for_each(task);
+        (0..g.batch * tiles).into_par_iter().with_max_len(HEAVY_TASKS).for_each(task);
     } else {
         (0..g.batch * tiles).for_each(task);
     }
@@ -551,7 +555,7 @@ fn forward_side_by_side<T: GemmScalar>(
     };
     let per_task = per_product * g.out_channels * op;
     if g.macs() >= PAR_MACS {
-        y.par_chunks_mut(per_task).enumerate().for_each(task);
+        y.par_chunks_mut(per_task).with_max_len(HEAVY_TASKS).enumerate().for_each(task);
     } else {
         y.chunks_mut(per_task).enumerate().for_each(task);
     }

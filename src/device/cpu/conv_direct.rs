@@ -135,7 +135,7 @@ impl DirectConv {
         };
         if parallel {
             let blocks = out.par_chunks_mut(self.rows * positions).zip(packed.par_chunks(per_block));
-            blocks.for_each(|(out, packed)| self.run_serial(&Args { packed, ..a }, out));
+            blocks.with_max_len(HEAVY_TASKS).for_each(|(out, packed)| self.run_serial(&Args { packed, ..a }, out));
         } else {
             self.run_serial(&a, out);
         }
