@@ -109,24 +109,28 @@ fn main() {
     }
     let mut ort = common::Reference::start(ORT, &[dir.display().to_string()]);
     println!(
-        "threads: {} (rayon); best median of {rounds} alternating round(s) per side",
+        "threads: {} (rayon); best median of {rounds} alternating round(s) per side, and the median \
+         of the rounds' ratios (each round's two sides ran seconds apart)",
         rayon::current_num_threads()
     );
-    println!("{:<18} {:>12} {:>12} {:>14} {:>18}", "workload", "eager", "runtime", "onnxruntime", "runtime vs ort");
+    println!(
+        "{:<18} {:>12} {:>12} {:>14} {:>18} {:>14}",
+        "workload", "eager", "runtime", "onnxruntime", "runtime vs ort", "paired ratio"
+    );
     for mut case in cases {
         let eager = (0..rounds).map(|_| common::median(&mut case.eager, case.reps)).min().expect("one round");
-        let (runtime, theirs) = common::interleave(
+        let common::Interleaved { ours: runtime, theirs, paired_ratio } = common::interleave(
             rounds,
             || common::median(&mut case.runtime, case.reps),
             || ort.as_mut().and_then(|o| o.time(&case.name, case.reps)),
         );
         let (e, r) = (eager.as_secs_f64() * 1e3, runtime.as_secs_f64() * 1e3);
-        match theirs {
-            Some(t) => {
+        match (theirs, paired_ratio) {
+            (Some(t), Some(p)) => {
                 let o = t.as_secs_f64() * 1e3;
-                println!("{:<18} {e:>9.3} ms {r:>9.3} ms {o:>11.3} ms {:>17.2}x", case.name, r / o);
+                println!("{:<18} {e:>9.3} ms {r:>9.3} ms {o:>11.3} ms {:>17.2}x {p:>13.2}x", case.name, r / o);
             }
-            None => println!("{:<18} {e:>9.3} ms {r:>9.3} ms {:>14} {:>18}", case.name, "-", "-"),
+            _ => println!("{:<18} {e:>9.3} ms {r:>9.3} ms {:>14} {:>18} {:>14}", case.name, "-", "-", "-"),
         }
     }
     if ort.is_none() {

@@ -2,7 +2,8 @@
 //! times the same workloads in PyTorch (or onnxruntime) on request, and the side-by-side table.
 //!
 //! The two sides are timed row by row, alternately: tensile's median for a workload, then the
-//! reference's median for the same workload, a few rounds each, keeping each side's best median.
+//! reference's median for the same workload, a few rounds each, keeping each side's best median
+//! and the median of the rounds' ratios (the two sides of one round ran seconds apart).
 //! On a shared machine whose speed drifts by tens of percent within a minute, timing all of one
 //! side and then all of the other compared different minutes; interleaving compares the same one.
 
@@ -121,33 +122,47 @@ impl<'a> Row<'a> {
     }
 }
 
-/// Best median of each side over `rounds` alternating rounds (the side that goes first
-/// alternates too); the reference's time is `None` when it has no answer.
+/// Both sides of one workload over alternating rounds (see [`interleave`]).
+pub struct Interleaved {
+    /// Each side's best median.
+    pub ours: Duration,
+    pub theirs: Option<Duration>,
+    /// The median over rounds of the ratio of the two sides' medians in the same round: on a
+    /// machine whose speed drifts, the two best medians may come from different minutes, while
+    /// the two sides of a round ran seconds apart.
+    pub paired_ratio: Option<f64>,
+}
+
+/// Each side's median over `rounds` alternating rounds (the side that goes first alternates
+/// too); the reference's times are `None` when it has no answer.
 pub fn interleave(
     rounds: usize,
     mut ours: impl FnMut() -> Duration,
     mut theirs: impl FnMut() -> Option<Duration>,
-) -> (Duration, Option<Duration>) {
-    let mut best = Duration::MAX;
-    let mut best_ref: Option<Duration> = None;
+) -> Interleaved {
+    let mut pairs = Vec::with_capacity(rounds);
     for round in 0..rounds {
-        let mut reference = || {
-            if let Some(t) = theirs() {
-                best_ref = Some(best_ref.map_or(t, |b| b.min(t)));
-            }
-        };
-        if round % 2 == 0 {
-            best = best.min(ours());
-            reference();
+        let pair = if round % 2 == 0 {
+            let o = ours();
+            (o, theirs())
         } else {
-            reference();
-            best = best.min(ours());
-        }
+            let t = theirs();
+            (ours(), t)
+        };
+        pairs.push(pair);
     }
-    (best, best_ref)
+    let mut ratios: Vec<f64> =
+        pairs.iter().filter_map(|&(o, t)| t.map(|t| o.as_secs_f64() / t.as_secs_f64())).collect();
+    ratios.sort_by(f64::total_cmp);
+    Interleaved {
+        ours: pairs.iter().map(|p| p.0).min().unwrap_or(Duration::MAX),
+        theirs: pairs.iter().filter_map(|p| p.1).min(),
+        paired_ratio: ratios.get(ratios.len() / 2).copied(),
+    }
 }
 
-/// Times every row on both sides, interleaved (see the module's comment), and prints the table.
+/// Times every row on both sides, interleaved (see the module's comment), and prints the table:
+/// the speed from the best medians, and from the rounds' paired ratios ([`Interleaved`]).
 /// `torch_script` fills `work` after [`TORCH_PRELUDE`].
 pub fn compare(rows: Vec<Row<'_>>, torch_script: &str) {
     let (_, rounds) = reps_and_rounds();
@@ -157,20 +172,20 @@ pub fn compare(rows: Vec<Row<'_>>, torch_script: &str) {
     );
     let mut torch = Reference::start(&format!("{TORCH_PRELUDE}{torch_script}"), &[]);
     let had_torch = torch.is_some();
-    println!("{:<34} {:>12} {:>12} {:>16}", "workload", "tensile", "pytorch", "speed vs pytorch");
+    println!("{:<34} {:>12} {:>12} {:>16} {:>8}", "workload", "tensile", "pytorch", "speed vs pytorch", "paired");
     for mut row in rows {
-        let (ours, theirs) = interleave(
+        let Interleaved { ours, theirs, paired_ratio } = interleave(
             rounds,
             || median(&mut row.run, row.reps),
             || torch.as_mut().and_then(|t| t.time(&row.name, row.reps)),
         );
         let ms = ours.as_secs_f64() * 1e3;
-        match theirs {
-            Some(t) => {
+        match (theirs, paired_ratio) {
+            (Some(t), Some(p)) => {
                 let pt = t.as_secs_f64() * 1e3;
-                println!("{:<34} {ms:>9.3} ms {pt:>9.3} ms {:>15.2}x", row.name, pt / ms);
+                println!("{:<34} {ms:>9.3} ms {pt:>9.3} ms {:>15.2}x {:>7.2}x", row.name, pt / ms, 1.0 / p);
             }
-            None => println!("{:<34} {ms:>9.3} ms {:>12} {:>16}", row.name, "-", "-"),
+            _ => println!("{:<34} {ms:>9.3} ms {:>12} {:>16} {:>8}", row.name, "-", "-", "-"),
         }
     }
     if !had_torch {
