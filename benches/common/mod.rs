@@ -124,8 +124,9 @@ impl<'a> Row<'a> {
 
 /// Both sides of one workload over alternating rounds (see [`interleave`]).
 pub struct Interleaved {
-    /// Each side's best median.
+    /// tensile's best median.
     pub ours: Duration,
+    /// The reference's best median (`None` when it had no answer).
     pub theirs: Option<Duration>,
     /// The median over rounds of the ratio of the two sides' medians in the same round: on a
     /// machine whose speed drifts, the two best medians may come from different minutes, while
@@ -133,8 +134,7 @@ pub struct Interleaved {
     pub paired_ratio: Option<f64>,
 }
 
-/// Each side's median over `rounds` alternating rounds (the side that goes first alternates
-/// too); the reference's times are `None` when it has no answer.
+/// Both sides timed over `rounds` alternating rounds (the side that goes first alternates too).
 pub fn interleave(
     rounds: usize,
     mut ours: impl FnMut() -> Duration,

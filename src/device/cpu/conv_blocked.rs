@@ -206,7 +206,7 @@ impl BlockedConv {
         // and its blocks in turn, 512 channels of 7x7 planes at batch 32 streamed their 9 MB of
         // weights from memory for every image, and ran 10 % slower than gemm). With few
         // (image, block) pairs, each image's plane is split into tiles that are tasks of their
-        // own, 4 a thread at least: this machine's cores drift apart in speed, and with a task
+        // own, at least 4 tasks a thread: this machine's cores drift apart in speed, and with a task
         // per block (4 at batch 1 for 64 channels) the faster core sat idle at the end of each
         // layer. ResNet-18 at batch 1, alternating runs in one process: 8-16 % faster in all,
         // the 56x56 layers 2.7 -> 2.0 ms in one round.
