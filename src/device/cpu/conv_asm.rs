@@ -7,7 +7,8 @@
 //! holds its sums in registers and reads each tap's offset from a [`TapTable`]. Measured on a
 //! 2-core AMD EPYC (Zen 3, AVX2 only), ResNet-18 at batch 1 in a graph runtime: the row
 //! kernel's 56x56 layers 4.5 ms through the compiled loop; the blocked kernel with its
-//! compiled loop 2.8-3.2 ms, and 5-12 % faster again in assembly (see `conv_blocked.rs`).
+//! compiled loop 2.8-3.2 ms, and 5-12 % faster again in assembly (see `conv_blocked.rs`, whose
+//! input for this block is in groups of 8 interleaved channels).
 #![cfg(target_arch = "x86_64")]
 
 use crate::compat::prelude::*;
@@ -45,12 +46,16 @@ macro_rules! asm_with_sums {
     }};
 }
 
-/// The kernels' view of a convolution's taps: `[plane bytes, end address, tap byte
-/// offsets..]`, read by their loops (which are out of general registers for more), and the
-/// largest offset, for the bounds checks.
+/// The kernels' view of a convolution's taps: `[step bytes, end address, tap byte
+/// offsets..]`, read by their loops (which are out of general registers for more), where the
+/// step takes a loop's pointers from one input channel's plane to the next (the row kernel)
+/// or from the last channel of a group of interleaved channels to the next group's first (the
+/// channel-blocked kernel); and, for the bounds checks, the largest offset and the stride.
 pub(super) struct TapTable {
     words: Vec<isize>,
     reach: usize,
+    /// Floats from one plane, or group of interleaved planes, to the next.
+    stride: usize,
 }
 
 impl TapTable {
@@ -63,15 +68,25 @@ impl TapTable {
         words.extend(offsets.iter().map(|&o| (o * 4) as isize));
         // one past the last element; the vector does not grow again, so this stays its end
         words[1] = words.as_ptr_range().end as isize;
-        Self { words, reach: offsets.iter().copied().max().unwrap_or(0) }
+        Self { words, reach: offsets.iter().copied().max().unwrap_or(0), stride: plane }
+    }
+
+    /// The table of taps at `offsets` (in pixels) into groups of 8 interleaved channels
+    /// (`[groups, pixels, 8]`), `plane` pixels a plane.
+    pub(super) fn interleaved(plane: usize, offsets: &[usize]) -> Self {
+        let offsets: Vec<usize> = offsets.iter().map(|&o| o * 8).collect();
+        let mut table = Self::new(plane * 8, &offsets);
+        // the loop steps 4 bytes from a channel to the next within a group
+        table.words[0] = (plane * 32 - 7 * 4) as isize;
+        table
     }
 
     fn taps(&self) -> usize {
         self.words.len() - 2
     }
 
-    fn plane(&self) -> usize {
-        self.words[0] as usize / 4
+    fn stride(&self) -> usize {
+        self.stride
     }
 }
 
@@ -84,7 +99,7 @@ impl TapTable {
 /// The CPU runs AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn row_block(sums: &mut [__m256; 12], x: &[f32], table: &TapTable, w: &[f32], channels: usize) {
-    let (plane, taps) = (table.plane(), table.taps());
+    let (plane, taps) = (table.stride(), table.taps());
     assert!(
         channels > 0 && (channels - 1) * plane + table.reach + 24 <= x.len() && w.len() >= channels * taps * 4,
         "conv2d row kernel: a read past the input"
@@ -141,11 +156,13 @@ pub(super) unsafe fn row_block(sums: &mut [__m256; 12], x: &[f32], table: &TapTa
     };
 }
 
-/// The channel-blocked kernel's block: `sums[p, o] (+)= Σ_c Σ_t w[c, t, o] * x[c * plane + t +
-/// pos[p]]` for 16 output channels `o` by the positions `pos` (from `x`'s start), over
-/// `channels` input channels; `w` is `[channels, taps, 16]`, `sums` `[positions, 16]` and
-/// added to unless `first`. The sums of 6 positions are computed; a shorter block repeats a
-/// position in `pos` and has only its own stored.
+/// The channel-blocked kernel's block: `sums[p, o] (+)= Σ_c Σ_t w[c, t, o] * x[c / 8, pos[p] +
+/// t, c % 8]` for 16 output channels `o` by the positions `pos`, over `channels` input
+/// channels from a group's first; `x` holds groups of 8 interleaved channels (`[groups,
+/// pixels, 8]`, the table's [`TapTable::interleaved`]), `pos` and the taps count floats from
+/// `x`'s start (8 a pixel); `w` is `[channels, taps, 16]`, `sums` `[positions, 16]` and added
+/// to unless `first`. The sums of 6 positions are computed; a shorter block repeats a position
+/// in `pos` and has only its own stored.
 ///
 /// # Safety
 /// The CPU runs AVX2 and FMA.
@@ -159,10 +176,12 @@ pub(super) unsafe fn channel_block(
     w: &[f32],
     channels: usize,
 ) {
-    let (plane, taps) = (table.plane(), table.taps());
+    let (group, taps) = (table.stride(), table.taps());
     let last = pos.iter().copied().max().unwrap_or(0);
     assert!(
-        channels > 0 && (channels - 1) * plane + last + table.reach < x.len() && w.len() >= channels * taps * 16,
+        channels > 0
+            && (channels.div_ceil(8) - 1) * group + last + table.reach + 7 < x.len()
+            && w.len() >= channels * taps * 16,
         "conv2d blocked kernel: a read past the input"
     );
     assert!(sums.len() <= 6 * 16 && sums.len().is_multiple_of(16), "conv2d blocked kernel: sums of 1 to 6 positions");
@@ -174,15 +193,18 @@ pub(super) unsafe fn channel_block(
         }
     }
     let p = |i: usize| x.as_ptr().wrapping_add(pos[i]);
-    // SAFETY: every read is inside `x` (the last channel's, at the last position's last tap,
-    // checked above) or `w`, the table's inside the table. Only the registers named change.
+    // SAFETY: every read is inside `x` (the last group's, at the last position's last tap and
+    // its last lane, checked above) or `w`, the table's inside the table. Only the registers
+    // named change.
     let acc = unsafe {
         asm_with_sums!(
             acc;
             [
             "2:",
-            "lea {t}, [{table} + 16]",
+            "mov {k}, 8",
             "3:",
+            "lea {t}, [{table} + 16]",
+            "4:",
             "mov {o}, [{t}]",
             "vmovups ymm12, [{w}]",
             "vmovups ymm13, [{w} + 32]",
@@ -207,7 +229,19 @@ pub(super) unsafe fn channel_block(
             "add {w}, 64",
             "add {t}, 8",
             "cmp {t}, [{table} + 8]",
-            "jne 3b",
+            "jne 4b",
+            "dec {c}",
+            "jz 5f",
+            "dec {k}",
+            "jz 6f",
+            "add {p0}, 4",
+            "add {p1}, 4",
+            "add {p2}, 4",
+            "add {p3}, 4",
+            "add {p4}, 4",
+            "add {p5}, 4",
+            "jmp 3b",
+            "6:",
             "mov {o}, [{table}]",
             "add {p0}, {o}",
             "add {p1}, {o}",
@@ -215,12 +249,13 @@ pub(super) unsafe fn channel_block(
             "add {p3}, {o}",
             "add {p4}, {o}",
             "add {p5}, {o}",
-            "dec {c}",
-            "jnz 2b",
+            "jmp 2b",
+            "5:",
             ],
             table = in(reg) table.words.as_ptr(),
             t = out(reg) _,
             o = out(reg) _,
+            k = out(reg) _,
             w = inout(reg) w.as_ptr() => _,
             c = inout(reg) channels => _,
             p0 = inout(reg) p(0) => _,
