@@ -44,11 +44,12 @@ const TILE: usize = 256;
 /// between chunks).
 const WEIGHTS_IN_L1: usize = 4608;
 
-/// The chunk of the AVX2 build's assembly block, twice [`WEIGHTS_IN_L1`] (36 KiB: 64 channels
-/// of 3x3 taps, more than the L1 cache holds, read in order as the hardware prefetcher likes).
-/// ResNet-18 at batch 1 in a graph runtime, alternating with 18 KiB in one process: 3 % faster
-/// in both orders (36.3 -> 35.3 ms, 39.1 -> 37.8 ms), on every layer; even at batch 32.
-const WEIGHTS_IN_L1_ASM: usize = 2 * WEIGHTS_IN_L1;
+/// [`WEIGHTS_IN_L1`] for the AVX2 build's assembly block, twice as many: 36 KiB, 64 channels
+/// of 3x3 taps, more than the L1 cache holds but read in order, which the hardware prefetcher
+/// follows. ResNet-18 at batch 1 in a graph runtime, alternating with 18 KiB in one process:
+/// 3 % faster in both orders (36.3 -> 35.3 ms, 39.1 -> 37.8 ms), on every layer; even at
+/// batch 32.
+const ASM_CHUNK_WEIGHTS: usize = 2 * WEIGHTS_IN_L1;
 
 /// Channels a group of the AVX2 build's interleaved input: a pixel's are 32 bytes, half a
 /// cache line, where each channel's plane was a stream of its own (a register block reads 3
@@ -346,7 +347,7 @@ fn tile_avx2(xp: &[f32], at: &Offsets, weights: &[f32], tile: Range<usize>, sums
     tile_blocks::<_, 2, true>(Avx2(()), xp, at, weights, tile, sums)
 }
 
-/// A chunk of input channels at a time (see [`WEIGHTS_IN_L1`] and [`WEIGHTS_IN_L1_ASM`]),
+/// A chunk of input channels at a time (see [`WEIGHTS_IN_L1`] and [`ASM_CHUNK_WEIGHTS`]),
 /// every register block of the tile: the first chunk stores its sums, the others add to them.
 /// `ASM`: the blocks are `conv_asm.rs`'s (the AVX2 build, 2 vectors of 8 channels, only).
 #[inline(always)]
@@ -361,7 +362,7 @@ fn tile_blocks<S: F32Simd, const V: usize, const ASM: bool>(
     let (taps, block) = (at.taps.len(), V * S::LANES);
     let per_channel = taps * block;
     // equal chunks (64 channels as 32 + 32, not 56 + 8), of whole groups when interleaved
-    let chunk_weights = if at.interleaved { WEIGHTS_IN_L1_ASM } else { WEIGHTS_IN_L1 };
+    let chunk_weights = if at.interleaved { ASM_CHUNK_WEIGHTS } else { WEIGHTS_IN_L1 };
     let chunk = at.inputs.div_ceil(at.inputs.div_ceil((chunk_weights / per_channel).max(1)));
     let lanes = if at.interleaved { GROUP } else { 1 };
     let chunk = chunk.next_multiple_of(lanes);
