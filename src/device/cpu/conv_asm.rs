@@ -8,7 +8,7 @@
 //! 2-core AMD EPYC (Zen 3, AVX2 only), ResNet-18 at batch 1 in a graph runtime: the row
 //! kernel's 56x56 layers 4.5 ms through the compiled loop; the blocked kernel with its
 //! compiled loop 2.8-3.2 ms, and 5-12 % faster again in assembly (see `conv_blocked.rs`, whose
-//! input for this block is in groups of 8 interleaved channels).
+//! input for this block is in groups of up to 8 interleaved channels).
 #![cfg(target_arch = "x86_64")]
 
 use crate::compat::prelude::*;
@@ -46,43 +46,50 @@ macro_rules! asm_with_sums {
     }};
 }
 
-/// The kernels' view of a convolution's taps: `[step bytes, end address, tap byte
+/// The kernels' view of a convolution's taps: `[step bytes, end address, group, tap byte
 /// offsets..]`, read by their loops (which are out of general registers for more), where the
 /// step takes a loop's pointers from one input channel's plane to the next (the row kernel)
 /// or from the last channel of a group of interleaved channels to the next group's first (the
-/// channel-blocked kernel); and, for the bounds checks, the largest offset and the stride.
+/// channel-blocked kernel, whose groups are `group` channels); and, for the bounds checks, the
+/// largest offset and the stride.
 pub(super) struct TapTable {
     words: Vec<isize>,
     reach: usize,
     /// Floats from one plane, or group of interleaved planes, to the next.
     stride: usize,
+    /// Channels interleaved a group (1: planes).
+    group: usize,
 }
 
 impl TapTable {
     /// The table of taps at `offsets` (in floats) into input planes `plane` floats apart.
     pub(super) fn new(plane: usize, offsets: &[usize]) -> Self {
         assert!(!offsets.is_empty(), "conv2d kernel: no taps");
-        let mut words = Vec::with_capacity(offsets.len() + 2);
+        let mut words = Vec::with_capacity(offsets.len() + 3);
         words.push((plane * 4) as isize);
         words.push(0);
+        words.push(1);
         words.extend(offsets.iter().map(|&o| (o * 4) as isize));
         // one past the last element; the vector does not grow again, so this stays its end
         words[1] = words.as_ptr_range().end as isize;
-        Self { words, reach: offsets.iter().copied().max().unwrap_or(0), stride: plane }
+        Self { words, reach: offsets.iter().copied().max().unwrap_or(0), stride: plane, group: 1 }
     }
 
-    /// The table of taps at `offsets` (in pixels) into groups of 8 interleaved channels
-    /// (`[groups, pixels, 8]`), `plane` pixels a plane.
-    pub(super) fn interleaved(plane: usize, offsets: &[usize]) -> Self {
-        let offsets: Vec<usize> = offsets.iter().map(|&o| o * 8).collect();
-        let mut table = Self::new(plane * 8, &offsets);
+    /// The table of taps at `offsets` (in pixels) into groups of `group` interleaved channels
+    /// (`[groups, pixels, group]`), `plane` pixels a plane.
+    pub(super) fn interleaved(plane: usize, offsets: &[usize], group: usize) -> Self {
+        assert!(group > 0, "conv2d kernel: groups of no channels");
+        let offsets: Vec<usize> = offsets.iter().map(|&o| o * group).collect();
+        let mut table = Self::new(plane * group, &offsets);
         // the loop steps 4 bytes from a channel to the next within a group
-        table.words[0] = (plane * 32 - 7 * 4) as isize;
+        table.words[0] = (plane * group * 4 - (group - 1) * 4) as isize;
+        table.words[2] = group as isize;
+        table.group = group;
         table
     }
 
     fn taps(&self) -> usize {
-        self.words.len() - 2
+        self.words.len() - 3
     }
 
     fn stride(&self) -> usize {
@@ -112,7 +119,7 @@ pub(super) unsafe fn row_block(sums: &mut [__m256; 12], x: &[f32], table: &TapTa
             *sums;
             [
             "2:",
-            "lea {t}, [{table} + 16]",
+            "lea {t}, [{table} + 24]",
             "3:",
             "mov {o}, [{t}]",
             "vmovups ymm12, [{x} + {o}]",
@@ -156,11 +163,11 @@ pub(super) unsafe fn row_block(sums: &mut [__m256; 12], x: &[f32], table: &TapTa
     };
 }
 
-/// The channel-blocked kernel's block: `sums[p, o] (+)= Σ_c Σ_t w[c, t, o] * x[c / 8, pos[p] +
-/// t, c % 8]` for 16 output channels `o` by the positions `pos`, over `channels` input
-/// channels from a group's first; `x` holds groups of 8 interleaved channels (`[groups,
-/// pixels, 8]`, the table's [`TapTable::interleaved`]), `pos` and the taps count floats from
-/// `x`'s start (8 a pixel); `w` is `[channels, taps, 16]`, `sums` `[positions, 16]` and added
+/// The channel-blocked kernel's block: `sums[p, o] (+)= Σ_c Σ_t w[c, t, o] * x[c / G, pos[p] +
+/// t, c % G]` for 16 output channels `o` by the positions `pos`, over `channels` input
+/// channels from a group's first; `x` holds groups of `G` interleaved channels (`[groups,
+/// pixels, G]`, the table's [`TapTable::interleaved`]), `pos` and the taps count floats from
+/// `x`'s start (`G` a pixel); `w` is `[channels, taps, 16]`, `sums` `[positions, 16]` and added
 /// to unless `first`. The sums of 6 positions are computed; a shorter block repeats a position
 /// in `pos` and has only its own stored.
 ///
@@ -176,11 +183,11 @@ pub(super) unsafe fn channel_block(
     w: &[f32],
     channels: usize,
 ) {
-    let (group, taps) = (table.stride(), table.taps());
+    let (stride, group, taps) = (table.stride(), table.group, table.taps());
     let last = pos.iter().copied().max().unwrap_or(0);
     assert!(
         channels > 0
-            && (channels.div_ceil(8) - 1) * group + last + table.reach + 7 < x.len()
+            && (channels.div_ceil(group) - 1) * stride + last + table.reach + group - 1 < x.len()
             && w.len() >= channels * taps * 16,
         "conv2d blocked kernel: a read past the input"
     );
@@ -201,9 +208,9 @@ pub(super) unsafe fn channel_block(
             acc;
             [
             "2:",
-            "mov {k}, 8",
+            "mov {k}, [{table} + 16]",
             "3:",
-            "lea {t}, [{table} + 16]",
+            "lea {t}, [{table} + 24]",
             "4:",
             "mov {o}, [{t}]",
             "vmovups ymm12, [{w}]",
