@@ -125,10 +125,10 @@ impl BlockedConv {
     ///
     /// With at least an image per thread, in the AVX2 build always (with 4 images a thread, its
     /// tasks are an image each; see [`BlockedConv::forward`]): ResNet-18 at batch 32 ran 3.5 %
-    /// faster in all, every 3x3 layer faster, and at batch 4 4 % (171 against 178 ms). Other
-    /// builds, only where the other path is the tiled unfold, whose
-    /// every tile's product repacks the weights (2.4 MB for 256 channels, 64 times a layer at
-    /// batch 32): ResNet-18's 14x14 layers at batch 32, three configurations alternating in one
+    /// faster in all, every 3x3 layer faster, and at batch 4 4 % (171 against 178 ms). In the
+    /// other builds, only where the other path is the tiled unfold, whose every tile's product
+    /// repacks the weights (2.4 MB for 256 channels, 64 times a layer at batch 32): ResNet-18's
+    /// 14x14 layers at batch 32, three configurations alternating in one
     /// process, ran 6-23 % faster here than tiled, and 10-19 % with this kernel's runs first
     /// (their 82 % valid grid also beat the row kernel). Where the row kernel takes the layer
     /// (28x28 at a stride of 2: 6 % slower here) or whole images are unfolded side by side into
