@@ -128,11 +128,11 @@ impl BlockedConv {
     /// faster in all, every 3x3 layer faster, and at batch 4 4 % (171 against 178 ms). In the
     /// other builds, only where the other path is the tiled unfold, whose every tile's product
     /// repacks the weights (2.4 MB for 256 channels, 64 times a layer at batch 32): ResNet-18's
-    /// 14x14 layers at batch 32, three configurations alternating in one
-    /// process, ran 6-23 % faster here than tiled, and 10-19 % with this kernel's runs first
-    /// (their 82 % valid grid also beat the row kernel). Where the row kernel takes the layer
-    /// (28x28 at a stride of 2: 6 % slower here) or whole images are unfolded side by side into
-    /// one product (7x7: even to 12 % slower here), those stay.
+    /// 14x14 layers at batch 32, three configurations alternating in one process, ran 6-23 %
+    /// faster here than tiled, and 10-19 % with this kernel's runs first (their 82 % valid grid
+    /// also beat the row kernel). Where the row kernel takes the layer (28x28 at a stride of 2:
+    /// 6 % slower here) or whole images are unfolded side by side into one product (7x7: even to
+    /// 12 % slower here), those stay.
     ///
     /// On AVX2 (no AVX-512), also stride-1 planes above 28x28: there the row kernel's block is
     /// 4 channels by 24 positions, and each block reads the whole input again. ResNet-18's
