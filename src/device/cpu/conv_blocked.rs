@@ -292,32 +292,22 @@ impl BlockedConv {
                 }
             }
         };
-        // Image `n`'s planes padded into `xp`; `parallel`: in tasks of 64 KiB at least.
+        // Image `n`'s groups of planes padded into `xp` (a group of 1 is a plane); `parallel`:
+        // in tasks of 64 KiB at least.
         let pad = |n: usize, xp: &mut [f32], parallel: bool| {
             const MIN_TASK: usize = 1 << 14;
             let x = &x[n * inputs * h * w..(n + 1) * inputs * h * w];
-            if group > 1 {
-                let group_len = group * h * w;
-                let one = |(k, xp): (usize, &mut [f32])| {
-                    let src = &x[k * group_len..((k + 1) * group_len).min(x.len())];
-                    pad_interleaved(src, xp, group, g.input, g.padding)
-                };
-                match parallel {
-                    true => {
-                        let groups_in = xp.par_chunks_mut(group * plane).enumerate();
-                        groups_in.with_min_len(MIN_TASK.div_ceil(group * plane)).for_each(one)
-                    }
-                    false => xp.chunks_mut(group * plane).enumerate().for_each(one),
+            let group_len = group * h * w;
+            let one = |(k, xp): (usize, &mut [f32])| {
+                let src = &x[k * group_len..((k + 1) * group_len).min(x.len())];
+                pad_interleaved(src, xp, group, g.input, g.padding)
+            };
+            match parallel {
+                true => {
+                    let groups_in = xp.par_chunks_mut(group * plane).enumerate();
+                    groups_in.with_min_len(MIN_TASK.div_ceil(group * plane)).for_each(one)
                 }
-            } else {
-                let one = |(x, xp): (&[f32], &mut [f32])| pad_plane(x, xp, g.input, g.padding);
-                match parallel {
-                    true => {
-                        let planes = x.par_chunks(h * w).zip(xp.par_chunks_mut(plane));
-                        planes.with_min_len(MIN_TASK.div_ceil(plane)).for_each(one)
-                    }
-                    false => x.chunks(h * w).zip(xp.chunks_mut(plane)).for_each(one),
-                }
+                false => xp.chunks_mut(group * plane).enumerate().for_each(one),
             }
         };
         if per_image {
@@ -545,12 +535,14 @@ fn sums_to_rows(sums: &[f32], block: usize, r0: usize, rows: &mut [&mut [f32]], 
         sums.len() >= positions * block && rows.iter().all(|r| r.len() == positions),
         "conv2d blocked kernel: sums and rows of different lengths"
     );
-    let mut done = 0;
     #[cfg(target_arch = "x86_64")]
-    if rows.len() == 8 && Simd::detect() != Simd::Baseline {
+    let done = match rows.len() == 8 && Simd::detect() != Simd::Baseline {
         // SAFETY: the CPU has AVX2 (`Simd::detect`).
-        done = unsafe { sums_to_rows_avx2(sums, block, r0, rows, accumulate) };
-    }
+        true => unsafe { sums_to_rows_avx2(sums, block, r0, rows, accumulate) },
+        false => 0,
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
     for (r, row) in rows.iter_mut().enumerate() {
         let from = sums[done * block..].iter().skip(r0 + r).step_by(block);
         match accumulate {
