@@ -10,7 +10,8 @@
 //! once per call, or once per graph for a runtime's constant weights (this layout is what
 //! onnxruntime's NCHWc kernels use for theirs). The AVX2 build's assembly block reads its
 //! input in groups of 8 interleaved channels (see [`GROUP`]; an input of fewer channels is one
-//! group of them all), into which the input is padded.
+//! group of them all), into which the input is padded, and its weights of 8 channels a group
+//! (`[output blocks, groups, taps, 8, block]`), for its loop unrolled over a group's channels.
 //!
 //! Measured on ResNet-18 in a graph runtime at batch 1, 2 threads, interleaved with the paths it
 //! replaces (unfold + gemm, and the row kernel, on stride-2 phases for strided layers): 12-29 %
@@ -70,6 +71,8 @@ pub(crate) struct BlockedFilters {
     /// The geometry's `(out_channels, in_channels, taps)`, checked against the call's.
     dims: (usize, usize, usize),
     block: usize,
+    /// Input channels a group (see [`BlockedConv::group`]).
+    group: usize,
 }
 
 /// The kernel of one vector build.
@@ -107,6 +110,21 @@ impl BlockedConv {
                 Simd::Avx2 => 8,
                 Simd::Baseline => 1,
             }
+    }
+
+    /// Input channels a group of the padded input for `inputs` channels: the AVX2 build's
+    /// assembly reads groups of up to [`GROUP`] interleaved channels, the other builds planes
+    /// (1). With groups of `GROUP`, the weights are packed a group at a time (`[output blocks,
+    /// groups, taps, GROUP, block]`, zero past the last channel), for the assembly's loop
+    /// unrolled over a group.
+    fn group(&self, inputs: usize) -> usize {
+        if self.assembly() { GROUP.min(inputs) } else { 1 }
+    }
+
+    /// Whether the register blocks are `conv_asm.rs`'s: the AVX2 build's (Miri runs no
+    /// assembly: there the AVX2 build's blocks are compiled from Rust, on planes).
+    fn assembly(&self) -> bool {
+        cfg!(target_arch = "x86_64") && self.simd == Simd::Avx2 && !cfg!(miri)
     }
 
     /// Whether this kernel, with weights packed once, is the forward's fastest path for `g`;
@@ -155,7 +173,13 @@ impl BlockedConv {
     pub(crate) fn pack(&self, w: &[f32], g: &ConvGeometry) -> BlockedFilters {
         let (out, inputs, taps, block) = (g.out_channels, g.in_channels, g.kernel[0] * g.kernel[1], self.block());
         assert!(g.groups == 1 && w.len() == out * inputs * taps, "conv2d blocked kernel: weights do not fit {g:?}");
-        let per_block = inputs * taps * block;
+        let group = self.group(inputs);
+        let per_block = inputs.next_multiple_of(group) * taps * block;
+        // where filter weight `i` (`[in, taps]`) goes, in rows of `block`
+        let row = |i: usize| match group == GROUP {
+            true => ((i / taps / GROUP) * taps + i % taps) * GROUP + i / taps % GROUP,
+            false => i,
+        };
         // from a cache line's start: the AVX2 block's 64-byte rows of weights then each fill one
         // (a large vector comes from the system 16 bytes into a page, so that half the block's
         // 32-byte loads crossed two lines: ResNet-18 at batch 1, alternating in one process,
@@ -170,11 +194,10 @@ impl BlockedConv {
         let per_filter = inputs * taps;
         let pack_block = |(b, dst): (usize, &mut [f32])| {
             let filters: Vec<&[f32]> = w.chunks_exact(per_filter).skip(b * block).take(block).collect();
-            for (t, dst) in dst.chunks_mut(TILE * block).enumerate() {
+            for t in (0..per_filter).step_by(TILE) {
                 for (r, filter) in filters.iter().enumerate() {
-                    let src = &filter[t * TILE..(t * TILE + TILE).min(per_filter)];
-                    for (i, &v) in src.iter().enumerate() {
-                        dst[i * block + r] = v;
+                    for (i, &v) in filter.iter().enumerate().take(t + TILE).skip(t) {
+                        dst[row(i) * block + r] = v;
                     }
                 }
             }
@@ -184,7 +207,7 @@ impl BlockedConv {
         } else {
             packed.chunks_mut(per_block).enumerate().for_each(pack_block);
         }
-        BlockedFilters { data, start, dims: (out, inputs, taps), block }
+        BlockedFilters { data, start, dims: (out, inputs, taps), block, group }
     }
 
     /// `y (+)= x ⋆ w` for the weights `f` packed, then `then(output channel, segment)` on each
@@ -199,8 +222,9 @@ impl BlockedConv {
         then: Then<'_, f32>,
     ) {
         let (out, inputs, taps, block) = (g.out_channels, g.in_channels, g.kernel[0] * g.kernel[1], self.block());
+        let group = self.group(inputs);
         assert!(
-            g.groups == 1 && f.dims == (out, inputs, taps) && f.block == block,
+            g.groups == 1 && f.dims == (out, inputs, taps) && f.block == block && f.group == group,
             "conv2d blocked kernel: weights packed for another convolution"
         );
         let ([h, w], [ph, pw], [_, ow], [sh, sw], [dh, dw]) = (g.input, g.padding, g.output, g.stride, g.dilation);
@@ -258,10 +282,8 @@ impl BlockedConv {
             false => 1,
         };
         // the AVX2 build's input is interleaved, in one group when there are fewer channels than
-        // GROUP (Miri runs no assembly: there the AVX2 build's blocks are compiled from Rust, on
-        // planes)
-        let asm = cfg!(target_arch = "x86_64") && self.simd == Simd::Avx2 && !cfg!(miri);
-        let group = if asm { GROUP.min(inputs) } else { 1 };
+        // GROUP
+        let asm = self.assembly();
         let groups = inputs.div_ceil(group);
         let tap_offsets: Vec<usize> = (0..taps).map(|t| (t / g.kernel[1]) * dh * wp + (t % g.kernel[1]) * dw).collect();
         // a task's positions, over its `stack` images one above the other
@@ -275,7 +297,7 @@ impl BlockedConv {
             taps: tap_offsets,
             positions: (0..span).map(|q| (q / op) * plane + (q % op / ow) * sh * wp + (q % ow) * sw).collect(),
         };
-        let per_block = inputs * taps * block;
+        let per_block = inputs.next_multiple_of(group) * taps * block;
         let split = !per_image && g.batch * blocks < 8 * threads;
         let tiles = match split {
             // (tiles of 4 register blocks at least)
@@ -456,7 +478,8 @@ fn tile_blocks<S: F32Simd, const V: usize, const ASM: bool>(
     for c0 in (0..at.inputs).step_by(chunk) {
         let channels = c0..(c0 + chunk).min(at.inputs);
         let x = &xp[channels.start * at.plane..channels.end.next_multiple_of(lanes) * at.plane];
-        let w = &weights[channels.start * per_channel..channels.end * per_channel];
+        // (whole groups of weights: zero past the last channel)
+        let w = &weights[channels.start * per_channel..channels.end.next_multiple_of(lanes) * per_channel];
         // register blocks of equal sizes (49 positions as 4 x 6 + 5 x 5, not 8 x 6 + 1: a
         // block of 1 loads as many weights as a block of 6)
         let len = tile.len();
@@ -465,7 +488,7 @@ fn tile_blocks<S: F32Simd, const V: usize, const ASM: bool>(
         // chunk's are summed: they come from memory when the weights outgrow the caches, and
         // the hardware prefetcher stops at each 4 KiB page (measured: 3 % on ResNet-18 at batch
         // 1, 5-10 % on its 7x7 and 14x14 layers).
-        let next = weights.get(channels.end * per_channel..).unwrap_or(&[]);
+        let next = weights.get(channels.end.next_multiple_of(lanes) * per_channel..).unwrap_or(&[]);
         let next = &next[..next.len().min(chunk * per_channel)];
         let share = next.len().div_ceil(blocks).next_multiple_of(16);
         let mut q = tile.start;
