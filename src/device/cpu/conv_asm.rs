@@ -196,6 +196,58 @@ macro_rules! group_channel {
     };
 }
 
+/// [`channel_block`]'s loop for groups of `$g` channels, unrolled over a group's channels
+/// `$c` (0 to `$g - 1`): the sums `$acc` after `$groups` groups from the positions `$p(0)`..
+/// `$p(5)` and the weights `$w` (`[groups, taps, $g, 16]`).
+macro_rules! unrolled_groups {
+    ($acc:expr, $table:expr, $w:expr, $groups:expr, $p:expr; $g:literal: $($c:literal),+) => {
+        asm_with_sums!(
+            $acc;
+            [
+            "2:",
+            "lea {t}, [{table} + 24]",
+            "3:",
+            "mov {o}, [{t}]",
+            $(group_channel!($c),)+
+            concat!("add {w}, ", $g, " * 64"),
+            "add {t}, 8",
+            "cmp {t}, [{table} + 8]",
+            "jne 3b",
+            // the table's step is from a group's last channel to the next group's first
+            "mov {o}, [{table}]",
+            concat!("add {o}, ", $g, " * 4 - 4"),
+            "add {p0}, {o}",
+            "add {p1}, {o}",
+            "add {p2}, {o}",
+            "add {p3}, {o}",
+            "add {p4}, {o}",
+            "add {p5}, {o}",
+            "dec {c}",
+            "jnz 2b",
+            ],
+            table = in(reg) $table.words.as_ptr(),
+            t = out(reg) _,
+            o = out(reg) _,
+            w = inout(reg) $w.as_ptr() => _,
+            c = inout(reg) $groups => _,
+            p0 = inout(reg) $p(0) => _,
+            p1 = inout(reg) $p(1) => _,
+            p2 = inout(reg) $p(2) => _,
+            p3 = inout(reg) $p(3) => _,
+            p4 = inout(reg) $p(4) => _,
+            p5 = inout(reg) $p(5) => _,
+        )
+    };
+}
+
+/// Whether [`channel_block`] reads groups of `group` channels with a loop unrolled over them,
+/// and so their weights a group at a time (`[groups, taps, group, 16]`): 8, and 3 (an RGB
+/// image: ResNet-18's stem, alternating with a step a channel in one process, 2.90 against 3.17
+/// ms alone at batch 1, 65.4 against 70.0 ms at batch 32).
+pub(super) fn unrolled(group: usize) -> bool {
+    matches!(group, 3 | 8)
+}
+
 /// The channel-blocked kernel's block: `sums[p, o] (+)= Σ_c Σ_t w[c, t, o] * x[c / G, pos[p] +
 /// t, c % G]` for 16 output channels `o` by the positions `pos`, over `channels` input
 /// channels from a group's first; `x` holds groups of `G` interleaved channels (`[groups,
@@ -204,8 +256,8 @@ macro_rules! group_channel {
 /// 6 positions are computed; a shorter block repeats a position in `pos` and has only its own
 /// stored.
 ///
-/// With groups of 8, `w` is `[groups, taps, 8, 16]` (zero past the last channel, whose input
-/// is zero too) and a tap's 8 channels are one unrolled step: per 12 multiply-adds, 20
+/// With groups of 8 (or 3, see [`unrolled`]), `w` is `[groups, taps, 8, 16]` (zero past the
+/// last channel, whose input is zero too) and a tap's 8 channels are one unrolled step: per 12 multiply-adds, 20
 /// instructions where a step per channel had 25 with the table read, the pointer updates and
 /// the loop test. On a 2-core AMD EPYC (Zen 3), whose cores run other machines' threads beside
 /// ours at times, the fewer instructions were 20 % faster in those slow phases (a register
@@ -213,8 +265,8 @@ macro_rules! group_channel {
 /// second, a loop of nothing but multiply-adds 5.3), as if the two threads took turns issuing.
 /// In a graph runtime, alternating with the step per channel in one process: ResNet-18 35.1
 /// against 37.2 ms at batch 1 (its 56x56 and 7x7 layers 10 % faster), 1004 against 1173 ms at
-/// batch 32; the digits CNN at batch 32 0.338 against 0.368 ms. Other groups (fewer channels
-/// than 8 in all, ResNet's stem) step a channel at a time, `w` `[channels, taps, 16]`.
+/// batch 32; the digits CNN at batch 32 0.338 against 0.368 ms. Other groups (of fewer channels
+/// than 8 in all) step a channel at a time, `w` `[channels, taps, 16]`.
 ///
 /// # Safety
 /// The CPU runs AVX2 and FMA.
@@ -231,11 +283,10 @@ pub(super) unsafe fn channel_block(
     let (stride, group, taps) = (table.stride(), table.group, table.taps());
     let last = pos.iter().copied().max().unwrap_or(0);
     let groups = channels.div_ceil(group);
-    let unrolled = group == 8;
     assert!(
         channels > 0
             && (groups - 1) * stride + last + table.reach + group - 1 < x.len()
-            && w.len() >= if unrolled { groups * 8 } else { channels } * taps * 16,
+            && w.len() >= if unrolled(group) { groups * group } else { channels } * taps * 16,
         "conv2d blocked kernel: a read past the input"
     );
     assert!(sums.len() <= 6 * 16 && sums.len().is_multiple_of(16), "conv2d blocked kernel: sums of 1 to 6 positions");
@@ -250,56 +301,13 @@ pub(super) unsafe fn channel_block(
     // SAFETY (both loops): every read is inside `x` (the last group's, at the last position's
     // last tap and its last lane, checked above) or `w`, the table's inside the table. Only the
     // registers named change.
-    let acc = match unrolled {
+    let acc = match group {
         // SAFETY: see above.
-        // (the table's step is from a group's last channel to the next group's first: 28 bytes
-        // less than a group's)
-        true => unsafe {
-            asm_with_sums!(
-                acc;
-                [
-                "2:",
-                "lea {t}, [{table} + 24]",
-                "3:",
-                "mov {o}, [{t}]",
-                group_channel!(0),
-                group_channel!(1),
-                group_channel!(2),
-                group_channel!(3),
-                group_channel!(4),
-                group_channel!(5),
-                group_channel!(6),
-                group_channel!(7),
-                "add {w}, 512",
-                "add {t}, 8",
-                "cmp {t}, [{table} + 8]",
-                "jne 3b",
-                "mov {o}, [{table}]",
-                "add {o}, 28",
-                "add {p0}, {o}",
-                "add {p1}, {o}",
-                "add {p2}, {o}",
-                "add {p3}, {o}",
-                "add {p4}, {o}",
-                "add {p5}, {o}",
-                "dec {c}",
-                "jnz 2b",
-                ],
-                table = in(reg) table.words.as_ptr(),
-                t = out(reg) _,
-                o = out(reg) _,
-                w = inout(reg) w.as_ptr() => _,
-                c = inout(reg) groups => _,
-                p0 = inout(reg) p(0) => _,
-                p1 = inout(reg) p(1) => _,
-                p2 = inout(reg) p(2) => _,
-                p3 = inout(reg) p(3) => _,
-                p4 = inout(reg) p(4) => _,
-                p5 = inout(reg) p(5) => _,
-            )
-        },
+        8 => unsafe { unrolled_groups!(acc, table, w, groups, p; 8: 0, 1, 2, 3, 4, 5, 6, 7) },
         // SAFETY: see above.
-        false => unsafe {
+        3 => unsafe { unrolled_groups!(acc, table, w, groups, p; 3: 0, 1, 2) },
+        // SAFETY: see above.
+        _ => unsafe {
             asm_with_sums!(
                 acc;
                 [

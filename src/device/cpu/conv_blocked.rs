@@ -114,9 +114,9 @@ impl BlockedConv {
 
     /// Input channels a group of the padded input for `inputs` channels: the AVX2 build's
     /// assembly reads groups of up to [`GROUP`] interleaved channels, the other builds planes
-    /// (1). With groups of `GROUP`, the weights are packed a group at a time (`[output blocks,
-    /// groups, taps, GROUP, block]`, zero past the last channel), for the assembly's loop
-    /// unrolled over a group.
+    /// (1). With groups of `GROUP` (or 3, see `conv_asm::unrolled`), the weights are packed a
+    /// group at a time (`[output blocks, groups, taps, group, block]`, zero past the last
+    /// channel), for the assembly's loop unrolled over a group.
     fn group(&self, inputs: usize) -> usize {
         if self.assembly() { GROUP.min(inputs) } else { 1 }
     }
@@ -175,9 +175,14 @@ impl BlockedConv {
         assert!(g.groups == 1 && w.len() == out * inputs * taps, "conv2d blocked kernel: weights do not fit {g:?}");
         let group = self.group(inputs);
         let per_block = inputs.next_multiple_of(group) * taps * block;
-        // where filter weight `i` (`[in, taps]`) goes, in rows of `block`
-        let row = |i: usize| match group == GROUP {
-            true => ((i / taps / GROUP) * taps + i % taps) * GROUP + i / taps % GROUP,
+        // where filter weight `i` (`[in, taps]`) goes, in rows of `block`: a group at a time
+        // for the assembly's loops unrolled over a group
+        #[cfg(target_arch = "x86_64")]
+        let by_group = conv_asm::unrolled(group);
+        #[cfg(not(target_arch = "x86_64"))]
+        let by_group = false;
+        let row = |i: usize| match by_group {
+            true => ((i / taps / group) * taps + i % taps) * group + i / taps % group,
             false => i,
         };
         // from a cache line's start: the AVX2 block's 64-byte rows of weights then each fill one
