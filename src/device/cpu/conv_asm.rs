@@ -256,8 +256,8 @@ pub(super) fn unrolled(group: usize) -> bool {
 /// 6 positions are computed; a shorter block repeats a position in `pos` and has only its own
 /// stored.
 ///
-/// With groups of 8 (or 3, see [`unrolled`]), `w` is `[groups, taps, 8, 16]` (zero past the
-/// last channel, whose input is zero too) and a tap's 8 channels are one unrolled step: per 12 multiply-adds, 20
+/// With groups of 8 (or 3, see [`unrolled`]), `w` is `[groups, taps, group, 16]` (zero past
+/// the last channel, whose input is zero too) and a tap's channels are one unrolled step: per 12 multiply-adds, 20
 /// instructions where a step per channel had 25 with the table read, the pointer updates and
 /// the loop test. On a 2-core AMD EPYC (Zen 3), whose cores run other machines' threads beside
 /// ours at times, the fewer instructions were 20 % faster in those slow phases (a register
@@ -298,9 +298,10 @@ pub(super) unsafe fn channel_block(
         }
     }
     let p = |i: usize| x.as_ptr().wrapping_add(pos[i]);
-    // SAFETY (both loops): every read is inside `x` (the last group's, at the last position's
+    // SAFETY (every loop): every read is inside `x` (the last group's, at the last position's
     // last tap and its last lane, checked above) or `w`, the table's inside the table. Only the
     // registers named change.
+    // (the groups `unrolled` names)
     let acc = match group {
         // SAFETY: see above.
         8 => unsafe { unrolled_groups!(acc, table, w, groups, p; 8: 0, 1, 2, 3, 4, 5, 6, 7) },
