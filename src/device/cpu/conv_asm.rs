@@ -164,8 +164,8 @@ pub(super) unsafe fn row_block(sums: &mut [__m256; 12], x: &[f32], table: &TapTa
     };
 }
 
-/// The template of one input channel `$c` (0 to 7) of a group of 8 interleaved ones in
-/// [`channel_block`]'s unrolled loop: its two weight vectors at `{w} + 64 $c`, its value at
+/// The template of one input channel `$c` (0 to 7) of a group of interleaved ones in
+/// [`channel_block`]'s loops (the step-per-channel loop's is channel 0, its pointers moved on): its two weight vectors at `{w} + 64 $c`, its value at
 /// each of the 6 positions (`{p0}`..`{p5}`, plus the tap's offset `{o}`, plus `4 $c`)
 /// broadcast and multiplied into the sums.
 #[rustfmt::skip]
@@ -196,6 +196,22 @@ macro_rules! group_channel {
     };
 }
 
+/// The template that moves the 6 position pointers `{p0}`..`{p5}` on by `$by` (a register
+/// or a number of bytes).
+#[rustfmt::skip]
+macro_rules! step_positions {
+    ($by:literal) => {
+        concat!(
+            "add {p0}, ", $by, "\n",
+            "add {p1}, ", $by, "\n",
+            "add {p2}, ", $by, "\n",
+            "add {p3}, ", $by, "\n",
+            "add {p4}, ", $by, "\n",
+            "add {p5}, ", $by, "\n",
+        )
+    };
+}
+
 /// [`channel_block`]'s loop for groups of `$g` channels, unrolled over a group's channels
 /// `$c` (0 to `$g - 1`): the sums `$acc` after `$groups` groups from the positions `$p(0)`..
 /// `$p(5)` and the weights `$w` (`[groups, taps, $g, 16]`).
@@ -216,12 +232,7 @@ macro_rules! unrolled_groups {
             // the table's step is from a group's last channel to the next group's first
             "mov {o}, [{table}]",
             concat!("add {o}, ", $g, " * 4 - 4"),
-            "add {p0}, {o}",
-            "add {p1}, {o}",
-            "add {p2}, {o}",
-            "add {p3}, {o}",
-            "add {p4}, {o}",
-            "add {p5}, {o}",
+            step_positions!("{o}"),
             "dec {c}",
             "jnz 2b",
             ],
@@ -318,26 +329,7 @@ pub(super) unsafe fn channel_block(
                 "lea {t}, [{table} + 24]",
                 "4:",
                 "mov {o}, [{t}]",
-                "vmovups ymm12, [{w}]",
-                "vmovups ymm13, [{w} + 32]",
-                "vbroadcastss ymm14, [{p0} + {o}]",
-                "vfmadd231ps {a0}, ymm12, ymm14",
-                "vfmadd231ps {a1}, ymm13, ymm14",
-                "vbroadcastss ymm15, [{p1} + {o}]",
-                "vfmadd231ps {a2}, ymm12, ymm15",
-                "vfmadd231ps {a3}, ymm13, ymm15",
-                "vbroadcastss ymm14, [{p2} + {o}]",
-                "vfmadd231ps {a4}, ymm12, ymm14",
-                "vfmadd231ps {a5}, ymm13, ymm14",
-                "vbroadcastss ymm15, [{p3} + {o}]",
-                "vfmadd231ps {a6}, ymm12, ymm15",
-                "vfmadd231ps {a7}, ymm13, ymm15",
-                "vbroadcastss ymm14, [{p4} + {o}]",
-                "vfmadd231ps {a8}, ymm12, ymm14",
-                "vfmadd231ps {a9}, ymm13, ymm14",
-                "vbroadcastss ymm15, [{p5} + {o}]",
-                "vfmadd231ps {a10}, ymm12, ymm15",
-                "vfmadd231ps {a11}, ymm13, ymm15",
+                group_channel!(0),
                 "add {w}, 64",
                 "add {t}, 8",
                 "cmp {t}, [{table} + 8]",
@@ -346,21 +338,11 @@ pub(super) unsafe fn channel_block(
                 "jz 5f",
                 "dec {k}",
                 "jz 6f",
-                "add {p0}, 4",
-                "add {p1}, 4",
-                "add {p2}, 4",
-                "add {p3}, 4",
-                "add {p4}, 4",
-                "add {p5}, 4",
+                step_positions!("4"),
                 "jmp 3b",
                 "6:",
                 "mov {o}, [{table}]",
-                "add {p0}, {o}",
-                "add {p1}, {o}",
-                "add {p2}, {o}",
-                "add {p3}, {o}",
-                "add {p4}, {o}",
-                "add {p5}, {o}",
+                step_positions!("{o}"),
                 "jmp 2b",
                 "5:",
                 ],
